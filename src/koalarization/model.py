@@ -53,7 +53,7 @@ def build_colorizer(embedding_dim=1000, fusion=True, name="koalarization"):
     x = _conv(x, 2, activation=None, name="decoder_4")
     x = layers.Activation("tanh", dtype="float32", name="ab")(x)
     x = layers.UpSampling2D(2, interpolation="nearest", name="up_2", dtype="float32")(x)
-    return keras.Model(inputs, x, name=name)
+    return keras.Model(inputs if fusion else l_input, x, name=name)
 
 
 def count_trainable(model):

@@ -1,0 +1,182 @@
+"""Colorize photos of any size and aspect ratio (the paper's claim, delivered).
+
+The network runs at a working resolution (short side 224 by default, sides multiples of 8, long side capped); the
+predicted a*b* is upsampled and joined to the photo's own full-resolution L. Color input is desaturated first
+(only its L is used). Photos smaller than the working resolution are upsampled for the network and keep their own
+size in the output; nothing is too small.
+"""
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image
+from skimage import color as skcolor
+
+from . import backbones, checkpoint
+from .color import AB_SCALE, L_SCALE
+from .images import PhotoError, is_photo_path, read_photo, save_image_atomic
+
+ROWS_PER_CHUNK = 256  # full-resolution color conversions run in row bands, so memory stays ~linear in pixels
+MAX_LONG_SIDE = 1024  # working resolution cap for extreme aspect ratios
+
+
+def working_size(height, width, short_side=224, max_long_side=MAX_LONG_SIDE):
+    """(h, w) for the network: short side `short_side`, aspect kept, both multiples of 8, long side capped."""
+    scale = short_side / min(height, width)
+    scale = min(scale, max_long_side / max(height, width)) if max(height, width) * scale > max_long_side else scale
+    return tuple(max(8, int(round(side * scale / 8)) * 8) for side in (height, width))
+
+
+def _rows(fn, array, channels_out):
+    out = np.empty(array.shape[:2] + ((channels_out,) if channels_out else ()), np.float32)
+    for start in range(0, array.shape[0], ROWS_PER_CHUNK):
+        out[start:start + ROWS_PER_CHUNK] = fn(array[start:start + ROWS_PER_CHUNK])
+    return out
+
+
+def lightness(rgb):
+    """uint8 RGB -> L (float32, full resolution), computed in row bands."""
+    return _rows(lambda band: skcolor.rgb2lab(band)[..., 0], rgb, None)
+
+
+def _resize_plane(plane, size):
+    """float32 (H, W) -> (h, w) with PIL's antialiased bilinear filter (size = (h, w))."""
+    return np.asarray(Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32)).resize(size[::-1], Image.BILINEAR))
+
+
+def join(l_full, ab_small):
+    """Full-resolution L + low-resolution a*b* -> uint8 RGB at full resolution."""
+    height, width = l_full.shape
+    out = np.empty((height, width, 3), np.uint8)
+    a_full = _resize_plane(ab_small[..., 0], (height, width))
+    b_full = _resize_plane(ab_small[..., 1], (height, width))
+    for start in range(0, height, ROWS_PER_CHUNK):
+        rows = slice(start, start + ROWS_PER_CHUNK)
+        lab = np.stack([l_full[rows], a_full[rows], b_full[rows]], axis=-1).astype(np.float64)
+        out[rows] = np.round(np.clip(skcolor.lab2rgb(lab), 0, 1) * 255)
+    return out
+
+
+class Colorizer:
+    """A trained checkpoint plus its frozen classifier, ready to colorize photos."""
+
+    def __init__(self, checkpoint_path, backbone_weights="imagenet", short_side=224, embedder=None):
+        self.model, self.config = checkpoint.load_checkpoint(checkpoint_path)
+        self.short_side = short_side
+        self.fusion = self.config.get("fusion", True)
+        self.embedder = None
+        if self.fusion:
+            if embedder is not None and embedder.name != self.config["backbone"]:
+                raise checkpoint.CheckpointError(f"checkpoint needs backbone {self.config['backbone']!r}, "
+                                                 f"got {embedder.name!r}")
+            self.embedder = embedder or backbones.Embedder(self.config["backbone"], backbone_weights)
+
+    def predict_ab(self, l_small, embedding=None):
+        """L at working resolution (h, w) -> a*b* (h, w, 2); computes the embedding from L when not given."""
+        inputs = {"l": (l_small / L_SCALE - 1.0)[None, ..., None].astype(np.float32)}
+        if self.fusion:
+            if embedding is None:
+                embedding = self.embed(l_small)
+            inputs["embedding"] = np.asarray(embedding, np.float32)[None]
+        ab = self.model(inputs if self.fusion else inputs["l"], training=False)
+        return np.asarray(ab)[0] * AB_SCALE
+
+    def embed(self, l_small):
+        from .color import gray_rgb_from_l
+
+        return self.embedder([gray_rgb_from_l(l_small)])[0]
+
+    def colorize(self, rgb):
+        """uint8 RGB (gray or color, any size) -> uint8 RGB colorized at the photo's own resolution."""
+        l_full = lightness(rgb)
+        l_small = _resize_plane(l_full, working_size(*l_full.shape, self.short_side))
+        return join(l_full, self.predict_ab(l_small))
+
+
+def _collect(inputs):
+    """Files and folders -> [(path, output name relative to its input root)]."""
+    found = []
+    for item in inputs:
+        if os.path.isdir(item):
+            for root, _dirs, files in os.walk(item):
+                for name in sorted(files):
+                    path = os.path.join(root, name)
+                    if is_photo_path(path):
+                        found.append((path, os.path.relpath(path, item)))
+        else:
+            found.append((item, os.path.basename(item)))
+    return sorted(found)
+
+
+def side_by_side(gray_rgb, colorized):
+    return np.concatenate([gray_rgb, np.full((gray_rgb.shape[0], 8, 3), 255, np.uint8), colorized], axis=1)
+
+
+def colorize_paths(inputs, checkpoint_path, output_dir, force=False, with_side_by_side=False, short_side=224,
+                   backbone_weights="imagenet", progress=True, log=print):
+    """Colorize every photo in `inputs` into `output_dir` (PNG). Returns (written, failures [(path, reason)]).
+
+    A bad file is reported and skipped; existing outputs are kept unless `force`; reading runs ahead in a thread
+    so decoding overlaps with the network.
+    """
+    from tqdm.auto import tqdm
+
+    jobs = _collect(inputs)
+    if not jobs:
+        raise FileNotFoundError(f"no photos found in {list(inputs)}")
+    colorizer = Colorizer(checkpoint_path, backbone_weights, short_side)
+    written, failures = [], []
+    todo = []
+    for path, rel in jobs:
+        target = os.path.join(output_dir, os.path.splitext(rel)[0] + ".png")
+        if os.path.exists(target) and not force:
+            failures.append((path, f"output exists: {target} (use --force to overwrite)"))
+        else:
+            todo.append((path, target))
+
+    def read(path):
+        try:
+            return read_photo(path)
+        except PhotoError as error:
+            return error
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = [pool.submit(read, path) for path, _ in todo[:2]]
+        for i, (path, target) in enumerate(tqdm(todo, disable=not progress, unit="photo", desc="colorize")):
+            photo = pending.pop(0).result()
+            if i + 2 < len(todo):
+                pending.append(pool.submit(read, todo[i + 2][0]))
+            if isinstance(photo, PhotoError):
+                failures.append((path, photo.reason))
+                continue
+            result = colorizer.colorize(photo)
+            os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+            save_image_atomic(result, target)
+            if with_side_by_side:
+                gray = np.repeat(np.asarray(Image.fromarray(photo).convert("L"))[..., None], 3, axis=-1)
+                save_image_atomic(side_by_side(gray, result), target[:-4] + "_side_by_side.png")
+            written.append(target)
+    for path, reason in failures:
+        log(f"skipped {path}: {reason}")
+    return written, failures
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("colorize", help="colorize photos or folders with a trained checkpoint",
+                                   description=__doc__)
+    parser.add_argument("inputs", nargs="+", help="photo files and/or folders (searched recursively)")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint or training run directory")
+    parser.add_argument("--output", required=True, help="output folder (PNG files)")
+    parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    parser.add_argument("--side-by-side", action="store_true", help="also write gray | colorized images")
+    parser.add_argument("--short-side", type=int, default=224, help="working resolution of the network")
+    parser.add_argument("--backbone-weights", default="imagenet",
+                        help="'imagenet' or a local weights file (Inception-ResNet-v2 offline)")
+    parser.set_defaults(func=_main)
+
+
+def _main(args):
+    written, failures = colorize_paths(args.inputs, args.checkpoint, args.output, args.force, args.side_by_side,
+                                       args.short_side, args.backbone_weights)
+    print(f"colorized {len(written)} photo(s) into {args.output}; {len(failures)} skipped")
+    return 1 if failures else 0
