@@ -1,0 +1,149 @@
+"""Aggregate per-photo metrics: bootstrap confidence intervals and paired model comparisons.
+
+A test split of a few dozen photos gives noisy means, so every mean is reported with a 95% interval, and "is
+model A better than model B?" is answered by a paired test over the same photos, with an effect size.
+"""
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from koalarization.evaluate.metrics import METRICS
+
+
+def bootstrap_ci(values, statistic=np.mean, n_resamples=2000, confidence=0.95, seed=0):
+    """(estimate, low, high): ``statistic`` of the values and its bootstrap interval (scipy.stats.bootstrap, BCa).
+
+    NaNs are dropped first. Degenerate cases do not raise: no values gives (nan, nan, nan); one value gives
+    (value, nan, nan), since one photo says nothing about spread; constant values give (c, c, c). If BCa is
+    undefined (a degenerate resampling distribution) the percentile interval is used instead.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return np.nan, np.nan, np.nan
+    estimate = float(statistic(values))
+    if values.size == 1:
+        return estimate, np.nan, np.nan
+    if np.all(values == values[0]):
+        return estimate, estimate, estimate
+    low, high = np.nan, np.nan
+    for method in ("BCa", "percentile"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = stats.bootstrap((values,), statistic, n_resamples=n_resamples, confidence_level=confidence,
+                                     method=method, rng=np.random.default_rng(seed))
+        low, high = result.confidence_interval
+        if np.isfinite(low) and np.isfinite(high):
+            break
+    return estimate, float(low), float(high)
+
+
+def _metric_columns(per_photo, by, metrics):
+    if metrics is not None:
+        return list(metrics)
+    known = [name for name in METRICS if name in per_photo.columns]
+    if known:
+        return known
+    return [c for c in per_photo.select_dtypes("number").columns if c not in (by, "photo_id")]
+
+
+def higher_is_better(metric):
+    """The metric's direction from ``METRICS`` (None for a metric with no better direction or an unknown one)."""
+    info = METRICS.get(metric)
+    return None if info is None else info.higher_is_better
+
+
+def summarize(per_photo, by="model", metrics=None, **bootstrap_kwargs):
+    """One row per model and metric: model, metric, mean, ci_low, ci_high, n, higher_is_better.
+
+    ``per_photo`` has one row per (model, photo) with a column per metric; ``metrics`` defaults to the columns
+    named in ``METRICS``. Intervals come from ``bootstrap_ci`` (extra keyword arguments go to it); n counts the
+    non-missing values. Models keep their order of first appearance.
+    """
+    rows = []
+    for model, group in per_photo.groupby(by, sort=False):
+        for metric in _metric_columns(per_photo, by, metrics):
+            mean, low, high = bootstrap_ci(group[metric].to_numpy(dtype=np.float64), **bootstrap_kwargs)
+            rows.append({by: model, "metric": metric, "mean": mean, "ci_low": low, "ci_high": high,
+                         "n": int(group[metric].notna().sum()), "higher_is_better": higher_is_better(metric)})
+    return pd.DataFrame(rows, columns=[by, "metric", "mean", "ci_low", "ci_high", "n", "higher_is_better"])
+
+
+def rank_biserial(differences):
+    """Matched-pairs rank-biserial correlation (Kerby 2014): (R+ - R-) / (R+ + R-) over the ranks of |d|.
+
+    Zero differences are dropped, as in the Wilcoxon test's default. +1: every pair favours the first sample.
+    """
+    d = np.asarray(differences, dtype=np.float64)
+    d = d[d != 0]
+    if d.size == 0:
+        return 0.0
+    ranks = stats.rankdata(np.abs(d))
+    return float((ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum())
+
+
+def cohens_dz(differences):
+    """Cohen's d_z: mean difference over the standard deviation of the differences (ddof=1)."""
+    d = np.asarray(differences, dtype=np.float64)
+    if d.size < 2:
+        return np.nan
+    sd = d.std(ddof=1)
+    if sd == 0:
+        return 0.0 if d.mean() == 0 else float(np.copysign(np.inf, d.mean()))
+    return float(d.mean() / sd)
+
+
+def _verdict(model_a, model_b, metric, p_value, direction, better, alpha):
+    if not np.isfinite(p_value) or p_value >= alpha:
+        p_text = "n/a" if not np.isfinite(p_value) else f"{p_value:.3g}"
+        return f"no significant difference between {model_a} and {model_b} on {metric} (p={p_text})"
+    first, second = (model_a, model_b) if direction > 0 else (model_b, model_a)
+    if better is None:
+        return f"{first} higher than {second} on {metric} (p={p_value:.3g}; no better direction for this metric)"
+    if not better:
+        first, second = second, first
+    return f"{first} better than {second} on {metric} (p={p_value:.3g})"
+
+
+def paired_comparison(per_photo, model_a, model_b, metric, *, by="model", alpha=0.05, better=None, seed=0):
+    """Compare two models photo by photo on one metric; reported whatever the answer is.
+
+    Uses the photos present (with a value) for both models. Returns n, both means, the mean difference a - b with
+    its bootstrap 95% interval, the two-sided Wilcoxon signed-rank p-value (scipy, zero differences dropped; p = 1
+    when all differences are zero), the matched-pairs rank-biserial correlation and Cohen's d_z (both positive
+    when a scores higher), and a plain-language verdict at level ``alpha`` that follows the metric's direction
+    (``better`` overrides it: True if higher is better, False if lower is).
+    """
+    better = higher_is_better(metric) if better is None else better
+    wide = per_photo[per_photo[by].isin([model_a, model_b])].pivot_table(
+        index="photo_id", columns=by, values=metric, aggfunc="mean")
+    if model_a in wide and model_b in wide:
+        paired = wide[[model_a, model_b]].dropna()
+        a, b = paired[model_a].to_numpy(), paired[model_b].to_numpy()
+    else:
+        a = b = np.array([])
+    d = a - b
+    diff, diff_low, diff_high = bootstrap_ci(d, seed=seed)
+    if d.size == 0:
+        statistic, p_value = np.nan, np.nan
+    elif np.all(d == 0):
+        statistic, p_value = 0.0, 1.0
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = stats.wilcoxon(a, b)
+        statistic, p_value = float(result.statistic), float(result.pvalue)
+    r = rank_biserial(d) if d.size else np.nan
+    direction = np.sign(r) if np.isfinite(r) and r != 0 else np.sign(diff)
+    verdict = (_verdict(model_a, model_b, metric, p_value, direction, better, alpha) if d.size
+               else f"no photos scored by both {model_a} and {model_b} on {metric}")
+    return {
+        "metric": metric, "model_a": model_a, "model_b": model_b, "n": int(d.size),
+        "mean_a": float(a.mean()) if a.size else np.nan, "mean_b": float(b.mean()) if b.size else np.nan,
+        "mean_diff": diff, "diff_ci_low": diff_low, "diff_ci_high": diff_high,
+        "wilcoxon_statistic": statistic, "p_value": p_value, "rank_biserial": r, "cohens_dz": cohens_dz(d),
+        "higher_is_better": better, "alpha": alpha,
+        "verdict": verdict,
+    }

@@ -1,0 +1,113 @@
+"""Tables for results/: CSV for machines, Markdown for people, written atomically.
+
+A small Markdown writer of our own, since ``tabulate`` (what ``DataFrame.to_markdown`` needs) may be missing.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from koalarization.evaluate.metrics import METRICS
+
+ARROWS = {True: "↑", False: "↓", None: ""}
+
+
+def _write_atomic(path, text):
+    """Write text to a temporary file beside ``path``, then rename it: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cell(value, float_format):
+    if pd.api.types.is_scalar(value) and pd.isna(value):
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return float_format(value) if callable(float_format) else float_format.format(value)
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(df, float_format="{:.4g}", caption=None):
+    """A GitHub-flavoured Markdown table of ``df`` (index dropped; numeric columns right-aligned)."""
+    header = [_cell(str(c), float_format) for c in df.columns]
+    align = ["---:" if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) else "---"
+             for c in df.columns]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_cell(v, float_format) for v in row) + " |")
+    text = "\n".join(lines) + "\n"
+    return f"{caption}\n\n{text}" if caption else text
+
+
+def write_table(df, path_without_suffix, float_format="{:.4g}", caption=None):
+    """Write ``df`` as ``<path>.csv`` (full precision, reads back identical) and ``<path>.md`` (rounded).
+
+    A named or non-default index becomes ordinary columns. ``float_format`` (a format string or a callable)
+    applies to the Markdown only; ``caption`` is a paragraph above the Markdown table. Returns both paths.
+    """
+    if not isinstance(df.index, pd.RangeIndex) or any(name is not None for name in df.index.names):
+        df = df.reset_index()
+    base = Path(path_without_suffix)
+    csv_path, md_path = base.with_name(base.name + ".csv"), base.with_name(base.name + ".md")
+    _write_atomic(csv_path, df.to_csv(index=False, lineterminator="\n"))
+    _write_atomic(md_path, to_markdown(df, float_format, caption))
+    return csv_path, md_path
+
+
+def metric_header(metric):
+    """Column header of a metric: its label, unit and direction, e.g. 'PSNR (dB) ↑'."""
+    info = METRICS.get(metric)
+    if info is None:
+        return metric
+    unit = f" ({info.unit})" if info.unit else ""
+    arrow = ARROWS[info.higher_is_better]
+    return f"{info.label or metric}{unit}{' ' + arrow if arrow else ''}"
+
+
+def format_summary(summary_df, by="model", float_format="{:.4g}"):
+    """``stats.summarize`` output -> one row per model, one "mean [low, high]" column per metric, plus n.
+
+    Metrics follow the order of ``METRICS`` (others after, as they come); headers carry arrows (↑ higher is
+    better, ↓ lower is better, none: no better direction). n is one number when every metric saw the same
+    photos, else "min-max".
+    """
+    fmt = (lambda v: "nan" if pd.isna(v) else float_format.format(v)) if not callable(float_format) else float_format
+    order = [m for m in METRICS if m in set(summary_df["metric"])]
+    order += [m for m in dict.fromkeys(summary_df["metric"]) if m not in order]
+    rows = []
+    for model, group in summary_df.groupby(by, sort=False):
+        row = {by: model}
+        by_metric = group.set_index("metric")
+        for metric in order:
+            if metric not in by_metric.index:
+                row[metric_header(metric)] = ""
+                continue
+            entry = by_metric.loc[metric]
+            if pd.isna(entry["ci_low"]):
+                row[metric_header(metric)] = fmt(entry["mean"])
+            else:
+                row[metric_header(metric)] = (f"{fmt(entry['mean'])} [{fmt(entry['ci_low'])}, "
+                                              f"{fmt(entry['ci_high'])}]")
+        counts = group["n"].astype(int)
+        row["n"] = str(counts.iloc[0]) if counts.nunique() == 1 else f"{counts.min()}-{counts.max()}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def metric_definitions(metrics=None):
+    """The definition of each metric, to print beside every table that reports it."""
+    names = list(METRICS) if metrics is None else list(metrics)
+    return pd.DataFrame([{"metric": name, "header": metric_header(name), "definition": METRICS[name].definition,
+                          "unit": METRICS[name].unit,
+                          "better": {True: "higher", False: "lower", None: "closer to the ground truth"}[
+                              METRICS[name].higher_is_better]}
+                         for name in names])

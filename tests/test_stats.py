@@ -1,0 +1,127 @@
+"""Bootstrap intervals, summaries, paired comparisons and the table writers."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from koalarization.evaluate.stats import bootstrap_ci, cohens_dz, paired_comparison, rank_biserial, summarize
+from koalarization.evaluate.tables import format_summary, metric_definitions, to_markdown, write_table
+
+
+def per_photo_table(n=20, gap=1.0, seed=0):
+    """Two models scored on the same photos; model "ours" is `gap` dB of PSNR above "gray" on every photo."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(25, 3, n)
+    photos = [f"p{i:02d}" for i in range(n)]
+    rows = [{"model": "gray", "photo_id": p, "psnr": v, "mse_ab": 0.02 + v / 1e3} for p, v in zip(photos, base)]
+    rows += [{"model": "ours", "photo_id": p, "psnr": v + gap + rng.normal(0, 0.1), "mse_ab": 0.01 + v / 1e3}
+             for p, v in zip(photos, base)]
+    return pd.DataFrame(rows)
+
+
+def test_bootstrap_interval_contains_the_mean_and_shrinks_with_n():
+    rng = np.random.default_rng(0)
+    small, large = rng.normal(5, 2, 20), rng.normal(5, 2, 500)
+    est, low, high = bootstrap_ci(small)
+    assert est == pytest.approx(small.mean()) and low < est < high
+    est_l, low_l, high_l = bootstrap_ci(large)
+    assert low_l < est_l < high_l
+    assert (high_l - low_l) < (high - low) / 3  # width goes as 1/sqrt(n): about 5x narrower
+    assert bootstrap_ci(small) == bootstrap_ci(small)  # seeded
+
+
+def test_bootstrap_degenerate_inputs_do_not_raise():
+    assert all(np.isnan(bootstrap_ci([])))
+    est, low, high = bootstrap_ci([3.0])
+    assert est == 3.0 and np.isnan(low) and np.isnan(high)
+    assert bootstrap_ci([2.5] * 7) == (2.5, 2.5, 2.5)
+    assert bootstrap_ci([1.0, np.nan, 3.0, 2.0])[0] == 2.0
+
+
+def test_summarize_gives_one_row_per_model_and_metric():
+    table = per_photo_table()
+    summary = summarize(table, n_resamples=500)
+    assert list(summary.columns) == ["model", "metric", "mean", "ci_low", "ci_high", "n", "higher_is_better"]
+    assert list(zip(summary["model"], summary["metric"])) == [
+        ("gray", "mse_ab"), ("gray", "psnr"), ("ours", "mse_ab"), ("ours", "psnr")]  # METRICS order
+    row = summary[(summary.model == "ours") & (summary.metric == "psnr")].iloc[0]
+    assert row["mean"] == pytest.approx(table[table.model == "ours"].psnr.mean())
+    assert row["ci_low"] < row["mean"] < row["ci_high"] and row["n"] == 20
+    assert row["higher_is_better"] == True  # noqa: E712 (numpy bool)
+    assert summary[summary.metric == "mse_ab"]["higher_is_better"].tolist() == [False, False]
+
+
+def test_effect_sizes_by_hand():
+    # |d| ranks 1, 2, 3; positive ranks 1 + 3, negative 2: (4 - 2) / 6
+    assert rank_biserial([1.0, -2.0, 3.0]) == pytest.approx(1 / 3)
+    assert rank_biserial([0.0, 0.0]) == 0.0
+    assert cohens_dz([1.0, 2.0, 3.0]) == pytest.approx(2.0)  # mean 2, sd 1
+
+
+def test_paired_comparison_detects_a_clear_difference():
+    table = per_photo_table()
+    result = paired_comparison(table, "ours", "gray", "psnr")
+    assert result["n"] == 20
+    assert result["mean_diff"] == pytest.approx(1.0, abs=0.1)
+    assert result["diff_ci_low"] < result["mean_diff"] < result["diff_ci_high"]
+    assert result["p_value"] < 1e-4  # exact Wilcoxon, all 20 pairs positive: 2 / 2^20
+    assert result["rank_biserial"] == 1.0 and result["cohens_dz"] > 3
+    assert result["verdict"].startswith("ours better than gray on psnr (p=")
+    # the direction follows the metric: lower MSE is better, and ours has the lower MSE
+    assert paired_comparison(table, "gray", "ours", "mse_ab")["verdict"].startswith("ours better than gray")
+
+
+def test_paired_comparison_of_identical_models_finds_nothing():
+    table = per_photo_table(gap=0.0)
+    twin = table[table.model == "gray"].assign(model="twin")
+    result = paired_comparison(pd.concat([table, twin]), "gray", "twin", "psnr")
+    assert result["mean_diff"] == 0.0 and result["p_value"] == 1.0
+    assert result["rank_biserial"] == 0.0 and result["cohens_dz"] == 0.0
+    assert result["verdict"] == "no significant difference between gray and twin on psnr (p=1)"
+
+
+def test_paired_comparison_uses_only_shared_photos():
+    table = per_photo_table()
+    table = table[~((table.model == "gray") & (table.photo_id == "p03"))]
+    assert paired_comparison(table, "ours", "gray", "psnr")["n"] == 19
+    empty = paired_comparison(table, "ours", "nobody", "psnr")
+    assert empty["n"] == 0 and "no photos scored by both" in empty["verdict"]
+
+
+def test_write_table_round_trips_csv_and_writes_markdown(tmp_path):
+    df = pd.DataFrame({"model": ["gray", "a|b"], "value": [0.1 + 0.2, 1 / 3], "n": [3, 4],
+                       "maybe": [np.nan, 2.5]})
+    csv_path, md_path = write_table(df, tmp_path / "sub" / "table", caption="Table 1: test.")
+    pd.testing.assert_frame_equal(pd.read_csv(csv_path), df)
+    assert md_path.read_text(encoding="utf-8") == (
+        "Table 1: test.\n\n"
+        "| model | value | n | maybe |\n"
+        "| --- | ---: | ---: | ---: |\n"
+        "| gray | 0.3 | 3 |  |\n"
+        "| a\\|b | 0.3333 | 4 | 2.5 |\n")
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["table.csv", "table.md"]  # no temp files left
+
+
+def test_write_table_keeps_a_named_index(tmp_path):
+    df = pd.DataFrame({"x": [1.5]}, index=pd.Index(["m"], name="model"))
+    csv_path, _ = write_table(df, tmp_path / "t")
+    assert pd.read_csv(csv_path).to_dict("records") == [{"model": "m", "x": 1.5}]
+
+
+def test_format_summary_one_row_per_model_with_arrows():
+    summary = pd.DataFrame([
+        {"model": "ours", "metric": "psnr", "mean": 24.123, "ci_low": 23.5, "ci_high": 24.9, "n": 20},
+        {"model": "ours", "metric": "mse_ab", "mean": 0.0123, "ci_low": 0.011, "ci_high": 0.0141, "n": 20},
+        {"model": "gray", "metric": "psnr", "mean": 22.0, "ci_low": np.nan, "ci_high": np.nan, "n": 1},
+        {"model": "gray", "metric": "mse_ab", "mean": 0.02, "ci_low": np.nan, "ci_high": np.nan, "n": 1},
+    ])
+    table = format_summary(summary)
+    assert list(table.columns) == ["model", "MSE a*b*/127 ↓", "PSNR (dB) ↑", "n"]
+    assert table.iloc[0].tolist() == ["ours", "0.0123 [0.011, 0.0141]", "24.12 [23.5, 24.9]", "20"]
+    assert table.iloc[1].tolist() == ["gray", "0.02", "22", "1"]
+    assert "| ours | 0.0123 [0.011, 0.0141] |" in to_markdown(table)
+
+
+def test_metric_definitions_state_every_metric():
+    defs = metric_definitions()
+    assert defs["definition"].str.len().min() > 20
+    assert defs.set_index("metric").loc["ciede2000", "better"] == "lower"
