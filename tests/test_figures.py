@@ -1,0 +1,86 @@
+"""Every figure function draws small synthetic inputs and saves a real PNG and PDF."""
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from koalarization import figures
+
+
+def image(seed, shape=(12, 16, 3)):
+    return np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8)
+
+
+def assert_saved(fig, path):
+    assert isinstance(fig, Figure)
+    png, pdf = figures.save_figure(fig, path)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1000
+    assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name)) == [pdf.name, png.name]
+
+
+@pytest.fixture
+def per_photo():
+    rng = np.random.default_rng(0)
+    return pd.DataFrame([{"model": m, "photo_id": f"p{i}", "psnr": rng.normal(22 + k, 1), "ciede2000": rng.gamma(3)}
+                         for k, m in enumerate(["gray", "prior", "ours"]) for i in range(8)])
+
+
+def test_comparison_grid(tmp_path):
+    columns = ["gray", "prior", "ours", "truth"]
+    rows = [{"photo_id": f"p{i}", **{c: image(i * 10 + j) for j, c in enumerate(columns)}} for i in range(2)]
+    rows[1]["gray"] = image(99, (12, 16))  # a 2-D gray image is drawn in gray
+    del rows[1]["prior"]  # a missing image leaves a blank panel
+    fig = figures.comparison_grid(rows, columns, titles=["Gray", "Prior", "Ours", "Ground truth"])
+    assert len(fig.axes) == 8
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["Gray", "Prior", "Ours", "Ground truth"]
+    assert fig.axes[4].get_ylabel() == "p1"
+    assert_saved(fig, tmp_path / "grid")
+
+
+def test_labelled_cases(tmp_path):
+    cases = [{"image": image(i), "caption": f"p{i}: ΔE00 {i + 3.2:.1f}",
+              "classes": [("Egyptian cat", 0.62), ("tabby, tabby cat", 0.2), ("a very long class name indeed", 0.05)]}
+             for i in range(5)]
+    fig = figures.labelled_cases(cases, "Worst cases")
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 5
+    assert visible[0].get_xlabel().splitlines() == ["Egyptian cat  62%", "tabby, tabby cat  20%",
+                                                    "a very long class name in…  5%"]
+    assert_saved(fig, tmp_path / "cases")
+
+
+def test_training_curves(tmp_path):
+    steps = np.arange(0, 100, 10)
+    history = pd.concat([pd.DataFrame({"model": m, "step": steps, "loss": 0.02 / (1 + steps / 50) + k * 0.001,
+                                       "val_loss": np.where(steps % 30 == 0, 0.025 / (1 + steps / 60), np.nan)})
+                         for k, m in enumerate(["fusion", "no fusion"])])
+    fig = figures.training_curves(history)
+    assert len(fig.axes[0].get_lines()) == 4  # train and validation per model
+    assert len(figures.training_curves(history.drop(columns="model")).axes[0].get_lines()) == 2
+    assert_saved(fig, tmp_path / "curves")
+
+
+def test_metric_distributions_and_summary_bars(tmp_path, per_photo):
+    from koalarization.evaluate.stats import summarize
+
+    fig = figures.metric_distributions(per_photo, ["psnr", "ciede2000"])
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["PSNR (dB) ↑", "CIEDE2000 (ΔE00) ↓"]
+    assert_saved(fig, tmp_path / "distributions")
+    fig = figures.summary_bars(summarize(per_photo, n_resamples=200), ["psnr", "ciede2000"])
+    assert len(fig.axes[0].patches) == 3  # one bar per model
+    assert_saved(fig, tmp_path / "bars")
+
+
+def test_photo_strip(tmp_path):
+    fig = figures.photo_strip([("gray input", image(1, (20, 14))), ("colorized", image(2, (20, 14, 3)))],
+                              title="camera")
+    assert [ax.get_title() for ax in fig.axes] == ["gray input", "colorized"]
+    assert_saved(fig, tmp_path / "historical")
+
+
+def test_save_is_reproducible(tmp_path):
+    fig = figures.photo_strip([("a", image(3))])
+    first = [p.read_bytes() for p in figures.save_figure(fig, tmp_path / "one")]
+    second = [p.read_bytes() for p in figures.save_figure(fig, tmp_path / "two")]
+    assert first == second
