@@ -166,7 +166,11 @@ def _payload(bundle, entry):
     (size,) = bundle.unpack(">I", entry.offset, f"size of {entry.name}")
     payload = bundle.slice(entry.offset + 4, size, f"data of {entry.name}")
     if entry.flags & COMPRESSED_ZSTD:
-        data = _decompress_zstd(payload)
+        try:
+            data = _decompress_zstd(payload)
+        except Exception as error:  # each zstd binding raises its own error type
+            raise RccError(bundle.path, f"corrupt resource {entry.name}: zstd data does not decompress ({error})") \
+                from error
         if data is None:
             raise RccError(bundle.path, f"{entry.name} is zstd-compressed and no zstd decoder is available "
                                         f"(Python 3.14's compression.zstd or the 'zstandard' package)")
