@@ -1,0 +1,168 @@
+"""Photo sources on real data: the bundled samples, the Debian photo packages, folders and an ImageNet-style tree."""
+import io
+import logging
+import pickle
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from koalarization.data.sources import Photo, open_source, open_sources, system_rows
+from koalarization.images import PhotoError, read_photo
+
+SAMPLE_IDS = ["samples:astronaut", "samples:chelsea", "samples:coffee", "samples:rocket", "samples:motorcycle_left",
+              "samples:motorcycle_right", "samples:china", "samples:flower", "samples:grace_hopper"]
+
+
+def test_samples_are_the_nine_bundled_photos_and_decode():
+    from skimage import data
+
+    photos = open_source("samples")
+    assert [p.id for p in photos] == SAMPLE_IDS
+    decoded = {p.id: read_photo(p.read_bytes(), name=p.id) for p in photos}
+    assert all(rgb.ndim == 3 and rgb.shape[2] == 3 and min(rgb.shape[:2]) >= 300 for rgb in decoded.values())
+    np.testing.assert_array_equal(decoded["samples:chelsea"], data.chelsea())  # PNG keeps the library's pixels
+    np.testing.assert_array_equal(decoded["samples:motorcycle_right"], data.stereo_motorcycle()[1])
+    assert decoded["samples:grace_hopper"].shape == (600, 512, 3)
+    by_id = {p.id: p for p in photos}
+    assert by_id["samples:motorcycle_left"].group == by_id["samples:motorcycle_right"].group  # one stereo scene
+    assert len({p.group for p in photos}) == 8
+    assert all(p.source == "samples" and p.license and p.origin for p in photos)
+
+
+def installed_packages(names):
+    if not shutil.which("dpkg-query"):
+        pytest.skip("not a Debian system")
+    result = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *sorted(names)],
+                            capture_output=True, text=True)
+    return {line.split()[0] for line in result.stdout.splitlines() if line.endswith(" installed")}
+
+
+def listed_size(data):
+    """(width, height) as displayed, from the header only (EXIF orientations 5-8 swap them)."""
+    with Image.open(io.BytesIO(data)) as image:
+        width, height = image.size
+        swapped = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    return (height, width) if swapped else (width, height)
+
+
+def test_system_finds_every_listed_photo_of_the_installed_packages(caplog):
+    rows = system_rows()
+    installed = installed_packages({row["package"] for row in rows})
+    if not installed:
+        pytest.skip("none of the photo packages is installed")
+    with caplog.at_level(logging.WARNING, logger="koalarization.data.sources"):
+        photos = open_source("system?kinds=scene,object-on-plain-background")
+    expected = [row for row in rows if row["package"] in installed]
+    assert len(photos) == len(expected)
+    by_location = {p.origin.split("!")[-1]: p for p in photos}
+    wrong = []
+    for k, row in enumerate(expected):
+        photo = by_location[row["location"].removeprefix("rcc:")]
+        assert photo.id == f"system:{row['package']}/{row['location'].removeprefix('rcc:').lstrip('/')}"
+        assert photo.license == row["license"] and photo.source == "system"
+        data = photo.read_bytes()
+        size = (int(row["width"]), int(row["height"]))
+        if listed_size(data) != size:
+            wrong.append((photo.id, listed_size(data), size))
+        if k % 15 == 0 or row["near_duplicate"] == "true":  # a full decode for a sample
+            assert read_photo(data, name=photo.id).shape == (size[1], size[0], 3)
+    assert not wrong
+    for package in {row["package"] for row in rows} - installed:
+        assert package in caplog.text  # a missing package is named, not an error
+    assert len({p.id for p in photos}) == len(photos)
+
+
+def test_system_default_is_scenes_only_and_near_duplicates_join_their_original():
+    installed = installed_packages({row["package"] for row in system_rows()})
+    if "gcompris-qt-data" not in installed:
+        pytest.skip("gcompris-qt-data is not installed")
+    photos = open_source("system")
+    scenes = [row for row in system_rows() if row["kind"] == "scene" and row["package"] in installed]
+    assert len(photos) == len(scenes)
+    by_id = {p.id: p for p in photos}
+    base = "system:gcompris-qt-data/gcompris/src/activities/"
+    assert by_id[base + "explore_monuments/resource/egypt/greatPyramidOfGiza.webp"].group == \
+        base + "categorization/resource/images/monuments/greatPyramid.webp"
+    assert by_id[base + "explore_monuments/resource/wonders/colosseum.webp"].group == \
+        base + "categorization/resource/images/monuments/colosseum.webp"
+    assert by_id[base + "categorization/resource/images/fishes/fish1.webp"].group == \
+        base + "categorization/resource/images/fishes/fish1.webp"
+    with pytest.raises(ValueError, match="unknown system photo kind"):
+        open_source("system?kinds=scene,clipart")
+
+
+def save_jpeg(path, color, size=(40, 30)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path, format="JPEG")
+
+
+def test_folder_finds_nested_photos_and_ignores_other_files(tmp_path):
+    save_jpeg(tmp_path / "b.jpg", "red")
+    save_jpeg(tmp_path / "sub" / "dir" / "x.JPG", "green")
+    (tmp_path / "sub" / "a.png").write_bytes(b"")  # listed: a broken photo is reported when read, not hidden
+    (tmp_path / "README.txt").write_text("not a photo")
+    (tmp_path / "sub" / "notes.md").write_text("neither")
+    photos = open_source(f"folder:{tmp_path}")
+    assert [p.id for p in photos] == ["folder:b.jpg", "folder:sub/a.png", "folder:sub/dir/x.JPG"]
+    assert photos[2].origin == str(tmp_path / "sub" / "dir" / "x.JPG") and photos[2].group == photos[2].id
+    assert read_photo(photos[2].read_bytes())[0, 0, 1] > 100
+    with pytest.raises(PhotoError, match="empty file"):
+        read_photo(photos[1].read_bytes(), name=photos[1].id)
+    (tmp_path / "b.jpg").unlink()
+    with pytest.raises(PhotoError, match="cannot open file"):
+        photos[0].read_bytes()
+
+
+def test_folder_missing_or_without_photos_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="is not a directory"):
+        open_source(f"folder:{tmp_path / 'nowhere'}")
+    (tmp_path / "README.txt").write_text("no photos here")
+    with pytest.raises(ValueError, match="no photos"):
+        open_source(f"folder:{tmp_path}")
+
+
+def fake_imagenet(root, counts):
+    for wnid, count in counts.items():
+        for k in range(count):
+            save_jpeg(root / wnid / f"{wnid}_{k:05d}.JPEG", (k * 20 % 256, 90, 160), size=(16, 12))
+    (root / "LOC_synset_mapping.txt").write_text("n01440764 tench\n")
+
+
+def test_imagenet_class_subset_and_per_class_cap(tmp_path):
+    fake_imagenet(tmp_path / "train", {"n01440764": 4, "n01443537": 2, "n01484850": 3})
+    photos = open_source(f"imagenet:{tmp_path}?classes=n01484850,n01440764&per_class=2")
+    assert [p.id for p in photos] == ["imagenet:n01440764/n01440764_00000.JPEG", "imagenet:n01440764/n01440764_00001.JPEG",
+                                      "imagenet:n01484850/n01484850_00000.JPEG", "imagenet:n01484850/n01484850_00001.JPEG"]
+    assert [p.label for p in photos] == ["n01440764"] * 2 + ["n01484850"] * 2
+    assert read_photo(photos[0].read_bytes()).shape == (12, 16, 3)
+    assert len(open_source(f"imagenet:{tmp_path}")) == 9
+    assert len(open_source(f"imagenet:{tmp_path / 'train'}?per_class=1")) == 3  # PATH/<wnid>/ layout too
+    with pytest.raises(ValueError, match="n09999999"):
+        open_source(f"imagenet:{tmp_path}?classes=n01440764,n09999999")
+    with pytest.raises(ValueError, match="per_class"):
+        open_source(f"imagenet:{tmp_path}?per_class=0")
+    with pytest.raises(ValueError, match="no class folders"):
+        open_source(f"imagenet:{tmp_path / 'train' / 'n01440764'}")
+
+
+def test_specs_and_id_collisions(tmp_path):
+    save_jpeg(tmp_path / "x.jpg", "blue")
+    photos = open_sources(["samples", f"folder:{tmp_path}"])
+    assert [p.id for p in photos] == SAMPLE_IDS + ["folder:x.jpg"]
+    with pytest.raises(ValueError, match="samples:astronaut.*both"):
+        open_sources(["samples", "samples"])
+    for bad, message in [("bogus", "unknown photo source"), ("samplesx", "unknown photo source"),
+                         ("samples:x", "takes no path"), ("system?color=1", "unknown option"),
+                         ("folder:", "needs a path"), ("imagenet:/x?classes", "cannot parse options")]:
+        with pytest.raises(ValueError, match=message):
+            open_source(bad)
+
+
+def test_photos_are_plain_picklable_values():
+    photo = open_source("samples")[1]
+    copy = pickle.loads(pickle.dumps(photo))
+    assert copy == photo and copy.read_bytes() == photo.read_bytes()
+    assert Photo("folder:a.jpg", "folder", "/nowhere/a.jpg", "", "folder:a.jpg").label == ""
