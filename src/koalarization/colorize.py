@@ -60,12 +60,14 @@ def join(l_full, ab_small):
 class Colorizer:
     """A trained checkpoint plus its frozen classifier, ready to colorize photos."""
 
-    def __init__(self, checkpoint_path, backbone_weights="imagenet", short_side=224, embedder=None):
+    def __init__(self, checkpoint_path, backbone_weights="imagenet", short_side=224, embedder=None,
+                 cached_embeddings=False):
+        """`cached_embeddings=True`: the caller passes embeddings to predict_ab (evaluation), no backbone is built."""
         self.model, self.config = checkpoint.load_checkpoint(checkpoint_path)
         self.short_side = short_side
         self.fusion = self.config.get("fusion", True)
         self.embedder = None
-        if self.fusion:
+        if self.fusion and not cached_embeddings:
             if embedder is not None and embedder.name != self.config["backbone"]:
                 raise checkpoint.CheckpointError(f"checkpoint needs backbone {self.config['backbone']!r}, "
                                                  f"got {embedder.name!r}")
