@@ -4,7 +4,6 @@ import io
 import os
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 from PIL import Image
 

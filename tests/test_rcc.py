@@ -40,14 +40,15 @@ def write_rcc(path, files, version=2, zstd=()):
             names.extend(struct.pack(">HI", len(name), 0) + name.encode("utf-16-be"))
         return name_at[name]
 
+    def entry_of(name_off, flags, rest):
+        return struct.pack(">IH", name_off, flags) + rest + (struct.pack(">Q", 0) if version >= 2 else b"")
+
     entries, queue = [None], [(tree, 0)]  # breadth first: children get consecutive indices after their parent
     while queue:
         node, index = queue.pop(0)
         first = len(entries)
         children = sorted(node.items())
         entries.extend([None] * len(children))
-        entry_of = lambda name_off, flags, rest: struct.pack(">IH", name_off, flags) + rest + (
-            struct.pack(">Q", 0) if version >= 2 else b"")
         if index == 0:
             entries[0] = entry_of(0, 2, struct.pack(">II", len(children), first))
         for k, (name, child) in enumerate(children):

@@ -33,10 +33,6 @@ def perceptual_hash(rgb):
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
-def hamming_distance(a, b):
-    return (a ^ b).bit_count()
-
-
 def find_duplicates(photos, load_rgb, hamming=6, on_error=None):
     """-> [Duplicate], in input order of the dropped photo. The earlier photo of a pair is always the one kept.
 

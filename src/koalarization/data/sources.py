@@ -7,8 +7,9 @@ A source is named by a spec string (`open_source`):
     folder:PATH               every photo file under PATH
     imagenet:PATH[?classes=n01440764,n01443537&per_class=50]    an ILSVRC-2012 style tree
 
-Listing a source reads no pixels (except the few near-duplicate rows of the system list, see `_system`); a
-Photo reads its bytes when asked, so lists of photos are cheap, picklable and can be sent to other processes.
+Listing reads few pixels (samples loads its 9 small photos to be sure they are there offline; system decodes
+the candidates for its few near-duplicate rows, see `_repeated_group`). A Photo reads its bytes only when asked,
+so lists of photos are cheap plain values that pickle and can be sent to other processes.
 """
 import csv
 import dataclasses
@@ -43,10 +44,10 @@ class Photo:
     label: str = ""  # ImageNet class (wnid) where known
 
     def read_bytes(self):
-        """The encoded photo (samples: the library's array as PNG). Raises PhotoError when it cannot be read."""
+        """The encoded photo (samples: the library's array as PNG, or its file). PhotoError when it cannot be read."""
         if self.source == "samples":
             return _sample_bytes(self.id.split(":", 1)[1])
-        if self.origin.startswith("rcc:"):
+        if self.source == "system" and self.origin.startswith("rcc:"):
             bundle, _, resource = self.origin[len("rcc:"):].partition("!")
             try:
                 return read_rcc_file(bundle, resource)
