@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -134,9 +135,9 @@ def run_stage(stage, notebooks_dir, staging, params, kernel, log=print):
         papermill.execute_notebook(source, executed, parameters=stage_params, kernel_name=kernel,
                                    cwd=params["project_dir"], progress_bar=False, log_output=False)
     except papermill.PapermillExecutionError as error:
+        trace = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(error.traceback[-4:]) if error.traceback else "")
         raise StageFailed(f"stage {stage} failed in cell {error.exec_count}: {error.ename}: {error.evalue}\n"
-                          f"{''.join(error.traceback[-3:]) if error.traceback else ''}\n"
-                          f"executed notebook with the error: {executed}") from error
+                          f"{trace}\nexecuted notebook with the error: {executed}") from error
     finally:
         if os.path.exists(executed):
             to_html(executed, executed[:-6] + ".html")

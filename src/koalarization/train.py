@@ -153,3 +153,11 @@ def _main(args):
                   args.checkpoint_every, args.validation_batches, args.fusion, args.mixed_precision, args.seed)
     print(json.dumps({"checkpoint": final, "step": checkpoint.read_config(final)["step"]}))
     return 0
+
+
+def run_directory(runs_dir, name, settings):
+    """A run folder named by the model and a hash of its settings: changed settings never resume an old run."""
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return os.path.join(runs_dir, f"{name}-{digest}")

@@ -71,8 +71,10 @@ def evaluate(models, out_dir, split="test", baselines=True, save_images=True, pr
             predictions[name] = join(l_full, colorizer.predict_ab(l_full, embedding))
         for data, item in by_dir.items():
             top = top_classes(item[2], 3)
-            classes.append({"photo_id": photo_id, "data_dir": data,
-                            **{f"class_{k + 1}": f"{n} ({p:.0%})" for k, (n, p) in enumerate(top)}})
+            row = {"photo_id": photo_id, "data_dir": data}
+            for k, (class_name, probability) in enumerate(top, start=1):
+                row.update({f"class_{k}": class_name, f"prob_{k}": probability})
+            classes.append(row)
         for name, prediction in predictions.items():
             rows.append({"model": name, "photo_id": photo_id, **evaluate_pair(prediction, truth)})
             if save_images:
