@@ -18,25 +18,39 @@ def launch_chromium(playwright, executable_path=CHROMIUM):
     return playwright.chromium.launch(executable_path=executable_path, args=CHROMIUM_ARGS, headless=True)
 
 
-def screenshot_survey(survey_dir, out_png, width=400, height=740, page="question", executable_path=CHROMIUM):
+def screenshot_survey(survey_dir, out_png, width=400, height=740, page="question", executable_path=CHROMIUM,
+                      browser=None):
     """Start the app on a free local port, open the consent page, start, and save the first question page
-    (page="question") or the consent page (page="landing") as a PNG. The default size is a phone's."""
-    from playwright.sync_api import sync_playwright
-
+    (page="question") or the consent page (page="landing") as a PNG. The default size is a phone's.
+    `browser`: an already launched Playwright browser to use instead of launching Chromium here."""
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="koala-survey-shot-") as scratch:
         app = create_app(survey_dir, db_path=Path(scratch) / "screenshot.sqlite")
-        with running_in_thread(app) as base_url, sync_playwright() as playwright:
-            browser = launch_chromium(playwright, executable_path)
-            try:
-                view = browser.new_page(viewport={"width": width, "height": height}, device_scale_factor=2)
-                view.goto(base_url + "/")
-                if page == "question":
-                    view.check("input[name=consent]")
-                    view.click("#start")
-                    view.wait_for_selector("#answer-real:not([disabled])")
-                view.screenshot(path=str(out_png), full_page=True)
-            finally:
-                browser.close()
+        with running_in_thread(app) as base_url:
+            if browser is not None:
+                _shoot(browser, base_url, out_png, width, height, page)
+            else:
+                from playwright.sync_api import sync_playwright
+
+                with sync_playwright() as playwright:
+                    launched = launch_chromium(playwright, executable_path)
+                    try:
+                        _shoot(launched, base_url, out_png, width, height, page)
+                    finally:
+                        launched.close()
     return out_png
+
+
+def _shoot(browser, base_url, out_png, width, height, page):
+    context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=2)
+    try:
+        view = context.new_page()
+        view.goto(base_url + "/")
+        if page == "question":
+            view.check("input[name=consent]")
+            view.click("#start")
+            view.wait_for_selector("#answer-form[data-ready]")
+        view.screenshot(path=str(out_png), full_page=True)
+    finally:
+        context.close()

@@ -81,7 +81,8 @@ def clean_responses(responses):
         times = pd.to_numeric(raw, errors="coerce")
         bad = (raw.notna() & times.isna()) | (times < 0)
         for i in np.flatnonzero(bad.to_numpy()):
-            reasons[i].append(f"bad response_ms {raw.iat[i]!r}")
+            value = raw.iat[i]
+            reasons[i].append(f"bad response_ms {value!r}" if isinstance(value, str) else f"bad response_ms {value}")
         frame["response_ms"] = times
     first_answer, first_image = {}, {}
     for i in range(len(frame)):
@@ -319,7 +320,8 @@ def read_responses(responses):
     text = path.read_text(encoding="utf-8")
     if not text.strip():
         return None, f"{path} is empty"
-    return pd.read_csv(path, dtype={c: str for c in REQUIRED}, keep_default_na=False, na_values=[""]), ""
+    # all text, as written: a rejected value is reported exactly as it appears in the file
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), ""
 
 
 def tabulate_responses(responses, reference=None):
@@ -327,6 +329,8 @@ def tabulate_responses(responses, reference=None):
     the comparison shows the published figures, and `message` says there are no responses yet."""
     reference = load_reference(reference)
     frame, note = read_responses(responses)
+    if frame is not None and frame.empty and not set(REQUIRED) <= set(frame.columns):
+        frame, note = None, "an empty table"
     if frame is None:
         frame = pd.DataFrame(columns=list(REQUIRED) + ["response_ms"])
     clean, rejected = clean_responses(frame)

@@ -18,6 +18,7 @@
     if (shownAt !== null) return;
     shownAt = performance.now();
     enable(true);
+    form.setAttribute("data-ready", "true");  // answers are timed from now on
     if (exposure > 0) {
       window.setTimeout(function () { photo.classList.add("hidden-photo"); note.hidden = false; }, exposure);
     }

@@ -1,0 +1,128 @@
+"""A real headless Chromium completes the survey by mouse and by keyboard; then the stored rows are checked."""
+import os
+import shutil
+import sqlite3
+
+import pytest
+from PIL import Image
+
+from koalarization.survey.app import create_app
+from koalarization.survey.screenshot import CHROMIUM, launch_chromium, screenshot_survey
+from koalarization.survey.server import running_in_thread
+from koalarization.survey.store import sequence_for
+from survey_fixtures import make_survey
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not (os.path.exists(CHROMIUM) or shutil.which("chromium")),
+                       reason="Debian's chromium is not installed (make browser)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def survey_dir(tmp_path_factory):
+    return make_survey(tmp_path_factory.mktemp("browser"), n=12)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def served(survey_dir, tmp_path):
+    db_path = tmp_path / "answers.sqlite"
+    with running_in_thread(create_app(survey_dir, db_path=db_path, organiser_token="t")) as base_url:
+        yield base_url, db_path
+
+
+def stored(db_path):
+    with sqlite3.connect(db_path) as db:
+        return db.execute("SELECT participant_id, image_id, position, answer, response_ms FROM answers"
+                          " ORDER BY answer_id").fetchall()
+
+
+def begin(page, base_url):
+    page.goto(base_url + "/")
+    page.check("input[name=consent]")
+    page.click("#start")
+    page.wait_for_selector("#progress")
+    return page.url.rsplit("/", 1)[1]
+
+
+def wait_for_photo(page, position):
+    sync_api.expect(page.locator("#progress")).to_have_text(f"Photo {position + 1} of 12")
+    page.wait_for_selector("#answer-form[data-ready]")  # the script is running and the photo on screen
+
+
+def image_on_page(page):
+    return page.get_attribute("#photo", "src").rsplit("/", 1)[1].removesuffix(".jpg")
+
+
+def test_whole_survey_by_clicking(browser, served, survey_dir):
+    base_url, db_path = served
+    page = browser.new_page()
+    participant_id = begin(page, base_url)
+    pattern = ["real" if i % 3 == 0 else "fake" for i in range(12)]
+    shown = []
+    for position, answer in enumerate(pattern):
+        wait_for_photo(page, position)
+        shown.append(image_on_page(page))
+        page.click(f"#answer-{answer}")
+        if position == 4:  # reload mid-way: the same participant carries on at the next photo
+            page.wait_for_url(f"**/p/{participant_id}")
+            wait_for_photo(page, 5)
+            page.reload()
+    page.wait_for_selector("#thanks")
+    page.close()
+    images = [r[1] for r in stored(db_path)]
+    assert shown == sequence_for(participant_id, images) == images
+    rows = stored(db_path)
+    assert [(r[0], r[2], r[3]) for r in rows] == [(participant_id, i, a) for i, a in enumerate(pattern)]
+    assert all(r[4] is not None and 0 <= r[4] < 60_000 for r in rows)  # response times measured in the page
+
+
+def test_whole_survey_by_keyboard(browser, served):
+    base_url, db_path = served
+    page = browser.new_page()
+    participant_id = begin(page, base_url)
+    keys = ["r", "f", "ArrowLeft", "ArrowRight", "R", "F"] * 2
+    for position, key in enumerate(keys):
+        wait_for_photo(page, position)
+        page.keyboard.press(key)
+    page.wait_for_selector("#thanks")
+    page.close()
+    rows = stored(db_path)
+    expected = ["real" if k in ("r", "R", "ArrowLeft") else "fake" for k in keys]
+    assert [(r[0], r[3]) for r in rows] == [(participant_id, a) for a in expected]
+    assert [r[2] for r in rows] == list(range(12)) and all(r[4] is not None for r in rows)
+
+
+def test_exposure_time_hides_the_photo_and_phone_layout_fits(browser, tmp_path):
+    survey_dir = make_survey(tmp_path / "timed", n=12, exposure_ms=300)
+    with running_in_thread(create_app(survey_dir, db_path=tmp_path / "a.sqlite")) as base_url:
+        page = browser.new_page(viewport={"width": 390, "height": 760})
+        begin(page, base_url)
+        wait_for_photo(page, 0)
+        page.wait_for_selector("#hidden-note:not([hidden])", timeout=5000)
+        assert "hidden-photo" in page.get_attribute("#photo", "class")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+        for selector in ("#answer-real", "#answer-fake"):
+            box = page.locator(selector).bounding_box()
+            assert box["height"] >= 48 and box["width"] >= 120 and box["y"] + box["height"] <= 760
+        page.click("#answer-fake")
+        wait_for_photo(page, 1)
+        page.close()
+
+
+def test_screenshot_of_the_question_page(browser, survey_dir, tmp_path):
+    out = screenshot_survey(survey_dir, tmp_path / "demo" / "survey.png", width=400, height=740, browser=browser)
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.size[0] == 800 and image.size[1] >= 1480  # device scale 2
+        colours = image.convert("RGB").resize((40, 74)).getcolors(40 * 74)
+    assert len(colours) > 20  # a rendered page with a photo, not a blank frame
+    assert not (survey_dir / "private/responses.sqlite").exists()  # the screenshot did not touch the real database

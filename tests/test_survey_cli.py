@@ -1,0 +1,89 @@
+"""`koala survey build|serve|export|tabulate` end to end (answers here are simulated and stored through the Store)."""
+import argparse
+import stat
+
+import pandas as pd
+import pytest
+import uvicorn
+
+from koalarization.survey import cli
+from koalarization.survey.build import load_truth
+from koalarization.survey.store import open_store
+from survey_fixtures import make_candidates
+
+
+def run(*argv):
+    parser = argparse.ArgumentParser(prog="koala")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["survey", *map(str, argv)])
+    return args.func(args)
+
+
+def test_build_export_tabulate(tmp_path, capsys):
+    candidates = make_candidates(tmp_path / "run", n=14)
+    survey = tmp_path / "survey"
+    assert run("build", "--candidates", candidates, "--out", survey, "--selection", "best", "--metric", "psnr",
+               "--higher-is-better", "--seed", 4, "--n-fake", 9, "--n-real", 3) == 0
+    assert "9 colorized (best by psnr, seed 4) + 3 real photos" in capsys.readouterr().out
+    truth = load_truth(survey)
+    assert sorted(truth[truth["kind"] == "colorized"]["photo_id"]) == [f"p{i:02d}" for i in range(9)]
+
+    store = open_store(survey)  # two simulated participants (test data only): one calls everything real
+    everything_real, half_done = store.create_participant(), store.create_participant(comment="simulated")
+    for participant_id, count in ((everything_real, 12), (half_done, 5)):
+        _, _, total = store.progress(participant_id)
+        for _ in range(count):
+            _, image_id, _ = store.progress(participant_id)
+            store.record_answer(participant_id, image_id, "real", 700)
+    out = tmp_path / "responses.csv"
+    people = tmp_path / "participants.csv"
+    assert run("export", "--survey", survey, "--out", out, "--participants", people) == 0
+    assert "17 answers from 2 participants" in capsys.readouterr().out
+    frame = pd.read_csv(out, dtype={"photo_id": str})
+    assert frame.columns[:7].tolist() == ["participant_id", "image_id", "photo_id", "kind", "answer", "response_ms",
+                                          "answered_at"]
+    assert len(frame) == 17 and frame.drop_duplicates(["participant_id", "image_id"]).shape[0] == 17
+    joined = frame.merge(truth, on="image_id", suffixes=("", "_truth"))
+    assert (joined["kind"] == joined["kind_truth"]).all() and (joined["photo_id"] == joined["photo_id_truth"]).all()
+    assert pd.read_csv(people)["comment"].fillna("").tolist() == ["", "simulated"]
+
+    tables_dir = tmp_path / "tables"
+    assert run("tabulate", "--responses", out, "--out", tables_dir) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("17 answers from 2 participants")
+    overall = pd.read_csv(tables_dir / "user_study_overall.csv").set_index("photos")
+    answered = frame.groupby("kind").size()
+    assert overall.loc["colorized", "answers"] == answered["colorized"]
+    assert overall.loc["colorized", "judged_real_pct"] == 100.0  # everyone said "real" to everything
+    assert (tables_dir / "user_study_per_photo.png").exists()
+
+
+def test_tabulate_without_responses(tmp_path, capsys):
+    assert run("tabulate", "--out", tmp_path) == 0
+    assert capsys.readouterr().out.startswith("No responses yet")
+    assert (tmp_path / "user_study_per_photo.pdf").exists()
+
+
+def test_build_refuses_too_few_photos(tmp_path):
+    candidates = make_candidates(tmp_path / "run", n=5)
+    with pytest.raises(ValueError, match="too few candidates"):
+        run("build", "--candidates", candidates, "--out", tmp_path / "survey")
+
+
+def test_serve_prints_links_and_keeps_one_token(tmp_path, capsys, monkeypatch):
+    candidates = make_candidates(tmp_path / "run", n=12)
+    survey = tmp_path / "survey"
+    run("build", "--candidates", candidates, "--out", survey, "--exposure-ms", 2000)
+    served = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: served.append(self.config))
+    run("serve", "--survey", survey, "--port", 8123)
+    printed = capsys.readouterr().out
+    token_file = survey / "private" / "organiser_token"
+    token = token_file.read_text().strip()
+    assert len(token) >= 24 and stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert "participant link: http://127.0.0.1:8123/" in printed and f"organiser token:  {token}" in printed
+    assert served[0].port == 8123 and served[0].host == "127.0.0.1" and served[0].access_log is False
+    run("serve", "--survey", survey, "--public-url", "https://survey.example.org/")
+    again = capsys.readouterr().out
+    assert f"organiser token:  {token}" in again and "participant link: https://survey.example.org/" in again
+    assert cli.organiser_token(survey, "given") == "given"

@@ -1,0 +1,301 @@
+"""Every endpoint of the survey app through FastAPI's TestClient, good input and bad."""
+import json
+import re
+import sqlite3
+import warnings
+
+import pytest
+
+from koalarization.survey.app import COOKIE, create_app
+from koalarization.survey.build import load_truth
+from koalarization.survey.store import sequence_for
+from survey_fixtures import make_survey
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # starlette's note about httpx versions, raised at import
+    from fastapi.testclient import TestClient
+
+TOKEN = "organiser-secret-token"
+MARKUP = "<script>alert(1)</script>"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+@pytest.fixture(scope="module")
+def survey_dir(tmp_path_factory):
+    return make_survey(tmp_path_factory.mktemp("http"), n=15)
+
+
+@pytest.fixture()
+def app(survey_dir, tmp_path):
+    return create_app(survey_dir, db_path=tmp_path / "answers.sqlite", organiser_token=TOKEN)
+
+
+@pytest.fixture()
+def client(app):
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def start(client, **fields):
+    response = client.post("/start", data={"consent": "yes", **fields}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return response.headers["location"].rsplit("/", 1)[1]
+
+
+def current_image(client, participant_id):
+    return client.get(f"/api/participants/{participant_id}").json()["image_id"]
+
+
+def rows(db_path, sql="SELECT participant_id, image_id, position, answer, response_ms, answered_at FROM answers"):
+    with sqlite3.connect(db_path) as db:
+        return db.execute(sql).fetchall()
+
+
+def survey_images(survey_dir):
+    return json.loads((survey_dir / "public/survey.json").read_text())["images"]
+
+
+# participant flow ------------------------------------------------------------------------------------------------
+
+def test_landing_page_has_consent_viewport_and_no_resume_without_cookie(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    assert "Taking part is voluntary" in html and 'name="consent"' in html and "12 photos" in html
+    assert 'id="resume"' not in html
+    assert page.headers["cache-control"] == "no-store"
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+
+
+def test_start_needs_consent(client, app):
+    refused = client.post("/start", data={"comment": "hello"}, follow_redirects=False)
+    assert refused.status_code == 400 and "consent" in refused.text
+    refused_json = client.post("/api/participants", json={"consent": False})
+    assert refused_json.status_code == 400 and "consent" in refused_json.json()["error"]
+    assert app.state.store.summary()["participants"] == 0
+
+
+def test_whole_survey_by_form_then_thank_you(client, app, tmp_path, survey_dir):
+    participant_id = start(client)
+    assert client.cookies.get(COOKIE) == participant_id
+    assert client.get(f"/p/{participant_id}/done", follow_redirects=False).status_code == 303  # not finished yet
+    sequence = sequence_for(participant_id, survey_images(survey_dir))
+    for position, image_id in enumerate(sequence):
+        page = client.get(f"/p/{participant_id}")
+        assert page.status_code == 200
+        assert f"Photo {position + 1} of 12" in page.text and f'src="/img/{image_id}.jpg"' in page.text
+        answer = "real" if position % 3 else "fake"
+        sent = client.post(f"/p/{participant_id}/answer", follow_redirects=False,
+                           data={"image_id": image_id, "answer": answer, "response_ms": str(100 + position)})
+        assert sent.status_code == 303 and sent.headers["location"] == f"/p/{participant_id}"
+    finished = client.get(f"/p/{participant_id}", follow_redirects=False)
+    assert finished.status_code == 303 and finished.headers["location"].endswith("/done")
+    thanks = client.get(f"/p/{participant_id}/done")
+    assert thanks.status_code == 200 and "Thank you" in thanks.text
+    stored = rows(tmp_path / "answers.sqlite")
+    assert [(r[1], r[2], r[3], r[4]) for r in stored] == [
+        (image_id, position, "real" if position % 3 else "fake", 100 + position)
+        for position, image_id in enumerate(sequence)]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r[5]) for r in stored)
+    assert rows(tmp_path / "answers.sqlite", "SELECT finished_at IS NOT NULL FROM participants") == [(1,)]
+    assert rows(tmp_path / "answers.sqlite", "PRAGMA journal_mode") == [("wal",)]
+
+
+def test_reload_resumes_from_the_link_alone_and_landing_offers_resume(client, app, survey_dir):
+    participant_id = start(client)
+    sequence = sequence_for(participant_id, survey_images(survey_dir))
+    for image_id in sequence[:5]:
+        client.post("/api/answers", json={"participant_id": participant_id, "image_id": image_id, "answer": "real"})
+    with TestClient(app) as other_device:  # no cookie: the link in the address bar is enough
+        page = other_device.get(f"/p/{participant_id}")
+        assert "Photo 6 of 12" in page.text and f"/img/{sequence[5]}.jpg" in page.text
+    landing = client.get("/")
+    assert f'href="/p/{participant_id}"' in landing.text and 'id="resume"' in landing.text
+
+
+def test_order_is_random_per_participant_and_seeded_by_its_id(client, survey_dir):
+    images = survey_images(survey_dir)
+    orders = []
+    for _ in range(4):
+        participant_id = start(client)
+        state = client.get(f"/api/participants/{participant_id}").json()
+        assert state["position"] == 0 and state["total"] == 12 and not state["finished"]
+        order = sequence_for(participant_id, images)
+        assert state["image_id"] == order[0] and sorted(order) == sorted(images)
+        assert order == sequence_for(participant_id, list(reversed(images)))  # depends on the id, not input order
+        orders.append(tuple(order))
+    assert len(set(orders)) == 4
+
+
+def test_repeated_answer_is_stored_once_and_cannot_be_changed(client, tmp_path):
+    participant_id = start(client)
+    image_id = current_image(client, participant_id)
+    body = {"participant_id": participant_id, "image_id": image_id, "answer": "fake", "response_ms": 900}
+    first = client.post("/api/answers", json=body)
+    again = client.post("/api/answers", json=body)
+    by_form = client.post(f"/p/{participant_id}/answer", data={"image_id": image_id, "answer": "fake"},
+                          follow_redirects=False)
+    assert first.status_code == 200 and first.json()["stored"] is True and first.json()["answered"] == 1
+    assert again.status_code == 200 and again.json()["stored"] is False and again.json()["answered"] == 1
+    assert by_form.status_code == 303
+    changed = client.post("/api/answers", json={**body, "answer": "real"})
+    assert changed.status_code == 409 and "already answered" in changed.json()["error"]
+    changed_form = client.post(f"/p/{participant_id}/answer", data={"image_id": image_id, "answer": "real"})
+    assert changed_form.status_code == 409 and "already answered" in changed_form.text
+    assert rows(tmp_path / "answers.sqlite", "SELECT image_id, answer, response_ms FROM answers") == [
+        (image_id, "fake", 900)]
+
+
+def test_answer_for_a_later_photo_or_one_not_in_the_sequence_is_refused(client, survey_dir, tmp_path):
+    participant_id = start(client)
+    later = sequence_for(participant_id, survey_images(survey_dir))[3]
+    ahead = client.post("/api/answers", json={"participant_id": participant_id, "image_id": later, "answer": "real"})
+    assert ahead.status_code == 409 and "not the photo being shown" in ahead.json()["error"]
+    stranger = client.post("/api/answers", json={"participant_id": participant_id, "image_id": "0123456789abcdef",
+                                                 "answer": "real"})
+    assert stranger.status_code == 400 and "not in your survey" in stranger.json()["error"]
+    stranger_form = client.post(f"/p/{participant_id}/answer", data={"image_id": "../../private/truth",
+                                                                       "answer": "real"})
+    assert stranger_form.status_code == 400
+    assert rows(tmp_path / "answers.sqlite") == []
+
+
+def test_unknown_photo_and_unknown_participant_are_404(client, survey_dir):
+    image_id = survey_images(survey_dir)[0]
+    assert client.get(f"/img/{image_id}.jpg").status_code == 200
+    for path in ("/img/0123456789abcdef.jpg", f"/img/{image_id}", f"/img/{image_id}.png", "/img/..%2Fsurvey.json",
+                 "/img/..%2F..%2Fprivate%2Ftruth.csv", "/private/truth.csv", "/public/survey.json"):
+        assert client.get(path).status_code == 404, path
+    nobody = "A" * 24
+    assert client.get(f"/p/{nobody}").status_code == 404
+    assert client.get(f"/p/{nobody}/done").status_code == 404
+    assert client.get("/p/not-a-valid-id!").status_code == 404
+    assert client.get(f"/api/participants/{nobody}").status_code == 404
+    answer = client.post("/api/answers", json={"participant_id": nobody, "image_id": image_id, "answer": "real"})
+    assert answer.status_code == 404 and answer.json() == {"error": "unknown participant"}
+    assert client.post(f"/p/{nobody}/answer", data={"image_id": image_id, "answer": "real"}).status_code == 404
+
+
+def test_malformed_bodies_get_clear_4xx(client):
+    participant_id = start(client)
+    image_id = current_image(client, participant_id)
+    good = {"participant_id": participant_id, "image_id": image_id, "answer": "real"}
+    broken = client.post("/api/answers", content=b'{"participant_id": "x", "answer": ',
+                         headers={"content-type": "application/json"})
+    assert broken.status_code == 400 and broken.json() == {"error": "malformed JSON body"}
+    for bad, field in [({**good, "answer": "maybe"}, "answer"), ({**good, "response_ms": "fast"}, "response_ms"),
+                       ({**good, "response_ms": True}, "response_ms"), ({**good, "extra": 1}, "extra"),
+                       ({"answer": "real"}, "participant_id")]:
+        response = client.post("/api/answers", json=bad)
+        assert response.status_code == 422, bad
+        assert response.json()["error"] == "invalid request body"
+        assert field in {d["field"] for d in response.json()["detail"]}
+    negative = client.post("/api/answers", json={**good, "response_ms": -5})
+    assert negative.status_code == 422 and "response_ms" in negative.json()["error"]
+    assert client.post("/api/participants", json=[1, 2]).status_code == 422
+    assert client.post("/api/participants", json={"consent": True, "age_bracket": "999"}).status_code == 422
+    form = f"/p/{participant_id}/answer"
+    assert client.post(form, data={"image_id": image_id}).status_code == 400  # no answer
+    assert client.post(form, data={"image_id": image_id, "answer": "maybe"}).status_code == 400
+    assert client.post(form, data={"image_id": image_id, "answer": "real", "response_ms": "abc"}).status_code == 422
+    garbage = client.post(form, content=b"--xx\r\nnot multipart at all",
+                          headers={"content-type": "multipart/form-data; boundary=xx"})
+    assert garbage.status_code == 400 and "malformed form body" in garbage.text
+    assert client.post("/start", data={"consent": "yes", "colour_vision": "purple"}).status_code == 422
+    assert current_image(client, participant_id) == image_id  # none of that was stored
+
+
+def test_oversized_bodies_are_413(client, app):
+    big_comment = "x" * (17 * 1024)
+    assert client.post("/start", data={"consent": "yes", "comment": big_comment}).status_code == 413
+    assert client.post("/api/participants", json={"consent": True, "comment": big_comment}).status_code == 413
+    response = client.post("/api/answers", content=b"{" + b" " * 20000 + b"}",
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "larger than 16384 bytes" in response.json()["error"]
+    assert app.state.store.summary()["participants"] == 0
+    assert client.post("/api/answers", content=b"{}", headers={"content-length": "abc"}).status_code == 400
+
+
+def test_markup_in_participant_fields_is_escaped_on_every_page(client, tmp_path):
+    participant_id = start(client, comment=MARKUP, age_bracket="25-34", colour_vision="colour-blind")
+    refused = client.post("/start", data={"consent": "yes", "age_bracket": MARKUP})
+    assert refused.status_code == 422 and MARKUP not in refused.text
+    pages = [client.get("/"), client.get(f"/p/{participant_id}")]
+    for _ in range(12):
+        image_id = current_image(client, participant_id)
+        client.post(f"/p/{participant_id}/answer", data={"image_id": image_id, "answer": "real"})
+    pages.append(client.post(f"/p/{participant_id}/answer", data={"image_id": image_id, "answer": "fake"}))  # 409
+    pages.append(client.post(f"/p/{participant_id}/comment", data={"comment": MARKUP + " again"}))
+    pages += [client.get(f"/p/{participant_id}/done"), client.get(f"/admin?token={TOKEN}"),
+              client.get(f"/admin/progress?token={TOKEN}"), client.get(f"/api/participants/{participant_id}")]
+    pages.append(client.post(f"/p/{participant_id}/comment", data={"comment": MARKUP * 300}))  # too long: 422
+    for page in pages:
+        assert MARKUP not in page.text, page.url
+    done, admin = pages[4], pages[5]
+    assert done.url.path.endswith("/done") and done.text.count(ESCAPED) == 2 and "colour-blind" in done.text
+    assert admin.status_code == 200 and ESCAPED in admin.text
+    assert rows(tmp_path / "answers.sqlite", "SELECT comment FROM participants") == [(f"{MARKUP}\n{MARKUP} again",)]
+
+
+def test_admin_endpoints_need_the_token(client, tmp_path, survey_dir):
+    for path in ("/admin/progress", "/admin/export.csv", "/admin"):
+        assert client.get(path).status_code == 403
+        assert client.get(path, headers={"X-Organiser-Token": "wrong"}).status_code == 403
+        assert client.get(path + "?token=").status_code == 403
+        assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 403
+    participant_id = start(client)
+    for _ in range(4):
+        client.post("/api/answers", json={"participant_id": participant_id,
+                                          "image_id": current_image(client, participant_id), "answer": "real"})
+    progress = client.get("/admin/progress", headers={"X-Organiser-Token": TOKEN})
+    assert progress.status_code == 200
+    assert {k: progress.json()[k] for k in ("participants", "finished", "answers")} == {
+        "participants": 1, "finished": 0, "answers": 4}
+    assert client.get("/admin/progress", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    export = client.get(f"/admin/export.csv?token={TOKEN}")
+    assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
+    lines = export.text.strip().splitlines()
+    assert lines[0].startswith("participant_id,image_id,photo_id,kind,answer,response_ms,answered_at")
+    truth = load_truth(survey_dir).set_index("image_id")
+    for line in lines[1:]:
+        fields = line.split(",")
+        assert fields[2] == truth.loc[fields[1], "photo_id"] and fields[3] == truth.loc[fields[1], "kind"]
+    assert len(lines) == 5
+
+
+def test_truth_never_reaches_the_browser(client, survey_dir):
+    truth = load_truth(survey_dir)
+    secrets_ = set(truth["photo_id"]) | {"colorized_p", "real_p", "truth", "shown_path", "sha256", "kind",
+                                         "selection"} | set(truth["sha256"])
+    participant_id = start(client)
+    responses = [client.get("/"), client.get(f"/p/{participant_id}")]
+    question_pages, image_headers = [], {}
+    for position in range(12):
+        page = client.get(f"/p/{participant_id}")
+        image_id = current_image(client, participant_id)
+        question_pages.append(page.text.replace(image_id, "IMAGE").replace(f"Photo {position + 1} of", "Photo N of"))
+        image = client.get(f"/img/{image_id}.jpg")
+        kind = truth.set_index("image_id").loc[image_id, "kind"]
+        image_headers.setdefault(kind, set()).add(
+            tuple(sorted((k, v) for k, v in image.headers.items() if k != "content-length")))
+        responses += [page, client.get(f"/api/participants/{participant_id}"),
+                      client.post("/api/answers", json={"participant_id": participant_id, "image_id": image_id,
+                                                        "answer": "real"})]
+    responses += [client.get(f"/p/{participant_id}/done"), client.get("/static/survey.js"),
+                  client.get("/static/survey.css")]
+    for response in responses:
+        blob = response.text + json.dumps(dict(response.headers))
+        leaked = {word for word in secrets_ if word in blob}
+        assert not leaked, (response.url, leaked)
+    assert len(set(question_pages)) == 1  # a real photo's page and a colorized photo's page differ in nothing else
+    assert image_headers["real"] == image_headers["colorized"] and len(image_headers["real"]) == 1
+    assert not {"last-modified", "etag"} & {k for k, _ in next(iter(image_headers["real"]))}
+
+
+def test_healthz_and_survey_bound_database(survey_dir, tmp_path, client):
+    assert client.get("/healthz").json() == {"ok": True}
+    other = make_survey(tmp_path / "other", n=12)
+    with pytest.raises(ValueError, match="holds answers for survey"):
+        create_app(other, db_path=tmp_path / "answers.sqlite", organiser_token=TOKEN)
