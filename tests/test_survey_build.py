@@ -29,6 +29,7 @@ def test_best_picks_lowest_metric_and_reals_are_other_photos(run_dir, tmp_path):
     assert len(real) == 3 and set(real["photo_id"]).isdisjoint(fake["photo_id"])
     assert truth["photo_id"].is_unique  # never the same scene twice
     assert real["shown_path"].str.contains("real_p").all() and fake["shown_path"].str.contains("colorized_p").all()
+    assert (tmp_path / "s/private/.gitignore").read_text().splitlines()[-1] == "*"  # truth stays out of git
     assert manifest["selection"] == {
         "rule": "best", "metric": "ciede2000", "lower_is_better": True, "seed": 3,
         "real_photos": "seeded random draw among the candidates not shown colorized"}

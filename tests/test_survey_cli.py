@@ -55,13 +55,13 @@ def test_build_export_tabulate(tmp_path, capsys):
     answered = frame.groupby("kind").size()
     assert overall.loc["colorized", "answers"] == answered["colorized"]
     assert overall.loc["colorized", "judged_real_pct"] == 100.0  # everyone said "real" to everything
-    assert (tables_dir / "user_study_per_photo.png").exists()
+    assert (tables_dir / "user_study.png").exists()
 
 
 def test_tabulate_without_responses(tmp_path, capsys):
     assert run("tabulate", "--out", tmp_path) == 0
     assert capsys.readouterr().out.startswith("No responses yet")
-    assert (tmp_path / "user_study_per_photo.pdf").exists()
+    assert (tmp_path / "user_study.pdf").exists()
 
 
 def test_build_refuses_too_few_photos(tmp_path):

@@ -140,7 +140,7 @@ def test_no_responses_says_so_and_still_shows_the_reference(tmp_path):
     assert [p.get_height() for p in figure.axes[0].patches] == [79.0, 69.1, 64.1, 54.3, 42.4, 35.9, 35.1, 17.9, 15.0]
     assert any("no responses yet" in text.get_text() for text in figure.axes[0].texts)
     written = save_user_study(tables, tmp_path / "out")
-    assert (tmp_path / "out/user_study_per_photo.png").stat().st_size > 1000
+    assert (tmp_path / "out/user_study.png").stat().st_size > 1000
     assert "No responses yet" in (tmp_path / "out/user_study.md").read_text()
     assert len(written) == 9
 
@@ -160,11 +160,15 @@ def test_saved_report(tables, tmp_path):
     names = sorted(p.name for p in written)
     assert names == sorted(["user_study.md", "user_study_comparison.csv", "user_study_overall.csv",
                             "user_study_per_participant.csv", "user_study_per_photo.csv", "user_study_rejected.csv",
-                            "user_study_tests.csv", "user_study_per_photo.png", "user_study_per_photo.pdf"])
+                            "user_study_tests.csv", "user_study.png", "user_study.pdf"])
     report = (tmp_path / "user_study.md").read_text()
     assert "| colorized | 7 | 12 | 58.33 |" in report and "unknown kind 'sepia'" in report
     assert pd.read_csv(tmp_path / "user_study_rejected.csv")["row"].tolist() == [15, 16, 17, 18, 19, 20]
-    assert (tmp_path / "user_study_per_photo.pdf").read_bytes()[:4] == b"%PDF"
+    assert (tmp_path / "user_study.pdf").read_bytes()[:4] == b"%PDF"
+    comparison = pd.read_csv(tmp_path / "user_study_comparison.csv").set_index("quantity")
+    assert comparison.loc["colorized judged real (%)", "ours"] == 58.33
+    save_user_study(tables, tmp_path / "tables", figures_dir=tmp_path / "figures")
+    assert (tmp_path / "figures/user_study.png").exists() and (tmp_path / "tables/user_study_comparison.csv").exists()
 
 
 def test_markdown_writer():

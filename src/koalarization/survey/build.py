@@ -194,6 +194,7 @@ def build_survey(candidates, out_dir, selection="best", metric="ciede2000", lowe
         truth["selection_rank"] = truth["selection_rank"].astype("Int64")
         write_csv_atomic(truth, staging / TRUTH_CSV)
         write_json_atomic(staging / MANIFEST_JSON, manifest)
+        (staging / "private" / ".gitignore").write_text("# truth labels and answers: never commit\n*\n")
         os.chmod(staging / "private", 0o700)
         _swap_into_place(staging, out_dir)
     finally:

@@ -47,7 +47,8 @@ def register(subparsers):
     tabulate = commands.add_parser("tabulate", help="tables and figure of a responses CSV against the paper's")
     tabulate.add_argument("--responses", default=None, help="responses CSV (none: the reference figures only)")
     tabulate.add_argument("--reference", default=None, help="reference CSV (default: user_study/reference_2017.csv)")
-    tabulate.add_argument("--out", required=True, help="folder for the CSV, Markdown and PNG/PDF files")
+    tabulate.add_argument("--out", required=True, help="folder for the CSV and Markdown files")
+    tabulate.add_argument("--figures", default=None, help="folder for user_study.png/.pdf (default: --out)")
     tabulate.set_defaults(func=_tabulate)
 
     shot = commands.add_parser("screenshot", help="PNG of the question page in headless Chromium")
@@ -117,7 +118,7 @@ def _tabulate(args):
 
     tables = tabulate_responses(args.responses, args.reference)
     print(tables.message)
-    for path in save_user_study(tables, args.out):
+    for path in save_user_study(tables, args.out, figures_dir=args.figures):
         print(path)
     return 0
 

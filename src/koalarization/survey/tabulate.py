@@ -376,8 +376,10 @@ def save_figure(figure, stem):
     return paths
 
 
-def save_user_study(tables, out_dir, prefix="user_study"):
-    """Write every table as CSV + a single Markdown report, and the per-photo figure as PNG + PDF."""
+def save_user_study(tables, out_dir, prefix="user_study", figures_dir=None):
+    """Write every table as `<prefix>_<name>.csv` plus one Markdown report `<prefix>.md` into `out_dir`, and the
+    per-photo figure as `<prefix>.png` + `.pdf` into `figures_dir` (default: `out_dir`). The side-by-side table is
+    rounded to 2 decimals (a presentation table); the others keep full precision."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = [("overall", "Share judged real"), ("comparison", "Paper, replication and ours"),
@@ -386,6 +388,8 @@ def save_user_study(tables, out_dir, prefix="user_study"):
     written, report = [], [f"# User study\n\n{tables.message}\n"]
     for name, heading in sections:
         frame = getattr(tables, name)
+        if name == "comparison":
+            frame = frame.round(2)
         path = out_dir / f"{prefix}_{name}.csv"
         frame.to_csv(path, index=False)
         written.append(path)
@@ -393,5 +397,5 @@ def save_user_study(tables, out_dir, prefix="user_study"):
     report_path = out_dir / f"{prefix}.md"
     report_path.write_text("\n".join(report), encoding="utf-8")
     written.append(report_path)
-    written += save_figure(tables.figure(), out_dir / f"{prefix}_per_photo")
+    written += save_figure(tables.figure(), Path(figures_dir or out_dir) / prefix)
     return written
