@@ -31,7 +31,6 @@ def test_build_export_tabulate(tmp_path, capsys):
     store = open_store(survey)  # two simulated participants (test data only): one calls everything real
     everything_real, half_done = store.create_participant(), store.create_participant(comment="simulated")
     for participant_id, count in ((everything_real, 12), (half_done, 5)):
-        _, _, total = store.progress(participant_id)
         for _ in range(count):
             _, image_id, _ = store.progress(participant_id)
             store.record_answer(participant_id, image_id, "real", 700)

@@ -37,6 +37,7 @@ def client(app):
 
 
 def start(client, **fields):
+    client.cookies.clear()  # a new participant: the cookie would resume the previous one
     response = client.post("/start", data={"consent": "yes", **fields}, follow_redirects=False)
     assert response.status_code == 303, response.text
     return response.headers["location"].rsplit("/", 1)[1]
@@ -113,6 +114,8 @@ def test_reload_resumes_from_the_link_alone_and_landing_offers_resume(client, ap
         assert "Photo 6 of 12" in page.text and f"/img/{sequence[5]}.jpg" in page.text
     landing = client.get("/")
     assert f'href="/p/{participant_id}"' in landing.text and 'id="resume"' in landing.text
+    again = client.post("/start", data={"consent": "yes"}, follow_redirects=False)  # same browser starts again
+    assert again.headers["location"] == f"/p/{participant_id}" and app.state.store.summary()["participants"] == 1
 
 
 def test_order_is_random_per_participant_and_seeded_by_its_id(client, survey_dir):

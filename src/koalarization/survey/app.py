@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from .files import DEFAULT_DB, IMAGES_DIR, load_public_survey
-from .store import AGE_BRACKETS, COLOUR_VISION, MAX_COMMENT, Store, SurveyError
+from .store import AGE_BRACKETS, COLOUR_VISION, MAX_COMMENT, Store, SurveyError, validate_profile
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "koala_participant"
@@ -184,6 +184,14 @@ def create_app(survey_dir, db_path=None, organiser_token=None, max_body_bytes=MA
         form = await read_form(request)
         if form.get("consent") != "yes":
             raise SurveyError(400, "please tick the consent box to take part")
+        validate_profile(form.get("age_bracket", ""), form.get("colour_vision", ""), form.get("comment", ""))
+        existing = request.cookies.get(COOKIE)
+        if existing:  # one participation per browser: starting again resumes instead of showing the photos twice
+            try:
+                await run_in_threadpool(store.participant, existing)
+                return RedirectResponse(f"/p/{existing}", status_code=303)
+            except SurveyError:
+                pass
         participant_id = await run_in_threadpool(
             store.create_participant, form.get("age_bracket", ""), form.get("colour_vision", ""),
             form.get("comment", ""), request.headers.get("user-agent", ""))

@@ -99,7 +99,6 @@ class Store:
         self.db_path = str(db_path)
         self.survey_id = survey_id
         self.image_ids = tuple(image_ids)
-        self._image_set = frozenset(self.image_ids)
         Path(self.db_path).parent.mkdir(parents=True, exist_ok=True)
         with self.connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
