@@ -1,6 +1,7 @@
 """The `koala` command. Each subcommand is a thin wrapper over a package function that notebooks call too."""
 import argparse
 import importlib
+import os
 import sys
 
 # module path -> it defines register(subparsers); imported lazily so that `koala --help` stays fast.
@@ -33,7 +34,15 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (OSError, ValueError, RuntimeError) as error:
+        # Errors about the user's input (files, data, checkpoints, weights) end with one clear line, no traceback.
+        # Set KOALA_DEBUG=1 to see the traceback.
+        if os.environ.get("KOALA_DEBUG"):
+            raise
+        print(f"koala {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

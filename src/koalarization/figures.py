@@ -132,8 +132,8 @@ def labelled_cases(cases, title, ncols=4):
     nrows = int(np.ceil(len(cases) / ncols))
     aspect = max((_aspect(c["image"]) for c in cases), default=1.0)
     with use_style():
-        fig = Figure(figsize=(IMAGE_WIDTH_IN * 1.2 * ncols, (IMAGE_WIDTH_IN * 1.2 * aspect + 0.9) * nrows + 0.4),
-                     layout="constrained")
+        width = max(IMAGE_WIDTH_IN * 1.2 * ncols, 0.09 * len(title))  # room for the title with one case
+        fig = Figure(figsize=(width, (IMAGE_WIDTH_IN * 1.2 * aspect + 0.9) * nrows + 0.4), layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False)
         for ax, case in zip(axes.flat, cases):
             _show(ax, case["image"])

@@ -96,9 +96,12 @@ def train(data_dir, run_dir, steps, batch_size=100, size=224, learning_rate=1e-3
     initial_epoch = done // checkpoint_every
     train_ds = make_dataset(data_dir, "train", batch_size, size, training=True, seed=seed, fusion=fusion,
                             start_epoch=initial_epoch)
-    val_ds = make_dataset(data_dir, "validation", batch_size, size, training=False, seed=seed, fusion=fusion)
-    if validation_batches:
-        val_ds = val_ds.take(validation_batches)
+    val_ds = None
+    if manifest["counts"].get("validation"):
+        val_ds = make_dataset(data_dir, "validation", batch_size, size, training=False, seed=seed, fusion=fusion)
+        val_ds = (val_ds.take(validation_batches) if validation_batches else val_ds).cache()
+    else:
+        log.warning("the validation split is empty: training without validation loss")
     callbacks = [
         _StepColumn(checkpoint_every),
         AtomicCheckpoint.make(run_dir, config, keep),
@@ -107,7 +110,7 @@ def train(data_dir, run_dir, steps, batch_size=100, size=224, learning_rate=1e-3
     ]
     started = time.time()
     model.fit(train_ds, epochs=chunks, initial_epoch=initial_epoch, steps_per_epoch=checkpoint_every,
-              validation_data=val_ds.cache(), callbacks=callbacks, verbose=verbose)
+              validation_data=val_ds, callbacks=callbacks, verbose=verbose)
     log.info("trained %d steps in %.1f s", steps - done, time.time() - started)
     return checkpoint.resolve(run_dir)
 

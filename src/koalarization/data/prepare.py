@@ -93,7 +93,8 @@ def _example(jpeg, embedding, photo_id, height, width):
         "height": tf.train.Feature(int64_list=tf.train.Int64List(value=[height])),
         "width": tf.train.Feature(int64_list=tf.train.Int64List(value=[width])),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # deterministic=True: protobuf map order otherwise varies between processes, and so would the fingerprint
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 def prepare_image(rgb, short_side=256, letterbox_size=None):

@@ -3,6 +3,7 @@
 The app runs with a throw-away answers database, so taking a screenshot never adds a participant to the real one.
 """
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .app import create_app
@@ -31,15 +32,22 @@ def screenshot_survey(survey_dir, out_png, width=400, height=740, page="question
             if browser is not None:
                 _shoot(browser, base_url, out_png, width, height, page)
             else:
-                from playwright.sync_api import sync_playwright
-
-                with sync_playwright() as playwright:
-                    launched = launch_chromium(playwright, executable_path)
-                    try:
-                        _shoot(launched, base_url, out_png, width, height, page)
-                    finally:
-                        launched.close()
+                # Playwright's sync API refuses to run in a thread with an asyncio loop (a Jupyter kernel has
+                # one), so the browser is driven from a worker thread of its own.
+                with ThreadPoolExecutor(max_workers=1) as worker:
+                    worker.submit(_launch_and_shoot, executable_path, base_url, out_png, width, height, page).result()
     return out_png
+
+
+def _launch_and_shoot(executable_path, base_url, out_png, width, height, page):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = launch_chromium(playwright, executable_path)
+        try:
+            _shoot(launched, base_url, out_png, width, height, page)
+        finally:
+            launched.close()
 
 
 def _shoot(browser, base_url, out_png, width, height, page):
