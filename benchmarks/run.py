@@ -1,0 +1,254 @@
+"""`make bench`: where the time goes. Prints a table and writes results/bench/bench.json.
+
+Every figure is printed next to a reference measured in the same run (these machines are noisy): the training
+step against this machine's own matrix-multiply peak, the input pipeline against the rate training consumes,
+colorizing memory against pixel count. Finishes in a few minutes on 2 cores.
+"""
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+import numpy as np  # noqa: E402
+
+
+def timed(fn, repeat=3, warmup=1):
+    """Best of `repeat` wall times after `warmup` runs (the least disturbed run on a shared machine)."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def cpu_has_bf16():
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def matmul_peak(dtype="float32", n=2048):
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n), dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    mm = tf.function(lambda x: tf.linalg.matmul(x, x))
+    seconds = timed(lambda: mm(a).numpy(), repeat=5)
+    return 2 * n ** 3 / seconds / 1e9
+
+
+def train_step_rate(precision, size=224, batch=16, steps=3):
+    import keras
+
+    from koalarization.model import build_colorizer, flops_per_image
+    from koalarization.train import set_precision
+
+    set_precision(precision)
+    try:
+        model = build_colorizer()
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+        rng = np.random.default_rng(0)
+        x = {"l": rng.uniform(-1, 1, (batch, size, size, 1)).astype("float32"),
+             "embedding": rng.normal(size=(batch, 1000)).astype("float32")}
+        y = rng.uniform(-0.3, 0.3, (batch, size, size, 2)).astype("float32")
+        seconds = timed(lambda: [model.train_on_batch(x, y) for _ in range(steps)], repeat=2) / steps
+    finally:
+        set_precision("float32")
+    images_per_s = batch / seconds
+    # A training step costs 3 forward passes of multiply-adds (forward, input gradient, weight gradient).
+    return images_per_s, 3 * flops_per_image(size, size) * images_per_s / 1e9
+
+
+def pipeline_rate(data_dir, size, batch=16, batches=30):
+    from koalarization.data.pipeline import make_dataset
+
+    ds = make_dataset(data_dir, "train", batch, size, training=True, seed=0)
+    iterator = iter(ds)
+    next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * batch / (time.perf_counter() - start)
+
+
+def prepare_rates(photos_dir, work):
+    """photos/s of the whole prepare (decode, resize, embed, write) per backbone, and of decoding alone."""
+    from koalarization.data.prepare import prepare
+    from koalarization.images import read_photo
+
+    files = sorted(os.path.join(photos_dir, f) for f in os.listdir(photos_dir))
+    decode = len(files) / timed(lambda: [read_photo(f) for f in files], repeat=2, warmup=0)
+    rates = {"decode_only": decode}
+    for backbone, weights in [("efficientnet_lite0", "imagenet"), ("efficientnet_lite2", "imagenet"),
+                              ("inception_resnet_v2", None)]:
+        out = os.path.join(work, f"prep-{backbone}")
+        from koalarization.backbones import Embedder
+
+        Embedder(backbone, weights)  # build once outside the timing (a one-off cost per process)
+        start = time.perf_counter()
+        prepare([f"folder:{photos_dir}"], out, backbone=backbone, backbone_weights=weights, short_side=256,
+                shard_size=64, progress=False)
+        rates[backbone] = len(files) / (time.perf_counter() - start)
+    return rates
+
+
+COLORIZE_CHILD = """
+import os, resource, sys, time
+os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'
+import numpy as np
+from koalarization.colorize import Colorizer
+from koalarization.images import read_photo
+colorizer = Colorizer(sys.argv[1])
+colorizer.colorize(np.zeros((64, 64, 3), np.uint8))  # warm up graphs
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+photo = read_photo(sys.argv[2])
+start = time.perf_counter(); colorizer.colorize(photo); seconds = time.perf_counter() - start
+start = time.perf_counter(); colorizer.colorize(photo); seconds = min(seconds, time.perf_counter() - start)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(seconds, peak / 1e6, base / 1e6)
+"""
+
+
+def colorize_costs(ckpt, work):
+    from PIL import Image
+
+    from skimage import data
+
+    rows = {}
+    source = data.astronaut()
+    for megapixels in (0.25, 1.0, 12.0):
+        width = int(round((megapixels * 1e6 * 4 / 3) ** 0.5))
+        height = int(round(width * 3 / 4))
+        path = os.path.join(work, f"photo_{megapixels}mp.jpg")
+        Image.fromarray(source).resize((width, height), Image.BICUBIC).save(path, quality=92)
+        out = subprocess.run([sys.executable, "-c", COLORIZE_CHILD, ckpt, path], capture_output=True, text=True,
+                             check=True).stdout.split()
+        rows[megapixels] = {"seconds": float(out[0]), "peak_gb": float(out[1]), "baseline_gb": float(out[2]),
+                            "size": f"{width}x{height}"}
+    return rows
+
+
+def folder_cpu_use(ckpt, work):
+    """CPU seconds per wall second while `koala colorize` works through a folder (2.0 = both cores busy)."""
+    from PIL import Image
+    from skimage import data
+
+    folder = os.path.join(work, "folder")
+    os.makedirs(folder, exist_ok=True)
+    for i in range(8):
+        Image.fromarray(data.chelsea()).resize((1155, 866)).save(os.path.join(folder, f"{i}.jpg"))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "koalarization.cli", "colorize", folder, "--checkpoint", ckpt, "--output",
+                    os.path.join(work, "folder-out"), "--force"], check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"photos": 8, "wall_s": wall, "cpu_per_wall": cpu / wall, "cores": os.cpu_count()}
+
+
+def study_times():
+    found = {}
+    for profile in ("ci", "demo"):
+        path = os.path.join(ROOT, "results", profile, "manifest.json")
+        if os.path.exists(path):
+            manifest = json.load(open(path))
+            found[profile] = {stage: info.get("seconds") for stage, info in manifest["stages"].items()}
+    return found
+
+
+def gpu_note():
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "no GPU on this machine: the GPU training step was not measured"
+    return f"GPUs present ({len(gpus)}); run benchmarks on them with the same script"
+
+
+def main():
+    import tensorflow as tf
+
+    from helpers import save_untrained_checkpoint, write_sample_jpegs
+
+    started = time.perf_counter()
+    work = tempfile.mkdtemp(prefix="koala-bench-")
+    report = {"cpu_count": os.cpu_count(), "tensorflow": tf.__version__, "cpu_bf16": cpu_has_bf16()}
+    print("measuring matrix-multiply peak ...", flush=True)
+    report["matmul_gflops"] = {"float32": matmul_peak("float32"), "bfloat16": matmul_peak("bfloat16")}
+    print("measuring training steps at 224x224 ...", flush=True)
+    report["train"] = {}
+    for precision in ("float32", "bfloat16"):
+        rate, gflops = train_step_rate(precision)
+        report["train"][precision] = {"images_per_s": rate, "gflops": gflops,
+                                      "fraction_of_float32_peak": gflops / report["matmul_gflops"]["float32"]}
+    print("measuring prepare and the input pipeline ...", flush=True)
+    photos = write_sample_jpegs(os.path.join(work, "photos"), names=("astronaut", "chelsea", "coffee", "rocket",
+                                                                   "camera", "immunohistochemistry"))
+    report["prepare_photos_per_s"] = prepare_rates(photos, work)
+    data_dir = os.path.join(work, "prep-efficientnet_lite0")
+    report["pipeline"] = {"images_per_s": pipeline_rate(data_dir, 224),
+                          "train_consumes_images_per_s": report["train"]["float32"]["images_per_s"]}
+    report["pipeline"]["ratio"] = report["pipeline"]["images_per_s"] / report["pipeline"]["train_consumes_images_per_s"]
+    print("measuring colorize ...", flush=True)
+    ckpt = save_untrained_checkpoint(os.path.join(work, "run"))
+    report["colorize"] = colorize_costs(ckpt, work)
+    report["colorize_folder"] = folder_cpu_use(ckpt, work)
+    report["study_seconds"] = study_times()
+    report["gpu"] = gpu_note()
+    report["bench_seconds"] = time.perf_counter() - started
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(os.path.join(ROOT, "results", "bench"), exist_ok=True)
+    tmp = os.path.join(ROOT, "results", "bench", "bench.json.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(report, handle, indent=2)
+    os.replace(tmp, os.path.join(ROOT, "results", "bench", "bench.json"))
+    print_table(report)
+
+
+def print_table(r):
+    peak = r["matmul_gflops"]["float32"]
+    lines = [("matmul peak float32 (2048^2)", f"{peak:.1f} GFLOP/s", "reference"),
+             ("matmul bfloat16", f"{r['matmul_gflops']['bfloat16']:.1f} GFLOP/s",
+              f"{r['matmul_gflops']['bfloat16'] / peak:.2f}x float32 (CPU bf16: {r['cpu_bf16']})")]
+    for precision, t in r["train"].items():
+        lines.append((f"train step 224x224 {precision}", f"{t['images_per_s']:.2f} img/s, {t['gflops']:.1f} GFLOP/s",
+                      f"{t['fraction_of_float32_peak']:.0%} of float32 peak"))
+    lines.append(("bf16 / float32 training", f"{r['train']['bfloat16']['images_per_s'] / r['train']['float32']['images_per_s']:.2f}x", "target 1.5x where the CPU has bf16"))
+    p = r["pipeline"]
+    lines.append(("tf.data pipeline 224x224", f"{p['images_per_s']:.1f} img/s", f"{p['ratio']:.1f}x what training consumes"))
+    for name, rate in r["prepare_photos_per_s"].items():
+        lines.append((f"prepare {name}", f"{rate:.2f} photos/s", "decode only = reference" if name == "decode_only" else
+                      f"{rate / r['prepare_photos_per_s']['decode_only']:.2f}x decode-only"))
+    base = r["colorize"][1.0]
+    for mp, c in r["colorize"].items():
+        lines.append((f"colorize {mp} MP ({c['size']})", f"{c['seconds']:.2f} s, peak {c['peak_gb']:.2f} GB",
+                      f"memory above baseline {(c['peak_gb'] - c['baseline_gb']):.2f} GB; "
+                      f"{(c['peak_gb'] - c['baseline_gb']) / max(base['peak_gb'] - base['baseline_gb'], 1e-3) / mp:.2f}x per-pixel vs 1 MP"))
+    f = r["colorize_folder"]
+    lines.append(("colorize folder (8 x 1 MP)", f"{f['wall_s']:.1f} s", f"{f['cpu_per_wall']:.2f} cores busy of {f['cores']}"))
+    for profile, stages in r["study_seconds"].items():
+        lines.append((f"study {profile}", f"{sum(v or 0 for v in stages.values()):.0f} s",
+                      ", ".join(f"{k[:2]}:{v:.0f}s" for k, v in stages.items() if v)))
+    lines.append(("GPU", r["gpu"], ""))
+    width = max(len(a) for a, _, _ in lines)
+    for a, b, c in lines:
+        print(f"{a:<{width}}  {b:<38} {c}")
+    print(f"(benchmark took {r['bench_seconds']:.0f} s; written to results/bench/bench.json)")
+
+
+if __name__ == "__main__":
+    main()

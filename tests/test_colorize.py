@@ -1,0 +1,99 @@
+import os
+import resource
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import koala, save_untrained_checkpoint, write_sample_jpegs
+from koalarization.colorize import Colorizer, working_size
+from koalarization.images import read_photo
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return save_untrained_checkpoint(str(tmp_path_factory.mktemp("run")))
+
+
+def test_working_size_is_multiple_of_eight_and_keeps_aspect():
+    assert working_size(3000, 4000) == (224, 296)
+    assert working_size(5, 3) == (376, 224)  # tiny photos are upsampled for the network
+    h, w = working_size(100, 10000)  # extreme panorama: long side capped
+    assert w <= 1024 and h % 8 == 0 and w % 8 == 0
+
+
+def test_output_keeps_the_photos_own_size(ckpt, real_photos):
+    colorizer = Colorizer(ckpt)
+    for rgb in (real_photos["chelsea"], real_photos["coffee"][:301, :517], np.full((5, 3, 3), 90, np.uint8)):
+        out = colorizer.colorize(rgb)
+        assert out.shape == rgb.shape and out.dtype == np.uint8
+    # (the untrained network's a*b* are far out of gamut, so lightness is checked on `join` below)
+
+
+def test_join_puts_low_resolution_ab_on_full_resolution_l(real_photos):
+    from skimage.color import rgb2lab
+
+    from koalarization.colorize import join, lightness
+
+    rgb = real_photos["coffee"]
+    lab = rgb2lab(rgb)
+    small_ab = lab[::4, ::4, 1:].astype(np.float32)  # a quarter-resolution a*b*, as the network gives
+    out = join(lightness(rgb), small_ab)
+    assert out.shape == rgb.shape
+    assert np.abs(rgb2lab(out)[..., 0] - lab[..., 0]).mean() < 1.0
+    assert np.abs(out.astype(int) - rgb).mean() < 6  # color comes back from a quarter of the resolution
+
+
+def test_gray_and_color_inputs_give_the_same_result(ckpt, real_photos):
+    from koalarization.color import desaturate
+
+    colorizer = Colorizer(ckpt)
+    rgb = real_photos["chelsea"]
+    _, gray = desaturate(rgb)
+    a = colorizer.colorize(rgb)
+    b = colorizer.colorize(np.round(gray * 255).astype(np.uint8))
+    assert np.abs(a.astype(int) - b).mean() < 1.5  # color in the input is ignored
+
+
+def test_cli_on_files_and_folders_with_a_bad_file(ckpt, tmp_path):
+    photos = write_sample_jpegs(tmp_path / "in" / "nested", names=("chelsea", "coffee"))
+    (tmp_path / "in" / "broken.jpg").write_text("not a photo")
+    single = write_sample_jpegs(tmp_path / "single", names=("rocket",))
+    out = tmp_path / "out"
+    result = koala("colorize", str(tmp_path / "in"), os.path.join(single, "rocket.jpg"), "--checkpoint", ckpt,
+                   "--output", str(out), "--side-by-side")
+    assert result.returncode == 1  # a file failed
+    assert "broken.jpg" in result.stdout + result.stderr and "not an image" in result.stdout + result.stderr
+    for name in ("nested/chelsea.png", "nested/coffee.png", "rocket.png", "nested/chelsea_side_by_side.png"):
+        assert (out / name).exists(), name
+    chelsea = read_photo(out / "nested" / "chelsea.png")
+    assert chelsea.shape == read_photo(os.path.join(photos, "chelsea.jpg")).shape
+    before = (out / "rocket.png").stat().st_mtime_ns
+    again = koala("colorize", os.path.join(single, "rocket.jpg"), "--checkpoint", ckpt, "--output", str(out))
+    assert again.returncode == 1 and "--force" in again.stdout and (out / "rocket.png").stat().st_mtime_ns == before
+    forced = koala("colorize", os.path.join(single, "rocket.jpg"), "--checkpoint", ckpt, "--output", str(out),
+                   "--force")
+    assert forced.returncode == 0 and (out / "rocket.png").stat().st_mtime_ns != before
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    result = koala("colorize", str(tmp_path), "--checkpoint", str(tmp_path / "nope"), "--output", str(tmp_path / "o"))
+    assert result.returncode == 2 and "error" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_twelve_megapixel_photo_stays_under_2_5_gb(ckpt, tmp_path):
+    """Peak memory of a whole `koala colorize` process on a generated 4000x3000 photo."""
+    y, x = np.mgrid[0:3000, 0:4000]
+    rgb = np.stack([(x // 7) % 256, (y // 5) % 256, ((x + y) // 11) % 256], axis=-1).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "big.jpg", quality=90)
+    code = ("import resource, sys; from koalarization.cli import main; rc = main(sys.argv[1:]); "
+            "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", code, "colorize", str(tmp_path / "big.jpg"), "--checkpoint", ckpt,
+                             "--output", str(tmp_path / "out")], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    peak_gb = int(result.stdout.split("PEAK_KB")[1].split()[0]) / 1e6
+    assert peak_gb < 2.5, f"peak {peak_gb:.2f} GB"
+    assert read_photo(tmp_path / "out" / "big.png").shape == (3000, 4000, 3)
