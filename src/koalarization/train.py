@@ -29,15 +29,28 @@ def choose_strategy():
     return tf.distribute.get_strategy()
 
 
+def cpu_has_bf16():
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def set_precision(mixed_precision):
-    """None/'float32', 'bfloat16' or 'float16' (or 'auto': float16 on GPUs, bfloat16 on CPUs)."""
+    """None/'float32', 'bfloat16' or 'float16', or 'auto': float16 on GPUs, bfloat16 on CPUs with native bf16
+    instructions (AVX512-BF16, AMX), float32 elsewhere (emulated bf16 is slower than float32)."""
     import keras
     import tensorflow as tf
 
     if mixed_precision in (None, "", "none", "float32"):
         policy = "float32"
     elif mixed_precision == "auto":
-        policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+        if tf.config.list_logical_devices("GPU"):
+            policy = "mixed_float16"
+        else:
+            policy = "mixed_bfloat16" if cpu_has_bf16() else "float32"
     else:
         policy = f"mixed_{mixed_precision}"
     keras.mixed_precision.set_global_policy(policy)

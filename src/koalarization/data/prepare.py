@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 
 import numpy as np
@@ -71,6 +72,17 @@ def build_index(sources, out_dir, seed=0, fractions=(0.8, 0.1, 0.1), near_hammin
     index.to_csv(tmp, index=False)
     os.replace(tmp, path)
     return index
+
+
+def _reuse_index(other_dir, out_dir, params):
+    with open(os.path.join(other_dir, "params.json")) as handle:
+        other = json.load(handle)
+    same = ("sources", "seed", "fractions")
+    if any(other[key] != params[key] for key in same):
+        raise PrepareError(f"{other_dir} was indexed with other {'/'.join(same)}; its index cannot be reused")
+    tmp = os.path.join(out_dir, f"index.csv.tmp-{os.getpid()}")
+    shutil.copyfile(os.path.join(other_dir, "index.csv"), tmp)
+    os.replace(tmp, os.path.join(out_dir, "index.csv"))
 
 
 def shard_plan(index, shard_size):
@@ -132,8 +144,12 @@ def write_shard(name, photo_ids, photos_by_id, embedder, out_dir, short_side, le
 
 def prepare(sources, out_dir, backbone="efficientnet_lite0", backbone_weights="imagenet", short_side=256,
             letterbox_size=None, shard_size=64, shard_index=0, shard_count=1, seed=0, fractions=(0.8, 0.1, 0.1),
-            progress=True):
-    """Prepare (or finish preparing) a dataset. Returns the manifest when every shard is done, else None."""
+            progress=True, index_from=None):
+    """Prepare (or finish preparing) a dataset. Returns the manifest when every shard is done, else None.
+
+    `index_from`: another prepared dataset of the same sources, seed and split (e.g. for another backbone) whose
+    index is copied instead of decoding and de-duplicating every photo again; it also guarantees the same split.
+    """
     from tqdm.auto import tqdm
 
     from ..backbones import Embedder
@@ -151,6 +167,8 @@ def prepare(sources, out_dir, backbone="efficientnet_lite0", backbone_weights="i
                                    f"use another folder or delete it")
     else:
         write_json_atomic(params, params_path)
+    if index_from and not os.path.exists(os.path.join(out_dir, "index.csv")):
+        _reuse_index(index_from, out_dir, params)
     index = build_index(sources, out_dir, seed, fractions, progress=progress)
     plan = shard_plan(index, shard_size)
     mine = [item for k, item in enumerate(plan) if k % shard_count == shard_index]
