@@ -125,3 +125,11 @@ def test_metric_definitions_state_every_metric():
     defs = metric_definitions()
     assert defs["definition"].str.len().min() > 20
     assert defs.set_index("metric").loc["ciede2000", "better"] == "lower"
+
+
+def test_holm_adjustment_by_hand():
+    from koalarization.evaluate.stats import holm
+
+    # sorted p: 0.01 (x3 = 0.03), 0.02 (x2 = 0.04), 0.04 (x1 = 0.04, kept monotone)
+    assert np.allclose(holm([0.04, 0.01, 0.02]), [0.04, 0.03, 0.04])
+    assert holm([0.6, 0.9]).max() == 1.0

@@ -147,3 +147,15 @@ def paired_comparison(per_photo, model_a, model_b, metric, *, by="model", alpha=
         "higher_is_better": better, "alpha": alpha,
         "verdict": verdict,
     }
+
+
+def holm(p_values):
+    """Holm–Bonferroni adjusted p-values (family-wise error control for several metrics or pairs)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p)
+    adjusted = np.empty_like(p)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, (len(p) - rank) * p[index])
+        adjusted[index] = min(1.0, running)
+    return adjusted
