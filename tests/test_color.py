@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 from skimage import color as skcolor
 
 from koalarization import color

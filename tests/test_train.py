@@ -41,7 +41,7 @@ def test_sigkill_mid_run_then_resume_ends_at_the_same_step(small_data, tmp_path)
     assert 10 <= killed_at < 40
     result = koala(*args)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"resuming" in result.stderr and f"at step {killed_at}" in result.stderr
+    assert "resuming" in result.stderr and f"at step {killed_at}" in result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["step"] == 40
     model, config = checkpoint.load_checkpoint(run, compile=True)
     assert config["step"] == 40 and int(model.optimizer.iterations.numpy()) == 40
@@ -50,8 +50,6 @@ def test_sigkill_mid_run_then_resume_ends_at_the_same_step(small_data, tmp_path)
 
 
 def test_overfits_a_single_photo_far_below_the_gray_baseline(tmp_path):
-    import keras
-
     from koalarization.data.pipeline import gray_baseline_loss, make_dataset
     from koalarization.data.prepare import prepare
     from koalarization.train import train

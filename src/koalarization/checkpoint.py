@@ -13,6 +13,7 @@ import shutil
 import time
 
 from . import __version__
+from .atomic import write_json_atomic
 from .color import AB_SCALE, L_SCALE
 
 CONFIG_NAME, MODEL_NAME, LATEST_NAME = "koala.json", "model.keras", "latest.json"
@@ -20,15 +21,6 @@ CONFIG_NAME, MODEL_NAME, LATEST_NAME = "koala.json", "model.keras", "latest.json
 
 class CheckpointError(RuntimeError):
     pass
-
-
-def write_json_atomic(data, path):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, indent=2, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def model_config(backbone, embedding_dim, fusion, train_size, **extra):
@@ -47,12 +39,12 @@ def save_checkpoint(model, run_dir, step, config, keep=3):
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     model.save(os.path.join(tmp, MODEL_NAME))
-    write_json_atomic({**config, "step": int(step), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-                      os.path.join(tmp, CONFIG_NAME))
+    write_json_atomic(os.path.join(tmp, CONFIG_NAME),
+                      {**config, "step": int(step), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     if os.path.exists(final):
         shutil.rmtree(final)
     os.replace(tmp, final)
-    write_json_atomic({"checkpoint": name, "step": int(step)}, os.path.join(run_dir, LATEST_NAME))
+    write_json_atomic(os.path.join(run_dir, LATEST_NAME), {"checkpoint": name, "step": int(step)})
     old = sorted(d for d in os.listdir(run_dir) if d.startswith("step-") and d != name)
     for stale in old[:max(0, len(old) - (keep - 1))]:
         shutil.rmtree(os.path.join(run_dir, stale), ignore_errors=True)

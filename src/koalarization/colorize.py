@@ -6,6 +6,7 @@ predicted a*b* is upsampled and joined to the photo's own full-resolution L. Col
 size in the output; nothing is too small.
 """
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -53,7 +54,9 @@ def join(l_full, ab_small):
     for start in range(0, height, ROWS_PER_CHUNK):
         rows = slice(start, start + ROWS_PER_CHUNK)
         lab = np.stack([l_full[rows], a_full[rows], b_full[rows]], axis=-1).astype(np.float64)
-        out[rows] = np.round(np.clip(skcolor.lab2rgb(lab), 0, 1) * 255)
+        with warnings.catch_warnings():  # out-of-gamut a*b* are clipped to sRGB, as intended
+            warnings.simplefilter("ignore", UserWarning)
+            out[rows] = np.round(np.clip(skcolor.lab2rgb(lab), 0, 1) * 255)
     return out
 
 

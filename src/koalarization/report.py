@@ -6,6 +6,8 @@ import os
 
 import pandas as pd
 
+from .atomic import write_text_atomic
+
 # (file stem, title) in reading order; whatever a profile produced is shown, the rest is skipped.
 FIGURES = [("comparison_grid", "Gray | baselines | ours | ground truth (held-out test photos)"),
            ("historical", "Application: truly gray photos"),
@@ -51,7 +53,4 @@ def write_index(results_dir):
             "<title>koalarization results</title><style>body{font-family:sans-serif;max-width:1100px;margin:auto;"
             "padding:1em}img{max-width:100%}table{border-collapse:collapse;font-size:90%}td,th{padding:2px 8px;"
             "border-bottom:1px solid #ddd;text-align:left}</style></head><body>" + "\n".join(parts) + "</body></html>")
-    tmp = os.path.join(results_dir, "index.html.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(page)
-    os.replace(tmp, os.path.join(results_dir, "index.html"))
+    write_text_atomic(os.path.join(results_dir, "index.html"), page)

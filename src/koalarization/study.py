@@ -14,11 +14,10 @@ import platform
 import re
 import shutil
 import subprocess
-import sys
 import time
 from importlib import metadata, resources
 
-from .checkpoint import write_json_atomic
+from .atomic import write_json_atomic, write_text_atomic
 
 STAGES = ["01_prepare_data", "02_train", "03_evaluate", "04_figures", "05_user_study"]
 VERSIONED_PACKAGES = ["koalarization", "tensorflow-cpu", "tensorflow", "keras", "numpy", "scikit-image", "pandas",
@@ -116,10 +115,7 @@ def to_html(ipynb_path, html_path):
     import nbformat
 
     body, _ = nbconvert.HTMLExporter().from_notebook_node(nbformat.read(ipynb_path, as_version=4))
-    tmp = html_path + ".tmp"
-    with open(tmp, "w") as handle:
-        handle.write(body)
-    os.replace(tmp, html_path)
+    write_text_atomic(html_path, body)
 
 
 def run_stage(stage, notebooks_dir, staging, params, kernel, log=print):
@@ -183,14 +179,14 @@ def run_study(profile_name, project_dir=".", force=False, only=None, kernel="pyt
         except StageFailed as error:
             manifest["stages"][stage] = {"hash": stage_hash, "status": "failed", "error": str(error),
                                          "seconds": round(time.time() - started, 1)}
-            write_json_atomic(manifest, os.path.join(staging, "manifest.json"))
+            write_json_atomic(os.path.join(staging, "manifest.json"), manifest)
             log(str(error))
             log(f"results/{name} left unchanged; the incomplete run is in {staging}")
             raise
         manifest["stages"][stage] = {"hash": stage_hash, "status": "done", "seconds": round(time.time() - started, 1)}
         log(f"[{stage}] done in {manifest['stages'][stage]['seconds']} s")
     manifest.update(_recorded_facts(staging), status="complete", finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    write_json_atomic(manifest, os.path.join(staging, "manifest.json"))
+    write_json_atomic(os.path.join(staging, "manifest.json"), manifest)
     from .report import write_index
 
     write_index(staging)
@@ -229,7 +225,7 @@ def _swap(staging, results):
 def record(results_dir, stage, data):
     """Called by notebooks: write the key numbers of a stage to results_dir/<stage>.json (tests assert on them)."""
     os.makedirs(results_dir, exist_ok=True)
-    write_json_atomic(data, os.path.join(results_dir, f"{stage}.json"))
+    write_json_atomic(os.path.join(results_dir, f"{stage}.json"), data)
 
 
 def register(subparsers):

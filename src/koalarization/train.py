@@ -76,7 +76,6 @@ def train(data_dir, run_dir, steps, batch_size=100, size=224, learning_rate=1e-3
           validation_batches=None, fusion=True, mixed_precision=None, seed=0, keep=3, verbose="auto"):
     """Train (or resume) into run_dir. Returns the path of the final checkpoint."""
     import keras
-    import tensorflow as tf
 
     from .data.pipeline import make_dataset
     from .data.prepare import load_manifest

@@ -13,13 +13,12 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 
 import numpy as np
 import pandas as pd
 
-from ..checkpoint import write_json_atomic
+from ..atomic import write_bytes_atomic, write_csv_atomic, write_json_atomic
 from ..color import gray_rgb_from_l, rgb_to_lab
 from ..images import PhotoError, encode_jpeg, letterbox, read_photo, resize_short_side
 
@@ -67,10 +66,7 @@ def build_index(sources, out_dir, seed=0, fractions=(0.8, 0.1, 0.1), near_hammin
     for photo_id, split in assign_splits(kept, fractions, seed).items():
         index.loc[photo_id, "split"] = split
     index = index.reset_index(drop=True)
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    index.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_csv_atomic(index, path)
     return index
 
 
@@ -80,9 +76,8 @@ def _reuse_index(other_dir, out_dir, params):
     same = ("sources", "seed", "fractions")
     if any(other[key] != params[key] for key in same):
         raise PrepareError(f"{other_dir} was indexed with other {'/'.join(same)}; its index cannot be reused")
-    tmp = os.path.join(out_dir, f"index.csv.tmp-{os.getpid()}")
-    shutil.copyfile(os.path.join(other_dir, "index.csv"), tmp)
-    os.replace(tmp, os.path.join(out_dir, "index.csv"))
+    with open(os.path.join(other_dir, "index.csv"), "rb") as handle:
+        write_bytes_atomic(os.path.join(out_dir, "index.csv"), handle.read())
 
 
 def shard_plan(index, shard_size):
@@ -138,8 +133,8 @@ def write_shard(name, photo_ids, photos_by_id, embedder, out_dir, short_side, le
             digest.update(record)
             writer.write(record)
     os.replace(tmp, path)
-    write_json_atomic({"name": name, "count": len(kept), "photo_ids": kept, "failed": failed,
-                       "sha256": digest.hexdigest()}, path + ".json")
+    write_json_atomic(path + ".json", {"name": name, "count": len(kept), "photo_ids": kept, "failed": failed,
+                                       "sha256": digest.hexdigest()})
 
 
 def prepare(sources, out_dir, backbone="efficientnet_lite0", backbone_weights="imagenet", short_side=256,
@@ -166,7 +161,7 @@ def prepare(sources, out_dir, backbone="efficientnet_lite0", backbone_weights="i
                 raise PrepareError(f"{out_dir} was prepared with other parameters ({params_path}); "
                                    f"use another folder or delete it")
     else:
-        write_json_atomic(params, params_path)
+        write_json_atomic(params_path, params)
     if index_from and not os.path.exists(os.path.join(out_dir, "index.csv")):
         _reuse_index(index_from, out_dir, params)
     index = build_index(sources, out_dir, seed, fractions, progress=progress)
@@ -200,7 +195,7 @@ def finalize(out_dir, plan, index, params):
     manifest = {"params": params, "fingerprint": fingerprint, "counts": counts,
                 "shards": {split: [f"shards/{n}.tfrecord" for n, s, _ in plan if s == split] for split in SPLITS},
                 "skipped": skipped, "sources": index["source"].value_counts().to_dict()}
-    write_json_atomic(manifest, os.path.join(out_dir, "manifest.json"))
+    write_json_atomic(os.path.join(out_dir, "manifest.json"), manifest)
     return manifest
 
 

@@ -12,8 +12,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from ..checkpoint import write_json_atomic
-from ..colorize import Colorizer, join, lightness, working_size
+from ..atomic import write_csv_atomic, write_json_atomic
+from ..colorize import Colorizer, join, lightness
 from ..images import save_image_atomic
 from .metrics import evaluate_pair
 
@@ -88,17 +88,11 @@ def evaluate(models, out_dir, split="test", baselines=True, save_images=True, pr
         raise ValueError(f"the {split} split is empty")
     per_photo = pd.DataFrame(rows)
     os.makedirs(out_dir, exist_ok=True)
-    _write_csv(per_photo, os.path.join(out_dir, "per_photo.csv"))
-    _write_csv(pd.DataFrame(classes), os.path.join(out_dir, "classes.csv"))
+    write_csv_atomic(per_photo, os.path.join(out_dir, "per_photo.csv"))
+    write_csv_atomic(pd.DataFrame(classes), os.path.join(out_dir, "classes.csv"))
     if prior is not None:
-        write_json_atomic({"mean_ab": prior.tolist()}, os.path.join(out_dir, "prior.json"))
+        write_json_atomic(os.path.join(out_dir, "prior.json"), {"mean_ab": prior.tolist()})
     return per_photo
-
-
-def _write_csv(df, path):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def survey_candidates(per_photo, out_dir, model):

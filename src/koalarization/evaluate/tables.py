@@ -2,30 +2,15 @@
 
 A small Markdown writer of our own, since ``tabulate`` (what ``DataFrame.to_markdown`` needs) may be missing.
 """
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from koalarization.evaluate.metrics import METRICS
+from ..atomic import write_text_atomic
+from .metrics import METRICS
 
 ARROWS = {True: "↑", False: "↓", None: ""}
-
-
-def _write_atomic(path, text):
-    """Write text to a temporary file beside ``path``, then rename it: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _cell(value, float_format):
@@ -58,8 +43,8 @@ def write_table(df, path_without_suffix, float_format="{:.4g}", caption=None):
         df = df.reset_index()
     base = Path(path_without_suffix)
     csv_path, md_path = base.with_name(base.name + ".csv"), base.with_name(base.name + ".md")
-    _write_atomic(csv_path, df.to_csv(index=False, lineterminator="\n"))
-    _write_atomic(md_path, to_markdown(df, float_format, caption))
+    write_text_atomic(csv_path, df.to_csv(index=False, lineterminator="\n"))
+    write_text_atomic(md_path, to_markdown(df, float_format, caption))
     return csv_path, md_path
 
 
