@@ -6,7 +6,6 @@ colorizing memory against pixel count. Finishes in a few minutes on 2 cores.
 """
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -76,41 +75,67 @@ def pipeline_rate(data_dir, size, batch=16, batches=30):
     return batches * batch / (time.perf_counter() - start)
 
 
-def prepare_rates(photos_dir, work):
-    """photos/s of the whole prepare (decode, resize, embed, write) per backbone, and of decoding alone."""
-    from koalarization.data.prepare import prepare
-    from koalarization.images import read_photo
+def prepare_rates(photos_dir):
+    """photos/s of each step of `koala prepare` (decode, resize, embed per backbone, encode and write), on the
+    same photos, with each backbone built beforehand (a one-off cost per process, reported separately)."""
+    import tensorflow as tf
 
-    files = sorted(os.path.join(photos_dir, f) for f in os.listdir(photos_dir))
-    decode = len(files) / timed(lambda: [read_photo(f) for f in files], repeat=2, warmup=0)
-    rates = {"decode_only": decode}
+    from koalarization.backbones import Embedder
+    from koalarization.color import gray_rgb_from_l, rgb_to_lab
+    from koalarization.data.prepare import _example, prepare_image
+    from koalarization.images import encode_jpeg, read_photo
+
+    files = sorted(os.path.join(photos_dir, f) for f in os.listdir(photos_dir)) * 4
+    n = len(files)
+    rates, photos = {"photos": n}, []
+    rates["decode"] = n / timed(lambda: photos.__setitem__(slice(None), [read_photo(f) for f in files]), 1, 0)
+    small = []
+    rates["resize"] = n / timed(lambda: small.__setitem__(slice(None), [prepare_image(p, 256) for p in photos]), 1, 0)
+    grays = [gray_rgb_from_l(rgb_to_lab(image)[..., 0]) for image in small]
+    embedding = np.zeros(1000, np.float32)
+
+    def write():
+        with tf.io.TFRecordWriter(os.path.join(photos_dir, "..", "bench.tfrecord")) as writer:
+            for image in small:
+                writer.write(_example(encode_jpeg(image), embedding, "x", *image.shape[:2]))
+
+    rates["encode_and_write"] = n / timed(write, 1, 0)
     for backbone, weights in [("efficientnet_lite0", "imagenet"), ("efficientnet_lite2", "imagenet"),
                               ("inception_resnet_v2", None)]:
-        out = os.path.join(work, f"prep-{backbone}")
-        from koalarization.backbones import Embedder
-
-        Embedder(backbone, weights)  # build once outside the timing (a one-off cost per process)
         start = time.perf_counter()
-        prepare([f"folder:{photos_dir}"], out, backbone=backbone, backbone_weights=weights, short_side=256,
-                shard_size=64, progress=False)
-        rates[backbone] = len(files) / (time.perf_counter() - start)
+        embedder = Embedder(backbone, weights)
+        rates[f"build {backbone} (s)"] = time.perf_counter() - start
+        rates[f"embed {backbone}"] = n / timed(lambda: embedder(grays), 1, 1)
+        per_photo = 1 / rates["decode"] + 1 / rates["resize"] + 1 / rates[f"embed {backbone}"] + \
+            1 / rates["encode_and_write"]
+        rates[f"total {backbone}"] = 1 / per_photo
     return rates
 
 
 COLORIZE_CHILD = """
-import os, resource, sys, time
+import os, sys, threading, time
 os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'
 import numpy as np
 from koalarization.colorize import Colorizer
 from koalarization.images import read_photo
+
+def rss_gb():
+    with open('/proc/self/statm') as handle:
+        return int(handle.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 1e9
+
 colorizer = Colorizer(sys.argv[1])
 colorizer.colorize(np.zeros((64, 64, 3), np.uint8))  # warm up graphs
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 photo = read_photo(sys.argv[2])
-start = time.perf_counter(); colorizer.colorize(photo); seconds = time.perf_counter() - start
-start = time.perf_counter(); colorizer.colorize(photo); seconds = min(seconds, time.perf_counter() - start)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(seconds, peak / 1e6, base / 1e6)
+base, peak, running = rss_gb(), [0.0], [True]
+def sample():
+    while running[0]:
+        peak[0] = max(peak[0], rss_gb()); time.sleep(0.002)
+sampler = threading.Thread(target=sample); sampler.start()
+seconds = []
+for _ in range(2):
+    start = time.perf_counter(); colorizer.colorize(photo); seconds.append(time.perf_counter() - start)
+running[0] = False; sampler.join()
+print(min(seconds), peak[0], base)
 """
 
 
@@ -132,29 +157,49 @@ def colorize_costs(ckpts, work):
         Image.fromarray(source).resize((width, height), Image.BICUBIC).save(path, quality=92)
         out = subprocess.run([sys.executable, "-c", COLORIZE_CHILD, ckpt, path], capture_output=True, text=True,
                              check=True).stdout.split()
-        rows[f"{backbone} {megapixels} MP"] = {"seconds": float(out[0]), "peak_gb": float(out[1]),
-                                               "baseline_gb": float(out[2]), "size": f"{width}x{height}",
+        rows[f"{backbone} {megapixels} MP"] = {"seconds": float(out[0]), "peak_rss_gb": float(out[1]),
+                                               "rss_before_gb": float(out[2]), "size": f"{width}x{height}",
                                                "megapixels": megapixels}
     return rows
 
 
-def folder_cpu_use(ckpt, work):
-    """CPU seconds per wall second while `koala colorize` works through a folder (2.0 = both cores busy)."""
+FOLDER_CHILD = """
+import os, sys, time
+os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'
+from koalarization.colorize import Colorizer, colorize_paths
+from koalarization.images import read_photo, save_image_atomic
+folder, out = sys.argv[2], sys.argv[3]
+colorizer = Colorizer(sys.argv[1])
+files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
+colorizer.colorize(read_photo(files[0]))  # warm up
+def measure(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+reference = os.path.join(out, "reference")
+os.makedirs(reference, exist_ok=True)
+one_by_one = measure(lambda: [save_image_atomic(colorizer.colorize(read_photo(f)),
+                                                os.path.join(reference, os.path.basename(f) + ".png")) for f in files])
+pipelined = measure(lambda: colorize_paths([folder], colorizer, out, force=True, progress=False))
+print(*one_by_one, *pipelined)
+"""
+
+
+def folder_cpu_use(ckpt, work, count=12):
+    """`koala colorize` on a folder of 1 MP photos: wall time and cores busy (CPU s / wall s), against the same
+    photos read, colorized and written one after the other in the same process (the reference)."""
     from PIL import Image
     from skimage import data
 
     folder = os.path.join(work, "folder")
     os.makedirs(folder, exist_ok=True)
-    for i in range(8):
-        Image.fromarray(data.chelsea()).resize((1155, 866)).save(os.path.join(folder, f"{i}.jpg"))
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "koalarization.cli", "colorize", folder, "--checkpoint", ckpt, "--output",
-                    os.path.join(work, "folder-out"), "--force"], check=True, capture_output=True)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"photos": 8, "wall_s": wall, "cpu_per_wall": cpu / wall, "cores": os.cpu_count()}
+    for i in range(count):
+        Image.fromarray(data.chelsea()).resize((1155, 866)).save(os.path.join(folder, f"{i:02d}.jpg"))
+    out = subprocess.run([sys.executable, "-c", FOLDER_CHILD, ckpt, folder, os.path.join(work, "folder-out")],
+                         capture_output=True, text=True, check=True).stdout.split()
+    wall_ref, cpu_ref, wall, cpu = map(float, out)
+    return {"photos": count, "sequential_s": wall_ref, "sequential_cores": cpu_ref / wall_ref,
+            "pipelined_s": wall, "pipelined_cores": cpu / wall, "speedup": wall_ref / wall, "cores": os.cpu_count()}
 
 
 def study_times():
@@ -190,14 +235,17 @@ def main():
     report["matmul_gflops"] = {"float32": matmul_peak("float32"), "bfloat16": matmul_peak("bfloat16")}
     print("measuring training steps at 224x224 ...", flush=True)
     report["train"] = {}
-    for precision in ("float32", "bfloat16"):
-        rate, gflops = train_step_rate(precision)
+    for precision, batch, steps in (("float32", 16, 3), ("bfloat16", 4, 1)):  # emulated bf16 is slow: measure less
+        rate, gflops = train_step_rate(precision, batch=batch, steps=steps)
         report["train"][precision] = {"images_per_s": rate, "gflops": gflops,
                                       "fraction_of_float32_peak": gflops / report["matmul_gflops"]["float32"]}
     print("measuring prepare and the input pipeline ...", flush=True)
     photos = write_sample_jpegs(os.path.join(work, "photos"), names=("astronaut", "chelsea", "coffee", "rocket",
                                                                    "camera", "immunohistochemistry"))
-    report["prepare_photos_per_s"] = prepare_rates(photos, work)
+    report["prepare_photos_per_s"] = prepare_rates(photos)
+    from koalarization.data.prepare import prepare
+
+    prepare([f"folder:{photos}"], os.path.join(work, "prep-efficientnet_lite0"), short_side=256, progress=False)
     data_dir = os.path.join(work, "prep-efficientnet_lite0")
     report["pipeline"] = {"images_per_s": pipeline_rate(data_dir, 224),
                           "train_consumes_images_per_s": report["train"]["float32"]["images_per_s"]}
@@ -231,18 +279,22 @@ def print_table(r):
     lines.append(("bf16 / float32 training", f"{r['train']['bfloat16']['images_per_s'] / r['train']['float32']['images_per_s']:.2f}x", "target 1.5x where the CPU has bf16"))
     p = r["pipeline"]
     lines.append(("tf.data pipeline 224x224", f"{p['images_per_s']:.1f} img/s", f"{p['ratio']:.1f}x what training consumes"))
-    for name, rate in r["prepare_photos_per_s"].items():
-        lines.append((f"prepare {name}", f"{rate:.2f} photos/s", "decode only = reference" if name == "decode_only" else
-                      f"{rate / r['prepare_photos_per_s']['decode_only']:.2f}x decode-only"))
+    prep = r["prepare_photos_per_s"]
+    for step in ("decode", "resize", "encode_and_write"):
+        lines.append((f"prepare: {step}", f"{prep[step]:.1f} photos/s", f"{prep['photos']} photos of 0.3-0.5 MP"))
+    for backbone in ("efficientnet_lite0", "efficientnet_lite2", "inception_resnet_v2"):
+        lines.append((f"prepare: embed {backbone}", f"{prep['embed ' + backbone]:.1f} photos/s",
+                      f"whole prepare {prep['total ' + backbone]:.1f} photos/s; built in {prep['build ' + backbone + ' (s)']:.1f} s"))
     base = r["colorize"]["efficientnet_lite0 1.0 MP"]
-    base_extra = max(base["peak_gb"] - base["baseline_gb"], 1e-3)
+    base_extra = max(base["peak_rss_gb"] - base["rss_before_gb"], 1e-3)
     for name, c in r["colorize"].items():
-        extra = c["peak_gb"] - c["baseline_gb"]
-        lines.append((f"colorize {name} ({c['size']})", f"{c['seconds']:.2f} s, peak {c['peak_gb']:.2f} GB",
-                      f"+{extra:.2f} GB over the loaded model; per pixel {extra / base_extra / c['megapixels']:.2f}x "
+        extra = c["peak_rss_gb"] - c["rss_before_gb"]
+        lines.append((f"colorize {name} ({c['size']})", f"{c['seconds']:.2f} s, peak RSS {c['peak_rss_gb']:.2f} GB",
+                      f"+{extra:.2f} GB while colorizing; per pixel {extra / base_extra / c['megapixels']:.2f}x "
                       f"the 1 MP photo's"))
     f = r["colorize_folder"]
-    lines.append(("colorize folder (8 x 1 MP)", f"{f['wall_s']:.1f} s", f"{f['cpu_per_wall']:.2f} cores busy of {f['cores']}"))
+    lines.append((f"colorize folder ({f['photos']} x 1 MP)", f"{f['pipelined_s']:.1f} s, {f['pipelined_cores']:.2f} cores busy",
+                  f"{f['speedup']:.2f}x one-by-one ({f['sequential_s']:.1f} s, {f['sequential_cores']:.2f} cores)"))
     for profile, stages in r["study_seconds"].items():
         lines.append((f"study {profile}", f"{sum(v or 0 for v in stages.values()):.0f} s",
                       ", ".join(f"{k[:2]}:{v:.0f}s" for k, v in stages.items() if v)))

@@ -93,3 +93,17 @@ def test_a_failing_stage_leaves_the_last_complete_results_untouched(project, tmp
     assert (project / "results" / "ci" / "manifest.json").read_text() == before
     partial = _json(project / "results" / "ci.partial" / "manifest.json")
     assert partial["status"] == "incomplete" and partial["stages"]["01_prepare_data"]["status"] == "failed"
+
+
+def test_compare_results_flags_a_metric_outside_the_tolerance(project, tmp_path):
+    from koalarization.study import compare_results
+
+    results = project / "results" / "ci"
+    assert all(row["within_tolerance"] for row in compare_results(results, results))
+    shifted = _json(results / "03_evaluate.json")
+    shifted["means"]["gray"]["psnr"] *= 1.10
+    (tmp_path / "03_evaluate.json").write_text(json.dumps(shifted))
+    rows = compare_results(results, tmp_path)
+    assert [(r["model"], r["metric"]) for r in rows if not r["within_tolerance"]] == [("gray", "psnr")]
+    manifest = _json(results / "manifest.json")
+    assert manifest["reproducibility"]["tolerance"] == load_profile("ci")["reproducibility_tolerance"]

@@ -91,10 +91,14 @@ class Colorizer:
 
         return self.embedder([gray_rgb_from_l(l_small)])[0]
 
+    def lightness_planes(self, rgb):
+        """-> (L at full resolution, L at the working resolution): the numpy half before the network."""
+        l_full = lightness(rgb)
+        return l_full, _resize_plane(l_full, working_size(*l_full.shape, self.short_side))
+
     def colorize(self, rgb):
         """uint8 RGB (gray or color, any size) -> uint8 RGB colorized at the photo's own resolution."""
-        l_full = lightness(rgb)
-        l_small = _resize_plane(l_full, working_size(*l_full.shape, self.short_side))
+        l_full, l_small = self.lightness_planes(rgb)
         return join(l_full, self.predict_ab(l_small))
 
 
@@ -121,15 +125,17 @@ def colorize_paths(inputs, checkpoint_path, output_dir, force=False, with_side_b
                    backbone_weights="imagenet", progress=True, log=print):
     """Colorize every photo in `inputs` into `output_dir` (PNG). Returns (written, failures [(path, reason)]).
 
-    A bad file is reported and skipped; existing outputs are kept unless `force`; reading runs ahead in a thread
-    so decoding overlaps with the network.
+    `checkpoint_path` may also be a ready Colorizer (to colorize several batches without reloading).
+
+    A bad file is reported and skipped; existing outputs are kept unless `force`.
     """
     from tqdm.auto import tqdm
 
     jobs = _collect(inputs)
     if not jobs:
         raise FileNotFoundError(f"no photos found in {list(inputs)}")
-    colorizer = Colorizer(checkpoint_path, backbone_weights, short_side)
+    colorizer = (checkpoint_path if isinstance(checkpoint_path, Colorizer)
+                 else Colorizer(checkpoint_path, backbone_weights, short_side))
     written, failures = [], []
     todo = []
     for path, rel in jobs:
@@ -139,28 +145,40 @@ def colorize_paths(inputs, checkpoint_path, output_dir, force=False, with_side_b
         else:
             todo.append((path, target))
 
-    def read(path):
+    def load(path):  # reader thread: decode and the L planes (numpy, releases the GIL for much of it)
         try:
-            return read_photo(path)
+            photo = read_photo(path)
         except PhotoError as error:
             return error
+        return (photo, *colorizer.lightness_planes(photo))
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = [pool.submit(read, path) for path, _ in todo[:2]]
+    def store(photo, l_full, ab, target):  # writer thread: join at full resolution, encode, write
+        result = join(l_full, ab)
+        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        save_image_atomic(result, target)
+        if with_side_by_side:
+            gray = np.repeat(np.asarray(Image.fromarray(photo).convert("L"))[..., None], 3, axis=-1)
+            save_image_atomic(side_by_side(gray, result), target[:-4] + "_side_by_side.png")
+        return target
+
+    # Three stages overlap so both cores stay busy: read + L (thread) -> network (here) -> join + write (thread).
+    # At most two photos wait in each queue, which bounds memory for large photos.
+    with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=1) as writer:
+        loading = [reader.submit(load, path) for path, _ in todo[:2]]
+        storing = []
         for i, (path, target) in enumerate(tqdm(todo, disable=not progress, unit="photo", desc="colorize")):
-            photo = pending.pop(0).result()
+            item = loading.pop(0).result()
             if i + 2 < len(todo):
-                pending.append(pool.submit(read, todo[i + 2][0]))
-            if isinstance(photo, PhotoError):
-                failures.append((path, photo.reason))
+                loading.append(reader.submit(load, todo[i + 2][0]))
+            if isinstance(item, PhotoError):
+                failures.append((path, item.reason))
                 continue
-            result = colorizer.colorize(photo)
-            os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-            save_image_atomic(result, target)
-            if with_side_by_side:
-                gray = np.repeat(np.asarray(Image.fromarray(photo).convert("L"))[..., None], 3, axis=-1)
-                save_image_atomic(side_by_side(gray, result), target[:-4] + "_side_by_side.png")
-            written.append(target)
+            photo, l_full, l_small = item
+            ab = colorizer.predict_ab(l_small)
+            storing.append(writer.submit(store, photo, l_full, ab, target))
+            while len(storing) > 2:
+                written.append(storing.pop(0).result())
+        written.extend(future.result() for future in storing)
     for path, reason in failures:
         log(f"skipped {path}: {reason}")
     return written, failures

@@ -155,7 +155,12 @@ def run_study(profile_name, project_dir=".", force=False, only=None, kernel="pyt
         shutil.copytree(results, staging)
     os.makedirs(staging, exist_ok=True)
     previous = _read_json(os.path.join(results, "manifest.json")) or {}
+    tolerance = profile.get("reproducibility_tolerance", 0.05)
     manifest = {"profile": name, "status": "incomplete", "koalarization_version": __version__,
+                "reproducibility": {"tolerance": tolerance, "seed": profile.get("seed"), "meaning": (
+                    f"rerunning this profile from scratch with the same seed, on the same package versions, gives "
+                    f"every metric mean of 03_evaluate.json within {tolerance:.0%} (relative); check with "
+                    f"`koala study --compare results/{name} OTHER_RESULTS_DIR`")},
                 "git_commit": git_commit(project_dir), "parameters": profile, "versions": versions(),
                 "hardware": hardware(), "code_fingerprint": code_fingerprint(), "stages": {},
                 "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -228,6 +233,25 @@ def record(results_dir, stage, data):
     write_json_atomic(os.path.join(results_dir, f"{stage}.json"), data)
 
 
+def compare_results(dir_a, dir_b, tolerance=None):
+    """Metric means of two runs of a profile (03_evaluate.json) -> rows (model, metric, a, b, relative difference,
+    within tolerance). The tolerance defaults to the profile's `reproducibility_tolerance`."""
+    a, b = (_read_json(os.path.join(d, "03_evaluate.json")) for d in (dir_a, dir_b))
+    if a is None or b is None:
+        raise FileNotFoundError(f"03_evaluate.json missing in {dir_a if a is None else dir_b}")
+    if tolerance is None:
+        tolerance = (_read_json(os.path.join(dir_a, "manifest.json")) or {}).get("reproducibility", {}).get(
+            "tolerance", 0.05)
+    rows = []
+    for model, means in a["means"].items():
+        for metric, value in means.items():
+            other = b["means"].get(model, {}).get(metric, float("nan"))
+            relative = abs(other - value) / max(abs(value), 1e-12)
+            rows.append({"model": model, "metric": metric, "a": value, "b": other, "relative_difference": relative,
+                         "within_tolerance": bool(relative <= tolerance)})
+    return rows
+
+
 def register(subparsers):
     parser = subparsers.add_parser("study", help="run the study's notebooks and rebuild results/<profile>",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -236,10 +260,18 @@ def register(subparsers):
     parser.add_argument("--only", nargs="*", choices=STAGES, help="run only these stages (others are reused)")
     parser.add_argument("--project-dir", default=".", help="the checkout (notebooks/, results/, work/)")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name for papermill")
+    parser.add_argument("--compare", nargs=2, metavar=("RESULTS_A", "RESULTS_B"),
+                        help="instead of running: compare the metric means of two result folders of a profile")
     parser.set_defaults(func=_main)
 
 
 def _main(args):
+    if args.compare:
+        rows = compare_results(*args.compare)
+        for row in rows:
+            print(f"{row['model']:>14} {row['metric']:>16}  {row['a']:.5g}  {row['b']:.5g}  "
+                  f"{row['relative_difference']:.2%}  {'ok' if row['within_tolerance'] else 'OUTSIDE TOLERANCE'}")
+        return 0 if all(row["within_tolerance"] for row in rows) else 1
     try:
         run_study(args.profile, args.project_dir, args.force, args.only, args.kernel)
     except StageFailed:
