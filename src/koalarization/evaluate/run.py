@@ -22,16 +22,13 @@ def safe_name(photo_id):
     return re.sub(r"[^A-Za-z0-9._-]+", "_", photo_id)[-120:]
 
 
-def mean_ab(data_dir, limit=None):
+def mean_ab(data_dir):
     """Mean a*b* over all pixels of the training split: the `mean_ab` prior."""
+    from ..color import rgb_to_lab
     from ..data.pipeline import iterate_photos
 
     sums, count = np.zeros(2), 0
-    for i, (_photo_id, rgb, _emb) in enumerate(iterate_photos(data_dir, "train")):
-        if limit and i >= limit:
-            break
-        from ..color import rgb_to_lab
-
+    for _photo_id, rgb, _embedding in iterate_photos(data_dir, "train"):
         ab = rgb_to_lab(rgb)[..., 1:].reshape(-1, 2)
         sums += ab.sum(axis=0)
         count += len(ab)
