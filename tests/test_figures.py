@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from koalarization import figures
+from koalarization.report import figures
 
 
 def image(seed, shape=(12, 16, 3)):

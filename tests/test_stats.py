@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from koalarization.evaluate.stats import bootstrap_ci, cohens_dz, paired_comparison, rank_biserial, summarize
-from koalarization.evaluate.tables import format_summary, metric_definitions, to_markdown, write_table
+from koalarization.report.tables import format_summary, metric_definitions, to_markdown, write_table
 
 
 def per_photo_table(n=20, gap=1.0, seed=0):

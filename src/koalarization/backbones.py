@@ -12,6 +12,7 @@ from functools import lru_cache
 from importlib import resources
 
 import numpy as np
+from .errors import KoalaError
 
 EMBEDDING_DIM = 1000
 
@@ -31,7 +32,7 @@ SPECS = {
 }
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(KoalaError, RuntimeError):
     """Pretrained weights cannot be had here; the message says how to provide them."""
 
 

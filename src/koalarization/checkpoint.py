@@ -15,11 +15,12 @@ import time
 from . import __version__
 from .atomic import write_json_atomic
 from .color import AB_SCALE, L_SCALE
+from .errors import KoalaError
 
 CONFIG_NAME, MODEL_NAME, LATEST_NAME = "koala.json", "model.keras", "latest.json"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(KoalaError, RuntimeError):
     pass
 
 

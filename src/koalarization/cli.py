@@ -4,6 +4,8 @@ import importlib
 import os
 import sys
 
+from .errors import KoalaError
+
 # module path -> it defines register(subparsers); imported lazily so that `koala --help` stays fast.
 COMMAND_MODULES = [
     "koalarization.colorize",
@@ -36,9 +38,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (OSError, ValueError, RuntimeError) as error:
-        # Errors about the user's input (files, data, checkpoints, weights) end with one clear line, no traceback.
-        # Set KOALA_DEBUG=1 to see the traceback.
+    except (KoalaError, OSError) as error:
+        # Errors about the user's input (files, data, checkpoints, weights, profiles) end with one clear line, no
+        # traceback. Anything else is a bug and keeps its traceback. Set KOALA_DEBUG=1 to see every traceback.
         if os.environ.get("KOALA_DEBUG"):
             raise
         print(f"koala {args.command}: error: {error}", file=sys.stderr)

@@ -5,12 +5,13 @@ import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from .errors import KoalaError
 
 MAX_PIXELS = 100_000_000  # above this a file is refused as a possible decompression bomb (12 MP photos are fine)
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 
 
-class PhotoError(ValueError):
+class PhotoError(KoalaError, ValueError):
     """A photo that cannot be read; names the file and the reason."""
 
     def __init__(self, source, reason):

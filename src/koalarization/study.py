@@ -18,13 +18,14 @@ import time
 from importlib import metadata, resources
 
 from .atomic import write_json_atomic, write_text_atomic
+from .errors import KoalaError
 
 STAGES = ["01_prepare_data", "02_train", "03_evaluate", "04_figures", "05_user_study"]
 VERSIONED_PACKAGES = ["koalarization", "tensorflow-cpu", "tensorflow", "keras", "numpy", "scikit-image", "pandas",
                       "matplotlib", "papermill", "scipy", "pillow", "fastapi"]
 
 
-class StageFailed(RuntimeError):
+class StageFailed(KoalaError, RuntimeError):
     pass
 
 
@@ -192,7 +193,7 @@ def run_study(profile_name, project_dir=".", force=False, only=None, kernel="pyt
         log(f"[{stage}] done in {manifest['stages'][stage]['seconds']} s")
     manifest.update(_recorded_facts(staging), status="complete", finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     write_json_atomic(os.path.join(staging, "manifest.json"), manifest)
-    from .report import write_index
+    from .report.page import write_index
 
     write_index(staging)
     _swap(staging, results)

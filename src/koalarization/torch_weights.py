@@ -8,6 +8,7 @@ import pickle
 import struct
 
 import numpy as np
+from .errors import KoalaError
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _STORAGE_DTYPES = {
@@ -17,7 +18,7 @@ _STORAGE_DTYPES = {
 }
 
 
-class UnsafeWeightsError(pickle.UnpicklingError):
+class UnsafeWeightsError(KoalaError, pickle.UnpicklingError):
     """The file asks for a Python global that a plain state dict never needs."""
 
 

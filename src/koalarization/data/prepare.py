@@ -21,13 +21,14 @@ import pandas as pd
 from ..atomic import write_bytes_atomic, write_csv_atomic, write_json_atomic
 from ..color import gray_rgb_from_l, rgb_to_lab
 from ..images import PhotoError, encode_jpeg, letterbox, read_photo, resize_short_side
+from ..errors import KoalaError
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
 FEATURES = ("jpeg", "embedding", "photo_id", "height", "width")
 
 
-class PrepareError(RuntimeError):
+class PrepareError(KoalaError, RuntimeError):
     pass
 
 

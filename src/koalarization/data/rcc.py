@@ -24,12 +24,13 @@ import struct
 import types
 import zlib
 from dataclasses import dataclass
+from ..errors import KoalaError
 
 COMPRESSED_ZLIB, DIRECTORY, COMPRESSED_ZSTD = 0x01, 0x02, 0x04
 _MAX_DEPTH = 64  # deeper than any real tree; stops a corrupt bundle whose directories loop
 
 
-class RccError(ValueError):
+class RccError(KoalaError, ValueError):
     """A bundle (or one resource in it) that cannot be read; names the file and the reason."""
 
     def __init__(self, path, reason):

@@ -112,7 +112,7 @@ def register(subparsers):
 
 def _main(args):
     from .stats import summarize
-    from .tables import format_summary
+    from ..report.tables import format_summary
 
     models = {}
     for item in args.model:

@@ -14,6 +14,7 @@ import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from ..errors import KoalaError
 
 ANSWERS = ("real", "fake")
 AGE_BRACKETS = ("", "under 18", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
@@ -47,7 +48,7 @@ CREATE TABLE IF NOT EXISTS answers (
 """
 
 
-class SurveyError(Exception):
+class SurveyError(KoalaError):
     """A participant request that cannot be honoured; `status` is the HTTP status the app answers with."""
 
     def __init__(self, status, message):

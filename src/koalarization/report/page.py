@@ -6,7 +6,7 @@ import os
 
 import pandas as pd
 
-from .atomic import write_text_atomic
+from ..atomic import write_text_atomic
 
 # (file stem, title) in reading order; whatever a profile produced is shown, the rest is skipped.
 FIGURES = [("comparison_grid", "Gray | baselines | ours | ground truth (held-out test photos)"),

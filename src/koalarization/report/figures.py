@@ -12,7 +12,7 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 
-from koalarization.evaluate.tables import metric_header
+from koalarization.report.tables import metric_header
 
 # Okabe & Ito's colour-blind-safe palette: models keep one colour across figures.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_text_atomic
-from .metrics import METRICS
+from ..evaluate.metrics import METRICS
 
 ARROWS = {True: "↑", False: "↓", None: ""}
 
