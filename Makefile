@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= demo
 STAMP := $(VENV)/.installed
-APT_PHOTOS := gcompris-qt-data mate-backgrounds lomiri-wallpapers-16.04 plasma-workspace-wallpapers
+APT_PHOTOS := gcompris-qt-data mate-backgrounds lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers lxqt-themes palapeli-data scratch
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 

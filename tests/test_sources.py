@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from koalarization.data.sources import Photo, open_source, open_sources, system_rows
+from koalarization.data import sources
+from koalarization.data.sources import Photo, open_source, open_sources, system_packages_status, system_rows
 from koalarization.images import PhotoError, read_photo
 
 SAMPLE_IDS = ["samples:astronaut", "samples:chelsea", "samples:coffee", "samples:rocket", "samples:motorcycle_left",
@@ -92,6 +93,88 @@ def test_system_default_is_scenes_only_and_near_duplicates_join_their_original()
         base + "categorization/resource/images/fishes/fish1.webp"
     with pytest.raises(ValueError, match="unknown system photo kind"):
         open_source("system?kinds=scene,clipart")
+
+
+# the packages added by the second photo review (resources/photo_review.csv): counts of accepted photos
+REVIEWED_PACKAGES = {"scratch": 50, "lxqt-themes": 11, "palapeli-data": 5, "lomiri-wallpapers-20.04": 1}
+
+
+def test_reviewed_packages_photos_are_found_whole_and_distinct():
+    rows = [row for row in system_rows() if row["package"] in REVIEWED_PACKAGES]
+    assert {p: sum(1 for r in rows if r["package"] == p) for p in REVIEWED_PACKAGES} == REVIEWED_PACKAGES
+    assert all(row["kind"] == "scene" and row["near_duplicate"] == "false" and row["license"] for row in rows)
+    installed = installed_packages(REVIEWED_PACKAGES)
+    if not installed:
+        pytest.skip("none of " + ", ".join(sorted(REVIEWED_PACKAGES)) + " is installed")
+    from koalarization.data.dedup import perceptual_hash
+
+    by_id = {p.id: p for p in open_source("system")}
+    hashes = {}
+    for row in rows:
+        if row["package"] not in installed:
+            continue
+        photo = by_id[f"system:{row['package']}/{row['location'].lstrip('/')}"]  # found, and a scene
+        assert photo.origin == row["location"] and photo.group == photo.id
+        rgb = read_photo(photo.read_bytes(), name=photo.id)  # every one decodes, at its listed size
+        assert rgb.shape == (int(row["height"]), int(row["width"]), 3) and rgb.dtype == np.uint8
+        assert rgb.std() > 10  # a picture, not a blank
+        hashes[photo.id] = perceptual_hash(rgb)
+    ids = sorted(hashes)
+    close = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:] if (hashes[a] ^ hashes[b]).bit_count() <= 6]
+    assert not close  # the review listed each photo once (6: the de-duplication's near threshold)
+
+
+def test_photo_review_log_matches_the_list():
+    import csv
+    from importlib import resources
+
+    text = resources.files("koalarization").joinpath("resources/photo_review.csv").read_text(encoding="utf-8")
+    review = list(csv.DictReader(io.StringIO(text)))
+    assert review and all(r["decision"] in ("accepted", "rejected") and r["reason"] and r["version"] for r in review)
+    assert len({(r["package"], r["path"]) for r in review}) == len(review)
+    accepted = {(r["package"], r["path"]) for r in review if r["decision"] == "accepted"}
+    listed = {(row["package"], row["location"]) for row in system_rows() if row["package"] in REVIEWED_PACKAGES}
+    assert accepted == listed  # every photo of the reviewed packages in the list was accepted, and only those
+    assert not any("opencv" in r["package"] for r in review)
+
+
+def dpkg_versions(names):
+    result = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status} ${Version}\n", *sorted(names)],
+                            capture_output=True, text=True)
+    return {fields[0]: fields[2] for fields in (line.split() for line in result.stdout.splitlines())
+            if len(fields) == 3 and fields[1] == "installed"}
+
+
+def test_system_packages_status_reports_versions_and_missing_packages(monkeypatch, caplog):
+    rows = system_rows()
+    status = system_packages_status()
+    packages = list(dict.fromkeys(row["package"] for row in rows))
+    assert [entry["package"] for entry in status] == packages
+    assert all(set(entry) == {"package", "version", "photos", "found"} for entry in status)
+    assert {e["package"]: e["photos"] for e in status} == {p: sum(r["package"] == p for r in rows) for p in packages}
+    if shutil.which("dpkg-query"):
+        versions = dpkg_versions(packages)
+        assert {e["package"]: e["version"] for e in status} == {p: versions.get(p) for p in packages}
+        for entry in status:
+            if entry["version"] is None:
+                assert entry["found"] == 0  # a package that is not installed has no photo here
+            else:
+                assert entry["found"] == entry["photos"]  # an installed package has every listed photo
+    # a listed package that is not installed: reported with no version and no photo found, and skipped by name
+    ghost = {"package": "koala-no-such-package", "location": "/nonexistent/koala/photo.jpg", "kind": "scene",
+             "width": "640", "height": "480", "near_duplicate": "false", "license": "CC0"}
+    monkeypatch.setattr(sources, "system_rows", lambda: rows + [ghost])
+    assert system_packages_status()[-1] == {"package": "koala-no-such-package", "version": None, "photos": 1,
+                                            "found": 0}
+    with caplog.at_level(logging.WARNING, logger="koalarization.data.sources"):
+        photos = open_source("system")
+    assert "koala-no-such-package (1 photo)" in caplog.text
+    assert not any(p.id.startswith("system:koala-no-such-package/") for p in photos)
+    # not a Debian system: no version is known, the photos on disk still count
+    monkeypatch.setattr(sources.shutil, "which", lambda name: None)
+    without_dpkg = system_packages_status()
+    assert all(entry["version"] is None for entry in without_dpkg)
+    assert [e["found"] for e in without_dpkg[:-1]] == [e["found"] for e in status]
 
 
 def save_jpeg(path, color, size=(40, 30)):

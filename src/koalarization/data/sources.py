@@ -4,6 +4,7 @@ A source is named by a spec string (`open_source`):
 
     samples                   the 9 natural photos bundled with scikit-image, scikit-learn and matplotlib
     system[?kinds=K1,K2]      the reviewed photos of Debian packages listed in resources/system_photos.csv
+                              (which of them are installed, with versions: `system_packages_status`)
     folder:PATH               every photo file under PATH
     imagenet:PATH[?classes=n01440764,n01443537&per_class=50]    an ILSVRC-2012 style tree
 
@@ -19,6 +20,8 @@ import io
 import logging
 import os
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass
 from importlib import resources
 from urllib.parse import parse_qsl
@@ -139,6 +142,48 @@ def system_rows():
     return list(csv.DictReader(io.StringIO(text)))
 
 
+def _installed_versions(packages):
+    """Package -> installed version (dpkg-query), for those of `packages` that dpkg says are installed.
+
+    Empty where there is no dpkg-query (not a Debian system). A package dpkg does not know is simply absent.
+    """
+    if not packages or not shutil.which("dpkg-query"):
+        return {}
+    try:
+        result = subprocess.run(["dpkg-query", "-W", "-f=${Package}\t${db:Status-Status}\t${Version}\n",
+                                 *sorted(packages)], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as error:
+        log.warning("system photos: cannot ask dpkg-query for package versions: %s", error)
+        return {}
+    versions = {}
+    for line in result.stdout.splitlines():  # exit status 1 when some package is unknown: the rest still print
+        package, status, version = (line.split("\t") + ["", ""])[:3]
+        if status == "installed" and version:
+            versions[package.split(":")[0]] = version
+    return versions
+
+
+def system_packages_status() -> list[dict]:
+    """Each Debian package of the system photo list, with its installed version and how many of its photos are here.
+
+    One dict per package, in the list's package order: ``{"package": str, "version": str | None,
+    "photos": int, "found": int}``. ``version`` is what ``dpkg-query -W -f '${Version}'`` reports, None where
+    the package is not installed (or this is not a Debian system); ``photos`` counts the package's rows in
+    system_photos.csv (every kind), ``found`` those whose file is on this machine. It is meant for a study's
+    manifest, so that a package that was missing (its photos skipped) is on record, not only in a warning.
+    """
+    rows = system_rows()
+    packages = list(dict.fromkeys(row["package"] for row in rows))
+    versions = _installed_versions(packages)
+    gcompris = _gcompris_resources() if any(r["location"].startswith("rcc:") for r in rows) else {}
+    status = []
+    for package in packages:
+        own = [row for row in rows if row["package"] == package]
+        found = sum(1 for row in own if _system_photo(row, gcompris) is not None)
+        status.append({"package": package, "version": versions.get(package), "photos": len(own), "found": found})
+    return status
+
+
 def _gcompris_resources(rcc_dir=GCOMPRIS_RCC_DIR):
     """Resource path -> bundle path over every bundle (the first bundle, in name order, wins a clash)."""
     where = {}
@@ -223,7 +268,7 @@ def _system(kinds=("scene",)):
     missing_packages = sorted({rows[i]["package"] for i in selected} - present)
     if missing_packages:
         counts = {p: sum(1 for i in selected if rows[i]["package"] == p) for p in missing_packages}
-        log.warning("system photos: package(s) not installed, skipped: %s",
+        log.warning("system photos: package(s) not installed, skipped (see system_packages_status()): %s",
                     ", ".join(f"{p} ({n} photo{'s' * (n != 1)})" for p, n in counts.items()))
     missing_rows = [rows[i]["location"] for i in selected if found[i] is None and rows[i]["package"] in present]
     if missing_rows:
