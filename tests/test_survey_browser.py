@@ -1,13 +1,15 @@
 """A real headless Chromium completes the survey by mouse and by keyboard; then the stored rows are checked."""
+import json
 import os
 import shutil
 import sqlite3
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from koalarization.survey.app import create_app
-from koalarization.survey.screenshot import CHROMIUM, launch_chromium, screenshot_survey
+from koalarization.survey.screenshot import CHROMIUM, DESKTOP, PHONE, launch_chromium, screenshot_survey
 from koalarization.survey.server import running_in_thread
 from koalarization.survey.store import sequence_for
 from survey_fixtures import make_survey
@@ -102,7 +104,7 @@ def test_whole_survey_by_keyboard(browser, served):
     assert [r[2] for r in rows] == list(range(12)) and all(r[4] is not None for r in rows)
 
 
-def test_exposure_time_hides_the_photo_and_phone_layout_fits(browser, tmp_path):
+def test_exposure_time_hides_the_photo(browser, tmp_path):
     survey_dir = make_survey(tmp_path / "timed", n=12, exposure_ms=300)
     with running_in_thread(create_app(survey_dir, db_path=tmp_path / "a.sqlite")) as base_url:
         page = browser.new_page(viewport={"width": 390, "height": 760})
@@ -110,19 +112,50 @@ def test_exposure_time_hides_the_photo_and_phone_layout_fits(browser, tmp_path):
         wait_for_photo(page, 0)
         page.wait_for_selector("#hidden-note:not([hidden])", timeout=5000)
         assert "hidden-photo" in page.get_attribute("#photo", "class")
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
-        for selector in ("#answer-real", "#answer-fake"):
-            box = page.locator(selector).bounding_box()
-            assert box["height"] >= 48 and box["width"] >= 120 and box["y"] + box["height"] <= 760
         page.click("#answer-fake")
         wait_for_photo(page, 1)
         page.close()
 
 
-def test_screenshot_of_the_question_page(browser, survey_dir, tmp_path):
-    out = screenshot_survey(survey_dir, tmp_path / "demo" / "survey.png", width=400, height=740, browser=browser)
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone-390x844", "desktop-1280x800"])
+def test_layout_fits_phone_and_desktop(browser, served, survey_dir, viewport):
+    """The whole photo, at its own size where the screen allows, and both buttons, without scrolling sideways
+    or down; the photo decodes in Chromium at the size the builder made."""
+    base_url, db_path = served
+    width, height = viewport
+    page = browser.new_page(viewport={"width": width, "height": height})
+    begin(page, base_url)
+    expected = json.loads((survey_dir / "public/survey.json").read_text())["image_size"]
+    for position in range(2):
+        wait_for_photo(page, position)
+        natural = page.evaluate("[document.getElementById('photo').naturalWidth,"
+                                " document.getElementById('photo').naturalHeight]")
+        assert natural == expected  # decoded (padding and all) at the survey's size
+        assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scrolling
+        photo = page.locator("#photo").bounding_box()
+        assert photo["x"] >= 0 and photo["x"] + photo["width"] <= width and photo["y"] >= 0
+        assert photo["y"] + photo["height"] <= height
+        assert photo["width"] / photo["height"] == pytest.approx(expected[0] / expected[1], rel=0.02)  # not stretched
+        if width >= 1000:
+            assert (photo["width"], photo["height"]) == tuple(expected)  # shown at its own size on a computer
+        for selector in ("#answer-real", "#answer-fake"):
+            box = page.locator(selector).bounding_box()
+            assert box["height"] >= 48 and box["width"] >= 120
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width and box["y"] + box["height"] <= height
+        page.click("#answer-real" if position else "#answer-fake")
+    wait_for_photo(page, 2)
+    page.close()
+    assert [r[3] for r in stored(db_path)] == ["fake", "real"]
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_screenshot_of_the_question_page(browser, survey_dir, tmp_path, viewport):
+    out = screenshot_survey(survey_dir, tmp_path / "demo" / "survey.png", viewport=viewport, browser=browser)
     with Image.open(out) as image:
-        assert image.format == "PNG" and image.size[0] == 800 and image.size[1] >= 1480  # device scale 2
+        assert image.format == "PNG" and image.size[0] == 2 * viewport[0] and image.size[1] >= 2 * viewport[1]
         colours = image.convert("RGB").resize((40, 74)).getcolors(40 * 74)
     assert len(colours) > 20  # a rendered page with a photo, not a blank frame
     assert not (survey_dir / "private/responses.sqlite").exists()  # the screenshot did not touch the real database
+    keep = os.environ.get("KOALA_KEEP_SCREENSHOTS")
+    if keep:  # to look at them: KOALA_KEEP_SCREENSHOTS=/tmp pytest tests/test_survey_browser.py
+        shutil.copy(out, Path(keep) / f"survey_{viewport[0]}x{viewport[1]}.png")

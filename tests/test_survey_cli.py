@@ -1,6 +1,10 @@
 """`koala survey build|serve|export|tabulate` end to end (answers here are simulated and stored through the Store)."""
 import argparse
+import io
+import logging
 import stat
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -10,6 +14,12 @@ from koalarization.survey import cli
 from koalarization.survey.build import load_truth
 from koalarization.survey.store import open_store
 from survey_fixtures import make_candidates
+
+
+def make_survey_dir(tmp_path):
+    from survey_fixtures import make_survey
+
+    return make_survey(tmp_path / "built", n=12)
 
 
 def run(*argv):
@@ -81,8 +91,67 @@ def test_serve_prints_links_and_keeps_one_token(tmp_path, capsys, monkeypatch):
     token = token_file.read_text().strip()
     assert len(token) >= 24 and stat.S_IMODE(token_file.stat().st_mode) == 0o600
     assert "participant link: http://127.0.0.1:8123/" in printed and f"organiser token:  {token}" in printed
-    assert served[0].port == 8123 and served[0].host == "127.0.0.1" and served[0].access_log is False
-    run("serve", "--survey", survey, "--public-url", "https://survey.example.org/")
+    assert printed.count(token) == 1 and "token=" not in printed  # the token is printed alone, never in a URL
+    assert "http://127.0.0.1:8123/admin " in printed and "X-Organiser-Token" in printed
+    config = served[0]
+    assert config.port == 8123 and config.host == "127.0.0.1" and config.access_log is False
+    assert config.log_config is None  # the library leaves the process's logging alone
+    assert config.timeout_keep_alive == 5.0 and config.h11_max_incomplete_event_size == 8192
+    assert config.limit_concurrency >= 8 and config.http.request_timeout == 10.0
+    run("serve", "--survey", survey, "--public-url", "https://survey.example.org/", "--request-timeout", "3",
+        "--limit-concurrency", "40", "--per-client-burst", "60")
     again = capsys.readouterr().out
     assert f"organiser token:  {token}" in again and "participant link: https://survey.example.org/" in again
+    assert served[1].http.request_timeout == 3.0 and served[1].limit_concurrency == 40
+    app = served[1].app
+    assert app.state.context.public_origins == {"https://survey.example.org"}
+    assert app.state.context.limiter.limits.per_client.burst == 60
     assert cli.organiser_token(survey, "given") == "given"
+
+
+class RecordingHandler(logging.StreamHandler):
+    closed_by_someone = False
+
+    def close(self):
+        RecordingHandler.closed_by_someone = True
+        super().close()
+
+
+def test_server_config_does_not_reconfigure_logging(tmp_path):
+    """uvicorn's default log_config runs logging.config.dictConfig, which closes every handler in the process.
+    Under pytest, a handler that another library (TensorFlow's absl) attached to a captured stream then writes
+    to a closed file and the whole pytest process dies ("lost sys.stderr")."""
+    from koalarization.survey.app import create_app
+    from koalarization.survey.server import uvicorn_config
+
+    survey = make_survey_dir(tmp_path)
+    handler = RecordingHandler(io.StringIO())
+    other = logging.getLogger("some.other.library")
+    other.addHandler(handler)
+    try:
+        uvicorn_config(create_app(survey, db_path=tmp_path / "a.sqlite"), "127.0.0.1", 8124)
+        assert not RecordingHandler.closed_by_someone and handler in other.handlers
+        assert logging.getLogger("uvicorn.access").propagate is False  # still no access log (IP addresses)
+    finally:
+        other.removeHandler(handler)
+
+
+def test_survey_serve_without_the_extra_fails_with_one_line(tmp_path, capsys, monkeypatch):
+    from koalarization.cli import main
+
+    survey = make_survey_dir(tmp_path)
+    for module in ("fastapi", "uvicorn", "python_multipart"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    assert main(["survey", "serve", "--survey", str(survey)]) == 2
+    assert main(["survey", "screenshot", "--survey", str(survey), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("pip install koalarization[survey]" in line for line in err), err
+    assert err[0].startswith("koala survey: error: the survey web app needs fastapi, uvicorn, python-multipart")
+    assert main(["survey", "tabulate", "--out", str(tmp_path / "tables")]) == 0  # no web server needed
+
+
+def test_survey_cli_module_does_not_import_the_web_app():
+    code = ("import sys; import koalarization.survey.cli, koalarization.survey.build, koalarization.survey.tabulate;"
+            " print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'multipart') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

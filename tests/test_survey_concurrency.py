@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from koalarization.survey.app import create_app
+from koalarization.survey.security import ParticipationLimits, RateLimit
 from koalarization.survey.server import running_in_thread
 from survey_fixtures import make_survey
 
@@ -19,7 +20,11 @@ def served(tmp_path_factory):
     folder = tmp_path_factory.mktemp("concurrency")
     survey_dir = make_survey(folder, n=12)
     db_path = folder / "answers.sqlite"
-    with running_in_thread(create_app(survey_dir, db_path=db_path, organiser_token=TOKEN)) as base_url:
+    # 50 people starting together from one address (a class behind one NAT): the organiser raises the per-client
+    # burst, as PROTOCOL.md says; the default (10) would turn 40 of them away with 429.
+    limits = ParticipationLimits(per_client=RateLimit(PARTICIPANTS, 60.0))
+    app = create_app(survey_dir, db_path=db_path, organiser_token=TOKEN, limits=limits)
+    with running_in_thread(app) as base_url:
         yield base_url, db_path
 
 

@@ -72,9 +72,9 @@ def test_landing_page_has_consent_viewport_and_no_resume_without_cookie(client):
 
 def test_start_needs_consent(client, app):
     refused = client.post("/start", data={"comment": "hello"}, follow_redirects=False)
-    assert refused.status_code == 400 and "consent" in refused.text
+    assert refused.status_code == 422 and "tick the consent box" in refused.text
     refused_json = client.post("/api/participants", json={"consent": False})
-    assert refused_json.status_code == 400 and "consent" in refused_json.json()["error"]
+    assert refused_json.status_code == 422 and refused_json.json()["detail"][0]["field"] == "consent"
     assert app.state.store.summary()["participants"] == 0
 
 
@@ -161,7 +161,7 @@ def test_answer_for_a_later_photo_or_one_not_in_the_sequence_is_refused(client, 
     assert stranger.status_code == 400 and "not in your survey" in stranger.json()["error"]
     stranger_form = client.post(f"/p/{participant_id}/answer", data={"image_id": "../../private/truth",
                                                                        "answer": "real"})
-    assert stranger_form.status_code == 400
+    assert stranger_form.status_code == 422 and "not part of the survey" in stranger_form.text
     assert rows(tmp_path / "answers.sqlite") == []
 
 
@@ -196,16 +196,18 @@ def test_malformed_bodies_get_clear_4xx(client):
         assert response.json()["error"] == "invalid request body"
         assert field in {d["field"] for d in response.json()["detail"]}
     negative = client.post("/api/answers", json={**good, "response_ms": -5})
-    assert negative.status_code == 422 and "response_ms" in negative.json()["error"]
+    assert negative.status_code == 422 and negative.json()["detail"][0]["field"] == "response_ms"
     assert client.post("/api/participants", json=[1, 2]).status_code == 422
     assert client.post("/api/participants", json={"consent": True, "age_bracket": "999"}).status_code == 422
     form = f"/p/{participant_id}/answer"
-    assert client.post(form, data={"image_id": image_id}).status_code == 400  # no answer
-    assert client.post(form, data={"image_id": image_id, "answer": "maybe"}).status_code == 400
+    missing = client.post(form, data={"image_id": image_id})
+    assert missing.status_code == 422 and "Please answer Real or Fake" in missing.text
+    assert client.post(form, data={"image_id": image_id, "answer": "maybe"}).status_code == 422
     assert client.post(form, data={"image_id": image_id, "answer": "real", "response_ms": "abc"}).status_code == 422
+    assert client.post(form, data={"image_id": image_id, "answer": "real", "extra": "1"}).status_code == 422
     garbage = client.post(form, content=b"--xx\r\nnot multipart at all",
                           headers={"content-type": "multipart/form-data; boundary=xx"})
-    assert garbage.status_code == 400 and "malformed form body" in garbage.text
+    assert garbage.status_code == 400 and "malformed request body" in garbage.text
     assert client.post("/start", data={"consent": "yes", "colour_vision": "purple"}).status_code == 422
     assert current_image(client, participant_id) == image_id  # none of that was stored
 
@@ -231,8 +233,9 @@ def test_markup_in_participant_fields_is_escaped_on_every_page(client, tmp_path)
         client.post(f"/p/{participant_id}/answer", data={"image_id": image_id, "answer": "real"})
     pages.append(client.post(f"/p/{participant_id}/answer", data={"image_id": image_id, "answer": "fake"}))  # 409
     pages.append(client.post(f"/p/{participant_id}/comment", data={"comment": MARKUP + " again"}))
-    pages += [client.get(f"/p/{participant_id}/done"), client.get(f"/admin?token={TOKEN}"),
-              client.get(f"/admin/progress?token={TOKEN}"), client.get(f"/api/participants/{participant_id}")]
+    pages += [client.get(f"/p/{participant_id}/done"), client.post("/admin", data={"token": TOKEN}),
+              client.get("/admin/progress", headers={"X-Organiser-Token": TOKEN}),
+              client.get(f"/api/participants/{participant_id}")]
     pages.append(client.post(f"/p/{participant_id}/comment", data={"comment": MARKUP * 300}))  # too long: 422
     for page in pages:
         assert MARKUP not in page.text, page.url
@@ -243,11 +246,18 @@ def test_markup_in_participant_fields_is_escaped_on_every_page(client, tmp_path)
 
 
 def test_admin_endpoints_need_the_token(client, tmp_path, survey_dir):
-    for path in ("/admin/progress", "/admin/export.csv", "/admin"):
+    for path in ("/admin/progress", "/admin/export.csv"):
         assert client.get(path).status_code == 403
         assert client.get(path, headers={"X-Organiser-Token": "wrong"}).status_code == 403
         assert client.get(path + "?token=").status_code == 403
+        assert client.get(f"{path}?token={TOKEN}").status_code == 403  # never from the URL
         assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 403
+    for path in ("/admin", "/admin/export.csv"):
+        assert client.post(path, data={"token": "wrong"}).status_code == 403
+        assert client.post(f"{path}?token={TOKEN}", data={"token": ""}).status_code == 422
+    login = client.get(f"/admin?token={TOKEN}")  # a login form only, whatever the URL says
+    assert login.status_code == 200 and 'name="token"' in login.text and "participants," not in login.text
+    assert 'action="/admin"' in login.text and 'method="post"' in login.text
     participant_id = start(client)
     for _ in range(4):
         client.post("/api/answers", json={"participant_id": participant_id,
@@ -257,7 +267,11 @@ def test_admin_endpoints_need_the_token(client, tmp_path, survey_dir):
     assert {k: progress.json()[k] for k in ("participants", "finished", "answers")} == {
         "participants": 1, "finished": 0, "answers": 4}
     assert client.get("/admin/progress", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
-    export = client.get(f"/admin/export.csv?token={TOKEN}")
+    page = client.post("/admin", data={"token": TOKEN})
+    assert page.status_code == 200 and "1 participants, 0 finished, 4 answers" in page.text
+    assert "token=" not in page.text.replace('name="token"', "")  # no token in any link or form action
+    assert client.post("/admin/export.csv", data={"token": TOKEN}).status_code == 200
+    export = client.get("/admin/export.csv", headers={"X-Organiser-Token": TOKEN})
     assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
     lines = export.text.strip().splitlines()
     assert lines[0].startswith("participant_id,image_id,photo_id,kind,answer,response_ms,answered_at")
@@ -281,8 +295,7 @@ def test_truth_never_reaches_the_browser(client, survey_dir):
         question_pages.append(page.text.replace(image_id, "IMAGE").replace(f"Photo {position + 1} of", "Photo N of"))
         image = client.get(f"/img/{image_id}.jpg")
         kind = truth.set_index("image_id").loc[image_id, "kind"]
-        image_headers.setdefault(kind, set()).add(
-            tuple(sorted((k, v) for k, v in image.headers.items() if k != "content-length")))
+        image_headers.setdefault(kind, set()).add(tuple(sorted(image.headers.items())))
         responses += [page, client.get(f"/api/participants/{participant_id}"),
                       client.post("/api/answers", json={"participant_id": participant_id, "image_id": image_id,
                                                         "answer": "real"})]
@@ -302,3 +315,190 @@ def test_healthz_and_survey_bound_database(survey_dir, tmp_path, client):
     other = make_survey(tmp_path / "other", n=12)
     with pytest.raises(ValueError, match="holds answers for survey"):
         create_app(other, db_path=tmp_path / "answers.sqlite", organiser_token=TOKEN)
+
+
+# hardening: numbers, headers on every response, cross-site posts, cookies, rate limits ----------------------------
+
+EXPECTED_HEADERS = {
+    "cache-control": "no-store", "x-content-type-options": "nosniff", "referrer-policy": "same-origin",
+    "x-frame-options": "DENY", "cross-origin-resource-policy": "same-origin",
+    "content-security-policy": ("default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; "
+                                "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
+}
+
+
+def assert_secured(response):
+    got = {name: response.headers.get(name) for name in EXPECTED_HEADERS}
+    assert got == EXPECTED_HEADERS, (response.request.method, response.url, response.status_code, got)
+
+
+@pytest.mark.parametrize("value", ["²", "٣٤٥", "１２", "۱۲", " 12", "12 ", "1_000", "+5", "12.0", "-1", "0x10",
+                                   "3600001", "99999999999999999999"])
+def test_non_ascii_or_out_of_range_numbers_are_422_with_headers(client, tmp_path, value):
+    participant_id = start(client)
+    image_id = current_image(client, participant_id)
+    form = client.post(f"/p/{participant_id}/answer", follow_redirects=False,
+                       data={"image_id": image_id, "answer": "real", "response_ms": value})
+    assert form.status_code == 422 and "digits 0-9" in form.text, (value, form.status_code)
+    assert_secured(form)
+    api = client.post("/api/answers", json={"participant_id": participant_id, "image_id": image_id,
+                                            "answer": "real", "response_ms": value})
+    assert api.status_code == 422 and api.json()["detail"][0]["field"] == "response_ms"
+    assert_secured(api)
+    assert rows(tmp_path / "answers.sqlite") == []  # in particular, '٣٤٥' is not stored as 345
+
+
+def test_ascii_digits_and_json_integers_in_range_are_accepted(client, tmp_path):
+    participant_id = start(client)
+    sent = [("0", 0), ("3600000", 3600000), ("00042", 42), ("", None)]
+    for text, _ in sent:
+        image_id = current_image(client, participant_id)
+        response = client.post(f"/p/{participant_id}/answer", follow_redirects=False,
+                               data={"image_id": image_id, "answer": "fake", "response_ms": text})
+        assert response.status_code == 303, text
+    image_id = current_image(client, participant_id)
+    assert client.post("/api/answers", json={"participant_id": participant_id, "image_id": image_id,
+                                             "answer": "fake", "response_ms": 1234}).status_code == 200
+    assert [r[0] for r in rows(tmp_path / "answers.sqlite", "SELECT response_ms FROM answers ORDER BY answer_id")] \
+        == [v for _, v in sent] + [1234]
+
+
+def test_every_response_carries_the_security_headers(app, survey_dir, monkeypatch):
+    with TestClient(app, raise_server_exceptions=False) as client:
+        participant_id = start(client)
+        image_id = current_image(client, participant_id)
+        responses = [
+            client.get("/"), client.get(f"/p/{participant_id}"), client.get(f"/img/{image_id}.jpg"),
+            client.get("/static/survey.css"), client.get("/healthz"),
+            client.post("/start", data={"consent": "yes"}, follow_redirects=False),  # 303
+            client.get("/no/such/page"), client.get("/img/0123456789abcdef.jpg"), client.get("/static/nope.css"),
+            client.delete("/"), client.post("/api/answers", content=b"{", headers={"content-type": "application/json"}),
+            client.post("/api/answers", json={"answer": "real"}),  # 422
+            client.post("/api/answers", content=b"x" * 20000, headers={"content-type": "application/json"}),  # 413
+            client.get("/admin/progress"),  # 403
+            client.post("/start", data={"consent": "yes"}, headers={"origin": "https://evil.example"}),  # 403
+        ]
+        client.post("/api/answers", json={"participant_id": participant_id, "image_id": image_id, "answer": "real"})
+        responses.append(client.post("/api/answers", json={"participant_id": participant_id, "image_id": image_id,
+                                                           "answer": "fake"}))  # 409
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("simulated bug")
+
+        monkeypatch.setattr(app.state.store, "record_answer", broken)
+        responses.append(client.post(f"/p/{participant_id}/answer",
+                                     data={"image_id": current_image(client, participant_id), "answer": "real"}))
+        responses.append(client.post("/api/answers", json={"participant_id": participant_id,
+                                                           "image_id": current_image(client, participant_id),
+                                                           "answer": "real"}))
+    statuses = sorted({r.status_code for r in responses})
+    assert statuses == [200, 303, 400, 403, 404, 405, 409, 413, 422, 500], statuses
+    for response in responses:
+        assert_secured(response)
+    assert "internal error" in responses[-2].text and responses[-1].json()["error"].startswith("the survey server")
+
+
+def test_cross_site_posts_are_refused(client, app, survey_dir):
+    for headers in ({"origin": "https://evil.example"}, {"origin": "null"}, {"referer": "https://evil.example/x"},
+                    {"sec-fetch-site": "cross-site"}, {"origin": "http://testserver.evil.example"}):
+        client.cookies.clear()
+        refused = client.post("/start", data={"consent": "yes"}, headers=headers, follow_redirects=False)
+        assert refused.status_code == 403 and "another web site" in refused.text, headers
+        assert client.post("/api/participants", json={"consent": True}, headers=headers).status_code == 403
+    assert app.state.store.summary()["participants"] == 0
+    participant_id = start(client)
+    image_id = current_image(client, participant_id)
+    evil = {"origin": "https://evil.example"}
+    assert client.post(f"/p/{participant_id}/answer", data={"image_id": image_id, "answer": "real"},
+                       headers=evil).status_code == 403
+    assert client.post(f"/p/{participant_id}/comment", data={"comment": "x"}, headers=evil).status_code == 403
+    assert client.post("/admin/export.csv", data={"token": TOKEN}, headers=evil).status_code == 403
+    assert current_image(client, participant_id) == image_id
+    for headers in ({"origin": "http://testserver"}, {"referer": f"http://testserver/p/{participant_id}"},
+                    {"sec-fetch-site": "same-origin"}):
+        assert client.post(f"/p/{participant_id}/answer", data={"image_id": current_image(client, participant_id),
+                                                                 "answer": "real"}, headers=headers,
+                           follow_redirects=False).status_code == 303, headers
+    client.cookies.clear()
+    same = client.post("/start", data={"consent": "yes"}, headers={"origin": "http://testserver"},
+                       follow_redirects=False)
+    assert same.status_code == 303
+
+
+def test_configured_public_origin_is_accepted(survey_dir, tmp_path):
+    app = create_app(survey_dir, db_path=tmp_path / "a.sqlite", public_origins=["https://survey.example.org/"])
+    with TestClient(app) as client:
+        behind_proxy = client.post("/start", data={"consent": "yes"}, follow_redirects=False,
+                                   headers={"origin": "https://survey.example.org", "host": "127.0.0.1:8000"})
+        assert behind_proxy.status_code == 303
+        other = client.post("/start", data={"consent": "yes"}, follow_redirects=False,
+                            headers={"origin": "https://other.example.org", "host": "127.0.0.1:8000"})
+        assert other.status_code == 403
+
+
+def test_opening_another_participants_link_does_not_rebind_the_cookie(client, app):
+    mine = start(client)
+    client.cookies.clear()
+    theirs = start(client)
+    client.cookies.clear()
+    client.cookies.set(COOKIE, mine)
+    page = client.get(f"/p/{theirs}")  # someone sent me their link
+    assert page.status_code == 200 and "set-cookie" not in page.headers
+    assert client.cookies.get(COOKIE) == mine
+    again = client.post("/start", data={"consent": "yes"}, follow_redirects=False)
+    assert again.headers["location"] == f"/p/{mine}" and "set-cookie" not in again.headers
+    assert app.state.store.summary()["participants"] == 2
+
+
+def test_new_participations_are_rate_limited_per_client_and_overall(survey_dir, tmp_path):
+    from koalarization.survey.security import ParticipationLimits, RateLimit
+
+    limits = ParticipationLimits(per_client=RateLimit(3, 60.0), overall=RateLimit(5, 30.0), max_participants=None)
+    app = create_app(survey_dir, db_path=tmp_path / "a.sqlite", limits=limits)
+    now = [1000.0]
+    app.state.context.limiter.clock = lambda: now[0]
+    app.state.context.limiter._overall.updated = now[0]
+    first = TestClient(app, client=("10.0.0.1", 4000))
+    second = TestClient(app, client=("10.0.0.2", 4000))
+    for index in range(3):
+        first.cookies.clear()
+        assert first.post("/start", data={"consent": "yes"}, follow_redirects=False).status_code == 303, index
+    refused = first.post("/api/participants", json={"consent": True})
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "60"
+    assert "from your network" in refused.json()["error"]
+    first.cookies.clear()
+    page = first.post("/start", data={"consent": "yes"}, follow_redirects=False)
+    assert page.status_code == 429 and "try again in 60 seconds" in page.text and page.headers["retry-after"]
+    assert_secured(page)
+    assert second.post("/api/participants", json={"consent": True}).status_code == 201
+    assert second.post("/api/participants", json={"consent": True}).status_code == 201
+    overall = second.post("/api/participants", json={"consent": True})  # the overall bucket (5) is empty now
+    assert overall.status_code == 429 and overall.headers["retry-after"] == "30"
+    assert app.state.store.summary()["participants"] == 5
+    now[0] += 30.0  # one overall token back; the first client's bucket has half a token
+    assert first.post("/api/participants", json={"consent": True}).status_code == 429
+    assert second.post("/api/participants", json={"consent": True}).status_code == 201
+    now[0] += 60.0
+    assert first.post("/api/participants", json={"consent": True}).status_code == 201
+    assert app.state.store.summary()["participants"] == 7
+
+
+def test_one_client_cannot_stuff_the_ballot_with_default_limits(app):
+    with TestClient(app) as client:
+        codes = [client.post("/api/participants", json={"consent": True}).status_code for _ in range(200)]
+    assert codes[:10] == [201] * 10 and set(codes[10:]) == {429}
+    assert app.state.store.summary()["participants"] == 10
+
+
+def test_max_participants_closes_the_survey(survey_dir, tmp_path):
+    from koalarization.survey.security import ParticipationLimits, RateLimit
+
+    limits = ParticipationLimits(per_client=RateLimit(100, 1.0), overall=RateLimit(100, 1.0), max_participants=2)
+    app = create_app(survey_dir, db_path=tmp_path / "a.sqlite", limits=limits)
+    with TestClient(app) as client:
+        assert [client.post("/api/participants", json={"consent": True}).status_code for _ in range(3)] == [
+            201, 201, 403]
+        client.cookies.clear()
+        closed = client.post("/start", data={"consent": "yes"})
+        assert closed.status_code == 403 and "this survey is closed" in closed.text
+    assert app.state.store.summary()["participants"] == 2

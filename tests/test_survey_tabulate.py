@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from koalarization.survey.tabulate import (NO_RESPONSES, clean_responses, load_reference, markdown_table,
+from koalarization.report.tables import to_markdown
+from koalarization.survey.tabulate import (NO_RESPONSES, clean_responses, load_reference, participant_bootstrap,
                                            save_user_study, tabulate_responses, wilson_interval)
 
 FIXTURE = Path(__file__).parent / "survey_fixtures" / "responses_small.csv"
@@ -107,11 +108,11 @@ def test_side_by_side_table(tables):
     row = table.loc["colorized judged real (%)"]
     assert (row["paper_2017"], row["pytorch_replication"]) == (45.87, 48.5)
     assert row["ours"] == pytest.approx(58.3333, abs=1e-4)
-    assert table.loc["real judged real (%)"].tolist()[1:] == pytest.approx([66.7, 200 / 3], nan_ok=True)
+    assert table.loc["real judged real (%)", ["pytorch_replication", "ours"]].tolist() == pytest.approx([66.7, 200 / 3])
     assert math.isnan(table.loc["real judged real (%)", "paper_2017"])  # the paper does not report it
-    assert table.loc["participants"].tolist() == [41, 60, 3]
+    assert table.loc["participants", ["paper_2017", "pytorch_replication", "ours"]].tolist() == [41, 60, 3]
     assert table.loc["colorized photos per participant (median)", "ours"] == 4
-    assert table.loc["most convincing colorized photo (% real)"].tolist()[0] == 79.0
+    assert table.loc["most convincing colorized photo (% real)", "paper_2017"] == 79.0
     assert table.loc["least convincing colorized photo (% real)", "ours"] == 0
 
 
@@ -142,7 +143,7 @@ def test_no_responses_says_so_and_still_shows_the_reference(tmp_path):
     written = save_user_study(tables, tmp_path / "out")
     assert (tmp_path / "out/user_study.png").stat().st_size > 1000
     assert "No responses yet" in (tmp_path / "out/user_study.md").read_text()
-    assert len(written) == 9
+    assert len(written) == 15
 
 
 def test_only_broken_rows_is_no_responses_but_reports_them():
@@ -158,11 +159,12 @@ def test_only_broken_rows_is_no_responses_but_reports_them():
 def test_saved_report(tables, tmp_path):
     written = save_user_study(tables, tmp_path)
     names = sorted(p.name for p in written)
-    assert names == sorted(["user_study.md", "user_study_comparison.csv", "user_study_overall.csv",
-                            "user_study_per_participant.csv", "user_study_per_photo.csv", "user_study_rejected.csv",
-                            "user_study_tests.csv", "user_study.png", "user_study.pdf"])
+    tables_ = ["comparison", "overall", "per_participant", "per_photo", "rejected", "tests"]
+    assert names == sorted(["user_study.md", "user_study.png", "user_study.pdf"]
+                           + [f"user_study_{t}.{ext}" for t in tables_ for ext in ("csv", "md")])
     report = (tmp_path / "user_study.md").read_text()
     assert "| colorized | 7 | 12 | 58.33 |" in report and "unknown kind 'sepia'" in report
+    assert to_markdown(tables.comparison.round(2)) in report  # the package's one Markdown writer
     assert pd.read_csv(tmp_path / "user_study_rejected.csv")["row"].tolist() == [15, 16, 17, 18, 19, 20]
     assert (tmp_path / "user_study.pdf").read_bytes()[:4] == b"%PDF"
     comparison = pd.read_csv(tmp_path / "user_study_comparison.csv").set_index("quantity")
@@ -171,12 +173,49 @@ def test_saved_report(tables, tmp_path):
     assert (tmp_path / "figures/user_study.png").exists() and (tmp_path / "tables/user_study_comparison.csv").exists()
 
 
-def test_markdown_writer():
-    frame = pd.DataFrame({"name": ["a|b", "c"], "value": [1.23456, float("nan")], "n": [3, 4]})
-    assert markdown_table(frame) == "| name | value | n |\n|---|---|---|\n| a\\|b | 1.23 | 3 |\n| c |  | 4 |\n"
+def test_participant_bootstrap_resamples_participants():
+    """Two participants who always say real and two who never do: the pooled share is 50%, and resampling
+    participants (not answers) gives a wide interval; one participant gives none."""
+    rows = [{"participant_id": pid, "kind": "colorized", "judged_real": pid in "AB"} for pid in "ABCD" for _ in range(9)]
+    clean = pd.DataFrame(rows)
+    low, high = participant_bootstrap(clean, "colorized")
+    assert low <= 0.25 and high >= 0.75
+    assert participant_bootstrap(clean[clean["participant_id"] == "A"], "colorized") == pytest.approx(
+        (float("nan"), float("nan")), nan_ok=True)
 
 
 def test_reference_file_is_found_and_complete():
     reference = load_reference()
     assert len(reference[reference["image"].str.startswith("fake_")]) == 9
     assert set(reference["study"]) >= {"koalarization_2017", "pytorch_replication"}
+    assert reference["source"].notna().all() and reference["read_off_chart"].map(type).eq(bool).all()
+    paper = reference[reference["study"] == "koalarization_2017"].set_index("image")
+    per_image = paper.loc[[f"fake_{i}" for i in range(1, 10)]]
+    assert per_image["judged_real_pct"].tolist() == [79.0, 69.1, 64.1, 54.3, 42.4, 35.9, 35.1, 17.9, 15.0]
+    assert per_image["read_off_chart"].all() and per_image["source"].str.contains("koalarization_torch").all()
+    assert not paper.loc["all_colorized", "read_off_chart"]
+    assert "arXiv:1712.03400" in paper.loc["all_colorized", "source"] and paper.loc["all_colorized", "participants"] == 41
+    replication = reference[reference["study"] == "pytorch_replication"].set_index("image")
+    assert replication.loc["all_colorized", ["participants", "judged_real_pct"]].tolist() == [60, 48.5]
+    assert replication.loc["all_real", "judged_real_pct"] == 66.7
+    assert replication["source"].str.contains("koalarization_torch").all() and not replication["read_off_chart"].any()
+
+
+def test_comparison_table_shows_the_source_of_each_published_figure(tables):
+    table = tables.comparison.set_index("quantity")
+    row = table.loc["colorized judged real (%)"]
+    assert "arXiv:1712.03400" in row["paper_2017_source"] and "chart" not in row["paper_2017_source"]
+    assert "koalarization_torch" in row["pytorch_replication_source"]
+    most = table.loc["most convincing colorized photo (% real)"]
+    assert most["paper_2017_source"].endswith("read off a chart, approximate")
+    assert table.loc["  Wilson 95% CI low (%)", "paper_2017_source"] == ""  # ours only: no published figure
+    published = table[table["paper_2017"].notna()]
+    assert (published["paper_2017_source"] != "").all()
+    report = to_markdown(table.reset_index())
+    assert "read off a chart, approximate" in report
+
+
+def test_reference_without_sources_is_refused():
+    reference = load_reference().drop(columns=["source"])
+    with pytest.raises(ValueError, match="source and read_off_chart"):
+        tabulate_responses(None, reference)

@@ -34,3 +34,43 @@ def write_json_atomic(path, obj, mode=None):
 def write_csv_atomic(frame, path):
     """pandas DataFrame -> CSV (no index, '\\n' line ends), atomically."""
     return write_text_atomic(path, frame.to_csv(index=False, lineterminator="\n"))
+
+
+def replace_directory(staging, target):
+    """Put the finished folder `staging` where `target` is, so readers see the old folder or the new one, never a mix.
+
+    `staging` must be on the same file system as `target` (build it beside the target). An existing `target` is
+    renamed aside first and removed only once the new folder is in place; if that rename-in fails, the old folder
+    is put back. Returns the target path.
+    """
+    staging, target = Path(staging), Path(target)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}-{os.urandom(4).hex()}")
+        os.replace(target, old)
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    _fsync_directory(target.parent)
+    if old is not None:
+        import shutil
+
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _fsync_directory(path):
+    """Make a rename in `path` durable (a no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -5,25 +5,29 @@ from PIL import Image
 
 from koalarization.survey.build import build_survey
 
+SIZE = (288, 384)  # (height, width): larger than the default short side (256), so nothing is upscaled
+
 
 def gradient(height, width, hue):
-    """A smooth colour gradient with a pattern, distinct per `hue`."""
+    """A smooth colour gradient with a pattern and some fine detail, distinct per `hue`."""
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     red = (x / width * 255 + hue * 37) % 256
     green = (y / height * 255 + hue * 71) % 256
-    blue = (128 + 100 * np.sin((x + y) / 9.0 + hue)) % 256
+    blue = (128 + 100 * np.sin((x + y) / 9.0 + hue) + 20 * np.sin(x * 1.7) * np.cos(y * 1.3)) % 256
     return np.stack([red, green, blue], axis=-1).astype(np.uint8)
 
 
-def make_candidates(folder, n=15, size=(72, 96), exif=False):
-    """n photos: a real PNG and a 'colorized' PNG (washed-out copy) each, and a CSV of made-up metric values.
+def make_candidates(folder, n=15, size=SIZE, exif=False, portrait_every=0):
+    """n photos: a real PNG and a 'colorized' PNG (washed-out copy, so its JPEG is smaller) each, and a CSV of
+    made-up metric values. `portrait_every=k` turns every k-th photo on its side (mixed aspect ratios).
 
     ciede2000 is 1.0 + photo index, so with `best` the 9 lowest are photos p00..p08.
     """
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for index in range(n):
-        real = gradient(*size, hue=index)
+        shape = size[::-1] if portrait_every and index % portrait_every == 0 else size
+        real = gradient(*shape, hue=index)
         washed = (0.5 * real + 0.5 * real.mean(axis=-1, keepdims=True)).astype(np.uint8)
         real_path, fake_path = folder / f"real_p{index:02d}.png", folder / f"colorized_p{index:02d}.png"
         image = Image.fromarray(real)
@@ -42,9 +46,9 @@ def make_candidates(folder, n=15, size=(72, 96), exif=False):
     return csv
 
 
-def make_survey(tmp_path, n=15, **options):
+def make_survey(tmp_path, n=15, candidates_options=None, **options):
     """A built survey folder from generated photos; returns its path."""
-    csv = make_candidates(tmp_path / "run", n=n)
+    csv = make_candidates(tmp_path / "run", n=n, **(candidates_options or {}))
     out = tmp_path / "survey"
     build_survey(csv, out, **options)
     return out

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import write_csv_atomic
 from .build import load_truth
-from .files import write_csv_atomic
 from .store import open_store
 
 RESPONSE_COLUMNS = ["participant_id", "image_id", "photo_id", "kind", "answer", "response_ms", "answered_at",
@@ -13,7 +13,7 @@ PARTICIPANT_COLUMNS = ["participant_id", "created_at", "finished_at", "answered"
                        "comment"]
 
 
-def export_responses(survey_dir, db_path=None, out_csv=None, store=None):
+def export_responses(survey_dir, db_path=None, out_csv=None, store=None) -> pd.DataFrame:
     """One row per stored answer with its photo and kind (real/colorized); written to `out_csv` when given.
 
     An answer whose image is missing from truth.csv keeps empty photo_id/kind, so the tabulation reports it
@@ -30,7 +30,7 @@ def export_responses(survey_dir, db_path=None, out_csv=None, store=None):
     return frame
 
 
-def export_participants(survey_dir, db_path=None, out_csv=None):
+def export_participants(survey_dir, db_path=None, out_csv=None) -> pd.DataFrame:
     """One row per participant with the optional details they gave (comments included: keep this file private)."""
     store = open_store(survey_dir, db_path)
     frame = pd.DataFrame(store.participants_rows(), columns=PARTICIPANT_COLUMNS)

@@ -1,4 +1,4 @@
-"""The survey folder's layout, and the atomic writes the survey modules use.
+"""The survey folder's layout, and the error for a survey folder or input that is not what it should be.
 
 A survey folder has two halves: `public/` (what the web app may serve) and `private/` (truth labels, the
 answers database, the organiser token), so that nothing private can be served by mistake.
@@ -6,7 +6,7 @@ answers database, the organiser token), so that nothing private can be served by
 import json
 from pathlib import Path
 
-from ..atomic import write_bytes_atomic, write_csv_atomic, write_json_atomic, write_text_atomic  # noqa: F401
+from ..errors import KoalaError
 
 SURVEY_JSON = "public/survey.json"
 IMAGES_DIR = "public/images"
@@ -16,7 +16,11 @@ DEFAULT_DB = "private/responses.sqlite"
 TOKEN_FILE = "private/organiser_token"
 
 
-def load_public_survey(survey_dir):
+class SurveyDataError(KoalaError, ValueError):
+    """Candidates, photos or a survey folder that cannot make or serve a survey; the message says what to change."""
+
+
+def load_public_survey(survey_dir) -> dict:
     """The public half of a survey: its settings and opaque image ids, never the truth."""
     path = Path(survey_dir) / SURVEY_JSON
     if not path.is_file():

@@ -7,6 +7,7 @@ and it is stored too, so a later change of shuffling code cannot change an exist
 """
 import datetime as _dt
 import json
+import logging
 import random
 import re
 import secrets
@@ -14,7 +15,12 @@ import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, Optional
+
 from ..errors import KoalaError
+from .files import DEFAULT_DB, SurveyDataError, load_public_survey
+
+log = logging.getLogger(__name__)
 
 ANSWERS = ("real", "fake")
 AGE_BRACKETS = ("", "under 18", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
@@ -49,12 +55,14 @@ CREATE TABLE IF NOT EXISTS answers (
 
 
 class SurveyError(KoalaError):
-    """A participant request that cannot be honoured; `status` is the HTTP status the app answers with."""
+    """A request that cannot be honoured; `status` is the HTTP status the app answers with, `headers` any extra
+    response headers (Retry-After)."""
 
-    def __init__(self, status, message):
+    def __init__(self, status: int, message: str, headers: Optional[dict] = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = dict(headers or {})
 
 
 @dataclass(frozen=True)
@@ -65,24 +73,28 @@ class AnswerResult:
     total: int
 
     @property
-    def finished(self):
+    def finished(self) -> bool:
         return self.answered >= self.total
 
 
-def utc_now():
+def utc_now() -> str:
     """UTC time, ISO 8601 with milliseconds."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def sequence_for(participant_id, image_ids):
-    """The participant's photo order: a shuffle seeded by the participant id."""
+def sequence_for(participant_id: str, image_ids) -> list:
+    """The participant's photo order: a shuffle seeded by the participant id (reproducible, different per person,
+    independent of the order the ids are given in)."""
     order = sorted(image_ids)
     random.Random(f"koala-survey:{participant_id}").shuffle(order)
     return order
 
 
-def validate_profile(age_bracket="", colour_vision="", comment=""):
-    """Optional participant fields: fixed choices or bounded free text. Raises SurveyError(422)."""
+def validate_profile(age_bracket: str = "", colour_vision: str = "", comment: str = "") -> tuple:
+    """Optional participant fields: fixed choices or bounded free text. Raises SurveyError(422).
+
+    The web app's pydantic models check the same before a request reaches the store; this keeps the database
+    clean for callers that use the Store directly."""
     age_bracket, colour_vision, comment = (str(v or "").strip() for v in (age_bracket, colour_vision, comment))
     if age_bracket not in AGE_BRACKETS:
         raise SurveyError(422, f"age bracket must be one of {[a for a in AGE_BRACKETS if a]} or empty")
@@ -96,7 +108,7 @@ def validate_profile(age_bracket="", colour_vision="", comment=""):
 class Store:
     """The answers database of one survey (bound to its survey id at first use)."""
 
-    def __init__(self, db_path, survey_id, image_ids):
+    def __init__(self, db_path, survey_id: str, image_ids):
         self.db_path = str(db_path)
         self.survey_id = survey_id
         self.image_ids = tuple(image_ids)
@@ -108,10 +120,10 @@ class Store:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (utc_now(),))
             bound = db.execute("SELECT value FROM meta WHERE key = 'survey_id'").fetchone()[0]
         if bound != survey_id:
-            raise ValueError(f"{db_path} holds answers for survey {bound}, not for survey {survey_id}")
+            raise SurveyDataError(f"{db_path} holds answers for survey {bound}, not for survey {survey_id}")
 
     @contextmanager
-    def connect(self):
+    def connect(self) -> Iterator[sqlite3.Connection]:
         """A fresh connection, committed on success, rolled back on error, always closed."""
         db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
         try:
@@ -125,20 +137,35 @@ class Store:
 
     # participants -------------------------------------------------------------------------------------------
 
-    def create_participant(self, age_bracket="", colour_vision="", comment="", user_agent=""):
+    def create_participant(self, age_bracket: str = "", colour_vision: str = "", comment: str = "",
+                           user_agent: str = "", max_participants: Optional[int] = None) -> str:
+        """A new participant with a random id and its own photo order; returns the id.
+
+        `max_participants`: refuse (SurveyError 403) once the survey has that many, checked in the same
+        transaction as the insert so that simultaneous starts cannot overshoot it.
+        """
         age_bracket, colour_vision, comment = validate_profile(age_bracket, colour_vision, comment)
         participant_id = secrets.token_urlsafe(18)
         sequence = sequence_for(participant_id, self.image_ids)
         with self.connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            if max_participants is not None:
+                count = db.execute("SELECT COUNT(*) FROM participants").fetchone()[0]
+                if count >= max_participants:
+                    db.execute("ROLLBACK")
+                    log.warning("new participation refused: the survey has its %d participants", max_participants)
+                    raise SurveyError(403, f"this survey is closed: it has all the {max_participants} participants"
+                                           " it needs. Thank you for your interest!")
             db.execute(
                 "INSERT INTO participants (participant_id, created_at, sequence, age_bracket, colour_vision, comment,"
                 " user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (participant_id, utc_now(), json.dumps(sequence), age_bracket, colour_vision, comment,
                  str(user_agent or "")[:300]),
             )
+            db.execute("COMMIT")
         return participant_id
 
-    def participant(self, participant_id):
+    def participant(self, participant_id: str) -> dict:
         """The participant's row as a dict (with its sequence and answered image ids), or SurveyError(404)."""
         if not isinstance(participant_id, str) or not PARTICIPANT_ID.match(participant_id):
             raise SurveyError(404, "unknown participant")
@@ -153,7 +180,7 @@ class Store:
         info["answered"] = answered
         return info
 
-    def progress(self, participant_id):
+    def progress(self, participant_id: str) -> tuple:
         """(position of the next photo from 0, its image id or None when finished, total)."""
         info = self.participant(participant_id)
         for position, image_id in enumerate(info["sequence"]):
@@ -161,7 +188,7 @@ class Store:
                 return position, image_id, len(info["sequence"])
         return len(info["sequence"]), None, len(info["sequence"])
 
-    def add_comment(self, participant_id, comment):
+    def add_comment(self, participant_id: str, comment: str) -> None:
         """A closing comment from the thank-you page (appended, so nothing said earlier is lost)."""
         _, _, comment = validate_profile(comment=comment)
         if not comment:
@@ -180,7 +207,8 @@ class Store:
 
     # answers ------------------------------------------------------------------------------------------------
 
-    def record_answer(self, participant_id, image_id, answer, response_ms=None):
+    def record_answer(self, participant_id: str, image_id: str, answer: str,
+                      response_ms: Optional[int] = None) -> AnswerResult:
         """Store one answer, in its own transaction. A repeat of a stored answer is a no-op (stored=False).
 
         400: the image is not in this participant's sequence (unknown ids included), or the answer is not real/fake;
@@ -236,7 +264,7 @@ class Store:
 
     # organiser side ------------------------------------------------------------------------------------------
 
-    def summary(self):
+    def summary(self) -> dict:
         """Counts for the organiser's progress view."""
         with self.connect() as db:
             participants = db.execute("SELECT COUNT(*), COUNT(finished_at) FROM participants").fetchone()
@@ -245,7 +273,8 @@ class Store:
         return {"participants": participants[0], "finished": participants[1], "answers": answers,
                 "photos_per_participant": len(self.image_ids), "last_answer_at": last}
 
-    def participants_rows(self):
+    def participants_rows(self) -> list:
+        """Every participant with the optional details and the number of answers (organiser side only)."""
         with self.connect() as db:
             rows = db.execute(
                 "SELECT p.participant_id, p.created_at, p.finished_at, p.age_bracket, p.colour_vision, p.comment,"
@@ -253,7 +282,8 @@ class Store:
                 " FROM participants p ORDER BY p.created_at").fetchall()
         return [dict(r) for r in rows]
 
-    def answers_rows(self):
+    def answers_rows(self) -> list:
+        """Every stored answer with its participant's details, in the order they arrived."""
         with self.connect() as db:
             rows = db.execute(
                 "SELECT a.participant_id, a.image_id, a.position, a.answer, a.response_ms, a.answered_at,"
@@ -263,9 +293,7 @@ class Store:
         return [dict(r) for r in rows]
 
 
-def open_store(survey_dir, db_path=None):
+def open_store(survey_dir, db_path=None) -> Store:
     """The Store for a survey folder (default database: private/responses.sqlite)."""
-    from .files import DEFAULT_DB, load_public_survey
-
     survey = load_public_survey(survey_dir)
     return Store(db_path or Path(survey_dir) / DEFAULT_DB, survey["survey_id"], survey["images"])
