@@ -224,31 +224,31 @@ def _assign_torch_weights(model, state):
 
 
 def classifier_input(name, gray_rgb):
-    """Colorless float RGB images (N, H, W, 3) in [0, 1] -> resized to the backbone's size and preprocessed."""
-    import tensorflow as tf
+    """One colorless float RGB image (H, W, 3) in [0, 1] -> resized to the backbone's square input (PIL's
+    antialiased bilinear filter, the same on every Keras backend) and preprocessed."""
+    from PIL import Image
 
     size = spec(name).input_size
-    resized = tf.image.resize(tf.convert_to_tensor(gray_rgb, tf.float32), (size, size), method="bilinear",
-                              antialias=True)
-    return preprocess(name, tf.clip_by_value(resized, 0.0, 1.0))
+    plane = np.ascontiguousarray(np.asarray(gray_rgb, np.float32)[..., 0])
+    resized = np.asarray(Image.fromarray(plane, mode="F").resize((size, size), Image.BILINEAR))
+    rgb = np.repeat(np.clip(resized, 0.0, 1.0)[..., None], 3, axis=-1)
+    return preprocess(name, rgb)
 
 
 class Embedder:
-    """Gray images -> 1000-d logits with a frozen backbone, in batches; the backbone is built once."""
+    """Gray images -> 1000-d logits with a frozen backbone, in fixed-size batches; the backbone is built once.
+    Runs on any Keras backend (TensorFlow, JAX, PyTorch)."""
 
     def __init__(self, name, weights="imagenet", batch_size=16):
-        import tensorflow as tf
-
         self.name, self.batch_size = spec(name).name, batch_size
         self.model = build_backbone(name, weights)
-        self._predict = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 
     def __call__(self, gray_rgb_batch):
         """List or array of colorless RGB images (any size each, float in [0, 1]) -> (N, 1000) float32."""
         outputs = []
         for start in range(0, len(gray_rgb_batch), self.batch_size):
-            chunk = [classifier_input(self.name, image[None])[0] for image in gray_rgb_batch[start:start + self.batch_size]]
-            import tensorflow as tf
-
-            outputs.append(self._predict(tf.stack(chunk)).numpy())
+            chunk = np.stack([classifier_input(self.name, image)
+                              for image in gray_rgb_batch[start:start + self.batch_size]]).astype(np.float32)
+            padded = np.concatenate([chunk, np.zeros((self.batch_size - len(chunk),) + chunk.shape[1:], np.float32)])
+            outputs.append(np.asarray(self.model.predict_on_batch(padded))[:len(chunk)])  # one shape: one compile
         return np.concatenate(outputs).astype(np.float32) if outputs else np.zeros((0, EMBEDDING_DIM), np.float32)

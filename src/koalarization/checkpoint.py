@@ -4,6 +4,8 @@ Layout of a training run directory:
     run/step-000500/model.keras   the model (with optimizer state, for resume)
     run/step-000500/koala.json    config: backbone, embedding width, fusion, training size, scalings, versions, step
     run/latest.json               {"checkpoint": "step-000500"}, replaced atomically after a checkpoint is complete
+    run/best/                     a copy of the checkpoint with the lowest validation loss so far
+    run/best.json                 {"step": 300, "val_loss": 0.0113}
 A checkpoint directory is written under a temporary name and renamed when complete: a crash leaves the last
 good checkpoint in place.
 """
@@ -17,19 +19,22 @@ from .atomic import write_json_atomic
 from .color import AB_SCALE, L_SCALE
 from .errors import KoalaError
 
-CONFIG_NAME, MODEL_NAME, LATEST_NAME = "koala.json", "model.keras", "latest.json"
+CONFIG_NAME, MODEL_NAME, LATEST_NAME, BEST_NAME = "koala.json", "model.keras", "latest.json", "best"
 
 
 class CheckpointError(KoalaError, RuntimeError):
     pass
 
 
-def model_config(backbone, embedding_dim, fusion, train_size, **extra):
+def model_config(backbone, embedding_dim, fusion, train_scale, train_crop=None, **extra):
+    """What a checkpoint must carry to be used alone: the classifier it pairs with, the scale it learned at (the
+    network's working resolution when colorizing), the scalings, versions."""
     import keras
 
-    return {"format": 1, "backbone": backbone, "embedding_dim": embedding_dim, "fusion": fusion,
-            "train_size": train_size, "l_scaling": f"L/{L_SCALE:g} - 1", "ab_scaling": f"ab/{AB_SCALE:g}",
-            "koalarization_version": __version__, "keras_version": keras.__version__, **extra}
+    return {"format": 2, "backbone": backbone, "embedding_dim": embedding_dim, "fusion": fusion,
+            "train_scale": train_scale, "train_crop": train_crop or train_scale, "l_scaling": f"L/{L_SCALE:g} - 1",
+            "ab_scaling": f"ab/{AB_SCALE:g}", "koalarization_version": __version__, "keras_version": keras.__version__,
+            **extra}
 
 
 def save_checkpoint(model, run_dir, step, config, keep=3):
@@ -52,11 +57,39 @@ def save_checkpoint(model, run_dir, step, config, keep=3):
     return final
 
 
-def resolve(path):
-    """A checkpoint directory, or a run directory (its latest checkpoint) -> the checkpoint directory."""
+def mark_best(run_dir, checkpoint_dir, val_loss):
+    """Copy a checkpoint to run_dir/best (atomically) and record its step and validation loss."""
+    step = read_config(checkpoint_dir)["step"]
+    tmp = os.path.join(run_dir, f".tmp-best-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(checkpoint_dir, tmp)
+    old = os.path.join(run_dir, f".old-best-{os.getpid()}")
+    best = os.path.join(run_dir, BEST_NAME)
+    if os.path.exists(best):
+        os.replace(best, old)
+    os.replace(tmp, best)
+    shutil.rmtree(old, ignore_errors=True)
+    record = {"step": int(step), "val_loss": float(val_loss)}
+    write_json_atomic(os.path.join(run_dir, BEST_NAME + ".json"), record)
+    return record
+
+
+def read_best(run_dir):
+    """{"step", "val_loss"} of the best checkpoint so far, or None."""
+    try:
+        with open(os.path.join(run_dir, BEST_NAME + ".json")) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def resolve(path, which="latest"):
+    """A checkpoint directory, or a run directory (its latest or its best checkpoint) -> the checkpoint directory."""
     path = os.fspath(path)
     if os.path.exists(os.path.join(path, CONFIG_NAME)):
         return path
+    if which == "best" and os.path.exists(os.path.join(path, BEST_NAME, CONFIG_NAME)):
+        return os.path.join(path, BEST_NAME)
     latest = os.path.join(path, LATEST_NAME)
     if os.path.exists(latest):
         with open(latest) as handle:
@@ -76,13 +109,15 @@ def read_config(path):
         return json.load(handle)
 
 
-def load_checkpoint(path, compile=False, expect_backbone=None):
-    """-> (keras model, config). `expect_backbone` guards against pairing a model with the wrong classifier."""
+def load_checkpoint(path, compile=False, expect_backbone=None, which="latest"):
+    """-> (keras model, config). `expect_backbone` guards against pairing a model with the wrong classifier;
+    `which` picks a run folder's "latest" or "best" checkpoint."""
     import keras
 
+    from . import losses as _losses  # noqa: F401  (registers the custom loss)
     from . import model as _model  # noqa: F401  (registers the custom layer)
 
-    directory = resolve(path)
+    directory = resolve(path, which)
     config = read_config(directory)
     if expect_backbone and config.get("fusion", True) and config["backbone"] != expect_backbone:
         raise CheckpointError(f"{directory} was trained with backbone {config['backbone']!r}, "

@@ -67,32 +67,33 @@ def join_l_ab(lightness, ab):
     return lab_to_uint8(np.concatenate([lightness[..., None], ab], axis=-1))
 
 
-# ---- TensorFlow versions, for tf.data -------------------------------------------------------------------------
+# ---- tensor versions (keras.ops): the input pipelines, on any backend and on the accelerator ----------------------
 
 
-def tf_rgb_to_lab(rgb):
-    """float RGB in [0, 1] (..., 3) tensor -> L*a*b* tensor; matches skimage.color.rgb2lab."""
-    import tensorflow as tf
+def ops_rgb_to_lab(rgb):
+    """Float RGB tensor (..., 3) in [0, 1] -> float32 L*a*b*; the maths of skimage.color.rgb2lab.
 
-    rgb = tf.convert_to_tensor(rgb, tf.float32)
-    linear = tf.where(rgb > 0.04045, tf.pow((rgb + 0.055) / 1.055, 2.4), rgb / 12.92)
-    xyz = tf.tensordot(linear, tf.constant(_RGB_TO_XYZ.T, tf.float32), axes=1)
-    xyz = xyz / tf.constant(_WHITE_D65, tf.float32)
-    f = tf.where(xyz > 0.008856, tf.pow(tf.maximum(xyz, 1e-12), 1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
-    fx, fy, fz = tf.unstack(f, axis=-1)
-    lightness = tf.where(xyz[..., 1] > 0.008856, 116.0 * fy - 16.0, 903.3 * xyz[..., 1])
-    return tf.stack([lightness, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
-
-
-def tf_gray_rgb_from_l(lightness):
-    """L tensor (...) -> colorless RGB tensor (..., 3) in [0, 1]; matches gray_rgb_from_l.
-
-    With a* = b* = 0 the XYZ of a pixel is the white point times Y, so its linear RGB is (Y, Y, Y).
+    Written with keras.ops, so it runs inside tf.data (TensorFlow backend) and on the GPU under JAX or PyTorch,
+    where the conversion of a batch costs far less than on the input threads. Tests hold it to scikit-image.
     """
-    import tensorflow as tf
+    from keras import ops
 
-    lightness = tf.convert_to_tensor(lightness, tf.float32)
-    fy = (lightness + 16.0) / 116.0
-    y = tf.where(fy > 0.2068966, fy ** 3, (fy - 16.0 / 116.0) / 7.787)
-    srgb = tf.where(y > 0.0031308, 1.055 * tf.pow(tf.maximum(y, 1e-12), 1.0 / 2.4) - 0.055, 12.92 * y)
-    return tf.repeat(tf.clip_by_value(srgb, 0.0, 1.0)[..., None], 3, axis=-1)
+    return _lab_from_float(ops.cast(rgb, "float32"))
+
+
+def ops_uint8_to_lab(rgb_uint8):
+    """uint8 RGB tensor (..., 3) -> float32 L*a*b* (see ops_rgb_to_lab)."""
+    from keras import ops
+
+    return _lab_from_float(ops.cast(rgb_uint8, "float32") / 255.0)
+
+
+def _lab_from_float(rgb):
+    from keras import ops
+
+    linear = ops.where(rgb > 0.04045, ops.power((ops.maximum(rgb, 0.04045) + 0.055) / 1.055, 2.4), rgb / 12.92)
+    matrix = ops.convert_to_tensor((_RGB_TO_XYZ.T / _WHITE_D65[None, :]).astype(np.float32))
+    xyz = ops.matmul(linear, matrix)
+    f = ops.where(xyz > 0.008856, ops.power(ops.maximum(xyz, 0.008856), 1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
+    fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
+    return ops.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)

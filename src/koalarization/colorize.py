@@ -1,7 +1,7 @@
 """Colorize photos of any size and aspect ratio (the paper's claim, delivered).
 
-The network runs at a working resolution (short side 224 by default, sides multiples of 8, long side capped); the
-predicted a*b* is upsampled and joined to the photo's own full-resolution L. Color input is desaturated first
+The network runs at a working resolution (by default the scale the checkpoint was trained at, sides multiples of 8,
+long side capped); the predicted a*b* is upsampled and joined to the photo's own full-resolution L. Color input is desaturated first
 (only its L is used). Photos smaller than the working resolution are upsampled for the network and keep their own
 size in the output; nothing is too small.
 """
@@ -63,11 +63,13 @@ def join(l_full, ab_small):
 class Colorizer:
     """A trained checkpoint plus its frozen classifier, ready to colorize photos."""
 
-    def __init__(self, checkpoint_path, backbone_weights="imagenet", short_side=224, embedder=None,
+    def __init__(self, checkpoint_path, backbone_weights="imagenet", short_side=None, embedder=None,
                  cached_embeddings=False):
-        """`cached_embeddings=True`: the caller passes embeddings to predict_ab (evaluation), no backbone is built."""
-        self.model, self.config = checkpoint.load_checkpoint(checkpoint_path)
-        self.short_side = short_side
+        """`short_side`: the network's working resolution (default: the scale the checkpoint was trained at; a
+        network colorizes best at the scale it learned). A run folder means its best checkpoint (or its last).
+        `cached_embeddings=True`: the caller passes embeddings to predict_ab (evaluation), no backbone is built."""
+        self.model, self.config = checkpoint.load_checkpoint(checkpoint_path, which="best")
+        self.short_side = short_side or self.config.get("train_scale") or self.config.get("train_size", 224)
         self.fusion = self.config.get("fusion", True)
         self.embedder = None
         if self.fusion and not cached_embeddings:
@@ -121,7 +123,7 @@ def side_by_side(gray_rgb, colorized):
     return np.concatenate([gray_rgb, np.full((gray_rgb.shape[0], 8, 3), 255, np.uint8), colorized], axis=1)
 
 
-def colorize_paths(inputs, checkpoint_path, output_dir, force=False, with_side_by_side=False, short_side=224,
+def colorize_paths(inputs, checkpoint_path, output_dir, force=False, with_side_by_side=False, short_side=None,
                    backbone_weights="imagenet", progress=True, log=print):
     """Colorize every photo in `inputs` into `output_dir` (PNG). Returns (written, failures [(path, reason)]).
 
@@ -192,14 +194,16 @@ def register(subparsers):
     parser.add_argument("--output", required=True, help="output folder (PNG files)")
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
     parser.add_argument("--side-by-side", action="store_true", help="also write gray | colorized images")
-    parser.add_argument("--short-side", type=int, default=224, help="working resolution of the network")
+    parser.add_argument("--short-side", type=int, default=None,
+                        help="working resolution of the network (default: the scale the checkpoint was trained at)")
     parser.add_argument("--backbone-weights", default="imagenet",
                         help="'imagenet' or a local weights file (Inception-ResNet-v2 offline)")
     parser.set_defaults(func=_main)
 
 
 def _main(args):
-    written, failures = colorize_paths(args.inputs, args.checkpoint, args.output, args.force, args.side_by_side,
-                                       args.short_side, args.backbone_weights)
+    written, failures = colorize_paths(args.inputs, args.checkpoint, args.output, force=args.force,
+                                       with_side_by_side=args.side_by_side, short_side=args.short_side,
+                                       backbone_weights=args.backbone_weights)
     print(f"colorized {len(written)} photo(s) into {args.output}; {len(failures)} skipped")
     return 1 if failures else 0

@@ -82,12 +82,19 @@ def encode_jpeg(rgb, quality=95):
     return buffer.getvalue()
 
 
-def resize_short_side(rgb, short_side):
-    """Resize so the short side is `short_side` (aspect kept, Lanczos); never upsamples a photo that is bigger."""
-    height, width = rgb.shape[:2]
+def scaled_size(height, width, short_side):
+    """(h, w) of a photo resized so its short side is `short_side`, aspect kept (the one rounding rule used by
+    preparation, the input pipelines and colorizing)."""
     scale = short_side / min(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.LANCZOS))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize_short_side(rgb, short_side):
+    """Resize so the short side is `short_side` (aspect kept, Lanczos)."""
+    height, width = scaled_size(*rgb.shape[:2], short_side)
+    if (height, width) == rgb.shape[:2]:
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.LANCZOS))
 
 
 def letterbox(rgb, size, fill=255):

@@ -1,35 +1,85 @@
-"""`koala train`: the paper's training (Adam 1e-3, MSE on a*b*/127, batch 100), checkpointed and resumable.
+"""`koala train`: the paper's training (Adam 1e-3, MSE on a*b*/127, batch 100), checkpointed and resumable, on any
+Keras backend.
 
-Training is `model.fit` with Keras callbacks, in chunks of `checkpoint_every` steps (one Keras "epoch" each): a
-checkpoint with optimizer state is written atomically after every chunk, CSV and TensorBoard logs are appended,
-and a restarted run continues from the last checkpoint at the same step count. The strategy comes from the
-hardware: one device, MirroredStrategy on several GPUs, MultiWorkerMirroredStrategy when TF_CONFIG is set; the
-dataset is batched at the global batch size and Keras splits it across replicas.
+Training is Keras `model.fit` with Keras callbacks, one call per chunk of `checkpoint_every` steps (the last chunk
+stops exactly at `steps`). After every chunk a checkpoint with optimizer state is written atomically, validation
+loss is measured, CSV and TensorBoard logs are appended, and the checkpoint with the lowest validation loss is
+kept as `best/` (with a few hundred photos the last step is not the best one). A restarted run continues from its
+last checkpoint at the same step, and refuses to continue under different settings.
+
+Backends: TensorFlow (the reference) reads batches with tf.data (`data/pipeline.py`) and spreads over devices with
+tf.distribute (MirroredStrategy on several GPUs, MultiWorkerMirroredStrategy when TF_CONFIG is set). JAX and
+PyTorch read the same shards without TensorFlow (`data/batches.py`); JAX spreads over several devices with
+`keras.distribution.DataParallel`.
 """
+from __future__ import annotations
+
 import argparse
+import contextlib
 import json
 import logging
-import math
 import os
 import time
+from typing import Any, Optional
+
+import numpy as np
 
 from . import checkpoint
+from .config import TrainingSettings
+from .errors import KoalaError
 
 log = logging.getLogger(__name__)
 
 
-def choose_strategy():
-    import tensorflow as tf
-
-    if os.environ.get("TF_CONFIG"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+class TrainingError(KoalaError, RuntimeError):
+    pass
 
 
-def cpu_has_bf16():
+def backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def accelerators() -> list[str]:
+    """Names of the GPUs the current Keras backend sees (empty on a CPU machine)."""
+    if backend() == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_logical_devices("GPU")]
+    if backend() == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform == "gpu"]
+    if backend() == "torch":
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return []
+
+
+def _gpu_has_bf16() -> bool:
+    """Compute capability 8.0 or newer (Ampere, Hopper): bfloat16 needs no loss scaling and is the faster choice."""
+    try:
+        if backend() == "jax":
+            import jax
+
+            return float(getattr(jax.devices()[0], "compute_capability", "0")) >= 8.0
+        if backend() == "tensorflow":
+            import tensorflow as tf
+
+            gpu = tf.config.list_physical_devices("GPU")[0]
+            return tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)) >= (8, 0)
+        if backend() == "torch":
+            import torch
+
+            return torch.cuda.is_bf16_supported()
+    except Exception:  # any doubt: float16, which every GPU has
+        return False
+    return False
+
+
+def cpu_has_bf16() -> bool:
     try:
         with open("/proc/cpuinfo") as handle:
             flags = handle.read()
@@ -38,17 +88,16 @@ def cpu_has_bf16():
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def set_precision(mixed_precision):
-    """None/'float32', 'bfloat16' or 'float16', or 'auto': float16 on GPUs, bfloat16 on CPUs with native bf16
-    instructions (AVX512-BF16, AMX), float32 elsewhere (emulated bf16 is slower than float32)."""
+def set_precision(mixed_precision: Optional[str]) -> str:
+    """'float32', 'bfloat16', 'float16', or 'auto': bfloat16 on GPUs that have it (else float16), bfloat16 on CPUs
+    with native bf16 instructions (AVX512-BF16, AMX), float32 elsewhere (emulated bf16 is slower than float32)."""
     import keras
-    import tensorflow as tf
 
     if mixed_precision in (None, "", "none", "float32"):
         policy = "float32"
     elif mixed_precision == "auto":
-        if tf.config.list_logical_devices("GPU"):
-            policy = "mixed_float16"
+        if accelerators():
+            policy = "mixed_bfloat16" if _gpu_has_bf16() else "mixed_float16"
         else:
             policy = "mixed_bfloat16" if cpu_has_bf16() else "float32"
     else:
@@ -57,122 +106,215 @@ def set_precision(mixed_precision):
     return policy
 
 
-class AtomicCheckpoint:
-    """Keras callback factory: save a checkpoint with the optimizer's true step count after each chunk."""
+def distribution_scope():
+    """The scope models are built in: a tf.distribute strategy (TensorFlow), DataParallel over several devices
+    (JAX), or nothing. -> (context manager, number of replicas)."""
+    if backend() == "tensorflow":
+        import tensorflow as tf
 
-    @staticmethod
-    def make(run_dir, config, keep):
+        if os.environ.get("TF_CONFIG"):
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            strategy = tf.distribute.MirroredStrategy()
+        else:
+            strategy = tf.distribute.get_strategy()
+        return strategy.scope(), strategy.num_replicas_in_sync
+    if backend() == "jax":
+        import jax
         import keras
 
-        class _Callback(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                step = int(self.model.optimizer.iterations.numpy())
-                checkpoint.save_checkpoint(self.model, run_dir, step, {**config, "logs": logs or {}}, keep)
-
-        return _Callback()
+        if len(jax.devices()) > 1:
+            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
+            return contextlib.nullcontext(), len(jax.devices())
+    return contextlib.nullcontext(), 1
 
 
-def train(data_dir, run_dir, steps, batch_size=100, size=224, learning_rate=1e-3, checkpoint_every=100,
-          validation_batches=None, fusion=True, mixed_precision=None, seed=0, keep=3, verbose="auto"):
-    """Train (or resume) into run_dir. Returns the path of the final checkpoint."""
+def _step(model) -> int:
     import keras
 
-    from .data.pipeline import make_dataset
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+def training_config(data_manifest: dict[str, Any], settings: TrainingSettings, fusion: bool, loss: str,
+                    seed: int) -> dict[str, Any]:
+    """Everything a run's result depends on. A resumed run must match it exactly."""
+    params = data_manifest["params"]
+    return {"backbone": params["backbone"], "data_fingerprint": data_manifest["fingerprint"],
+            "train_scale": params["train_scale"], "train_crop": params["train_crop"],
+            "crops_per_photo": params.get("crops_per_photo", 0), "fusion": fusion, "loss": loss, "seed": seed,
+            **{k: v for k, v in settings.model_dump(mode="json").items() if k != "keep"}}
+
+
+def _compare(saved: dict[str, Any], wanted: dict[str, Any], run_dir: str) -> None:
+    differing = [k for k in sorted(set(saved) | set(wanted)) if k != "steps" and saved.get(k) != wanted.get(k)]
+    if differing:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in differing)
+        raise TrainingError(f"{run_dir} holds a run with other settings ({details}); resuming would mix them. "
+                            f"Use a new run folder, or the old settings.")
+
+
+def train(data_dir: str, run_dir: str, settings: TrainingSettings, fusion: bool = True, loss: str = "mse",
+          seed: int = 0, keep_checkpoints: int = 2, verbose: Any = "auto") -> str:
+    """Train (or resume) into run_dir. Returns the checkpoint to evaluate: the best by validation loss
+    (`settings.keep == "best"`, when there is a validation split) or the last."""
+    import keras
+
     from .data.prepare import load_manifest
+    from .losses import make_loss
     from .model import build_colorizer
 
     manifest = load_manifest(data_dir)
-    backbone = manifest["params"]["backbone"]
     os.makedirs(run_dir, exist_ok=True)
-    policy = set_precision(mixed_precision)
+    wanted = training_config(manifest, settings, fusion, loss, seed)
+    policy = set_precision(settings.mixed_precision)
     keras.utils.set_random_seed(seed)
-    strategy = choose_strategy()
-    config = checkpoint.model_config(backbone, 1000, fusion, size, batch_size=batch_size, learning_rate=learning_rate,
-                                     steps=steps, precision=policy, data_fingerprint=manifest["fingerprint"],
-                                     seed=seed, replicas=strategy.num_replicas_in_sync)
+    scope, replicas = distribution_scope()
+    config = checkpoint.model_config(manifest["params"]["backbone"], manifest.get("embedding_dim", 1000), fusion,
+                                     train_scale=wanted["train_scale"], train_crop=wanted["train_crop"],
+                                     training=wanted, precision=policy, replicas=replicas, backend=backend())
     latest = checkpoint.latest_or_none(run_dir)
-    with strategy.scope():
+    with scope:
         if latest:
-            model, saved = checkpoint.load_checkpoint(latest, compile=True)
-            if saved.get("data_fingerprint") != manifest["fingerprint"] or saved.get("fusion") != fusion:
-                raise checkpoint.CheckpointError(f"{run_dir} holds a run on other data or settings; use a new folder")
+            saved = checkpoint.read_config(latest).get("training")
+            if saved is None:
+                raise TrainingError(f"{run_dir} holds a checkpoint without its training settings (an older "
+                                    f"format); use a new run folder")
+            _compare(saved, wanted, run_dir)
+            model, _ = checkpoint.load_checkpoint(latest, compile=True)
         else:
-            model = build_colorizer(1000, fusion=fusion)
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
-    done = int(model.optimizer.iterations.numpy()) if latest else 0
+            model = build_colorizer(manifest.get("embedding_dim", 1000), fusion=fusion)
+            model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
+                          loss=make_loss(loss, data_dir, wanted, settings.rebalance_lambda))
+    done = _step(model) if latest else 0
     if latest:
         log.info("resuming %s at step %d", latest, done)
-    if done >= steps:
-        return checkpoint.resolve(run_dir)
-    chunks = math.ceil(steps / checkpoint_every)
-    initial_epoch = done // checkpoint_every
-    train_ds = make_dataset(data_dir, "train", batch_size, size, training=True, seed=seed, fusion=fusion,
-                            start_epoch=initial_epoch)
-    val_ds = None
-    if manifest["counts"].get("validation"):
-        val_ds = make_dataset(data_dir, "validation", batch_size, size, training=False, seed=seed, fusion=fusion)
-        val_ds = (val_ds.take(validation_batches) if validation_batches else val_ds).cache()
-    else:
-        log.warning("the validation split is empty: training without validation loss")
-    callbacks = [
-        _StepColumn(checkpoint_every),
-        AtomicCheckpoint.make(run_dir, config, keep),
-        keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=True),
-        keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq="epoch"),
-    ]
-    started = time.time()
-    model.fit(train_ds, epochs=chunks, initial_epoch=initial_epoch, steps_per_epoch=checkpoint_every,
-              validation_data=val_ds, callbacks=callbacks, verbose=verbose)
-    log.info("trained %d steps in %.1f s", steps - done, time.time() - started)
+    data = _Data(data_dir, settings, wanted, fusion, seed)
+    best = checkpoint.read_best(run_dir)
+    started, first = time.time(), done
+    while done < settings.steps:
+        chunk = min(settings.checkpoint_every, settings.steps - done)
+        epoch = done // settings.checkpoint_every
+        callbacks = [_StepColumn(), keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=True)]
+        if backend() == "tensorflow":
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq="epoch"))
+        history = model.fit(data.train(done, epoch), epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=chunk,
+                            validation_data=data.validation(), validation_batch_size=settings.batch_size,
+                            callbacks=callbacks, verbose=verbose)
+        done = _step(model)
+        logs = {k: float(v[-1]) for k, v in history.history.items()}
+        path = checkpoint.save_checkpoint(model, run_dir, done, {**config, "logs": logs}, keep_checkpoints)
+        val_loss = logs.get("val_loss")
+        if val_loss is not None and (best is None or val_loss < best["val_loss"]):
+            best = checkpoint.mark_best(run_dir, path, val_loss)
+    if done > first:
+        log.info("trained steps %d-%d in %.1f s", first, done, time.time() - started)
+    if settings.keep == "best" and best is not None:
+        return checkpoint.resolve(run_dir, which="best")
     return checkpoint.resolve(run_dir)
 
 
-def _StepColumn(checkpoint_every):
+class _Data:
+    """Training and validation data for the current backend: tf.data under TensorFlow, numpy batches elsewhere."""
+
+    def __init__(self, data_dir, settings, wanted, fusion, seed):
+        self.data_dir, self.settings, self.fusion, self.seed = data_dir, settings, fusion, seed
+        self.scale, self.crop = wanted["train_scale"], wanted["train_crop"]
+        self.has_validation = bool(self._counts().get("validation"))
+        self._validation = None
+        self._batches = None
+        if not self.has_validation:
+            log.warning("the validation split is empty: training without validation loss (keeping the last step)")
+
+    def _counts(self):
+        from .data.prepare import load_manifest
+
+        return load_manifest(self.data_dir)["counts"]
+
+    def train(self, done, epoch):
+        s = self.settings
+        if backend() == "tensorflow":
+            from .data.pipeline import make_dataset
+
+            return make_dataset(self.data_dir, "train", s.batch_size, self.scale, self.crop, training=True,
+                                seed=self.seed, fusion=self.fusion, start_epoch=epoch)
+        from .data.batches import TrainingBatches
+
+        if self._batches is None:
+            self._batches = TrainingBatches(self.data_dir, s.batch_size, self.scale, self.crop, self.seed,
+                                            self.fusion)
+        return self._batches.stream(start_step=done)
+
+    def validation(self):
+        if not self.has_validation:
+            return None
+        if self._validation is None:
+            s = self.settings
+            if backend() == "tensorflow":
+                from .data.pipeline import make_dataset
+
+                ds = make_dataset(self.data_dir, "validation", s.batch_size, self.scale, self.crop, training=False,
+                                  fusion=self.fusion)
+                self._validation = (ds.take(s.validation_batches) if s.validation_batches else ds).cache()
+            else:
+                from .data.batches import evaluation_arrays
+
+                limit = s.validation_batches * s.batch_size if s.validation_batches else None
+                self._validation = evaluation_arrays(self.data_dir, "validation", self.scale, self.crop,
+                                                     self.fusion, limit)
+        return self._validation
+
+
+def _StepColumn():
     """Add the global step to the logs so log.csv has a `step` column (CSVLogger only knows epochs)."""
     import keras
 
     class _Callback(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if logs is not None:
-                logs["step"] = int(self.model.optimizer.iterations.numpy())
+                logs["step"] = _step(self.model)
 
     return _Callback()
 
 
-def read_log(run_dir):
+def read_log(run_dir: str):
     import pandas as pd
 
     return pd.read_csv(os.path.join(run_dir, "log.csv"))
 
 
-def register(subparsers):
+def gray_baseline_loss(targets: np.ndarray) -> float:
+    """The loss of predicting a*b* = 0 everywhere: the mean squared scaled a*b* (the floor any colorizer must beat)."""
+    return float(np.mean(np.square(np.asarray(targets, np.float64))))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    fields = TrainingSettings.model_fields
     parser = subparsers.add_parser("train", help="train (or resume) the colorization network",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="prepared dataset folder (koala prepare)")
+    parser.add_argument("--data", required=True, help="prepared dataset folder (koala prepare); it also fixes the "
+                                                      "training scale and crop")
     parser.add_argument("--run", required=True, help="run folder: checkpoints and logs; resumed if it exists")
     parser.add_argument("--steps", type=int, required=True)
-    parser.add_argument("--batch-size", type=int, default=100, help="global batch (paper: 100)")
-    parser.add_argument("--size", type=int, default=224, help="training crop (paper: 224)")
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--checkpoint-every", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=fields["batch_size"].default, help="global batch (paper: 100)")
+    parser.add_argument("--learning-rate", type=float, default=fields["learning_rate"].default)
+    parser.add_argument("--checkpoint-every", type=int, default=fields["checkpoint_every"].default,
+                        help=fields["checkpoint_every"].description)
     parser.add_argument("--validation-batches", type=int, default=None)
+    parser.add_argument("--keep", choices=["best", "last"], default=fields["keep"].default,
+                        help=fields["keep"].description)
     parser.add_argument("--no-fusion", dest="fusion", action="store_false", help="the ablation without embedding")
-    parser.add_argument("--mixed-precision", choices=["float32", "bfloat16", "float16", "auto"], default="float32")
+    parser.add_argument("--loss", choices=["mse", "rebalanced"], default="mse")
+    parser.add_argument("--mixed-precision", choices=["float32", "bfloat16", "float16", "auto"],
+                        default=fields["mixed_precision"].default)
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=_main)
 
 
-def _main(args):
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    final = train(args.data, args.run, args.steps, args.batch_size, args.size, args.learning_rate,
-                  args.checkpoint_every, args.validation_batches, args.fusion, args.mixed_precision, args.seed)
-    print(json.dumps({"checkpoint": final, "step": checkpoint.read_config(final)["step"]}))
+def _main(args: argparse.Namespace) -> int:
+    settings = TrainingSettings(batch_size=args.batch_size, steps=args.steps, checkpoint_every=args.checkpoint_every,
+                                learning_rate=args.learning_rate, mixed_precision=args.mixed_precision,
+                                keep=args.keep, validation_batches=args.validation_batches)
+    final = train(args.data, args.run, settings, fusion=args.fusion, loss=args.loss, seed=args.seed)
+    print(json.dumps({"checkpoint": final, "step": checkpoint.read_config(final)["step"],
+                      "last_step": checkpoint.read_config(checkpoint.resolve(args.run))["step"]}))
     return 0
-
-
-def run_directory(runs_dir, name, settings):
-    """A run folder named by the model and a hash of its settings: changed settings never resume an old run."""
-    import hashlib
-
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return os.path.join(runs_dir, f"{name}-{digest}")

@@ -1,80 +1,89 @@
-"""The tf.data input pipeline: prepared shards -> ({"l", "embedding"}, ab/127) batches.
+"""The tf.data input pipeline (TensorFlow backend, the reference): prepared shards -> ({"l", "embedding"}, ab/127).
 
-Everything runs in the graph (no per-image Python): parse, decode, random crop and flip, L*a*b*, the paper's
+Everything runs in the graph (no per-image Python): parse, decode, resize to the training scale, crop (one of the
+cached crops with its own embedding, or a random crop with the whole photo's), random flip, L*a*b*, the paper's
 scalings. Randomness is stateless and keyed by (seed, example counter), so a seeded pipeline is deterministic even
-with parallel map.
+with parallel map. `batches.py` computes the same batches without TensorFlow for the other Keras backends.
 """
-import os
-
 import tensorflow as tf
 
-from ..color import AB_SCALE, L_SCALE, tf_rgb_to_lab
+from ..color import AB_SCALE, L_SCALE, ops_rgb_to_lab
+from .batches import shard_files
 from .prepare import load_manifest
 
-_SPEC = {
-    "jpeg": tf.io.FixedLenFeature([], tf.string),
-    "embedding": tf.io.FixedLenFeature([], tf.string),
-    "photo_id": tf.io.FixedLenFeature([], tf.string),
-    "height": tf.io.FixedLenFeature([], tf.int64),
-    "width": tf.io.FixedLenFeature([], tf.int64),
-}
+
+def _spec(crops):
+    spec = {"jpeg": tf.io.FixedLenFeature([], tf.string), "embedding": tf.io.FixedLenFeature([], tf.string),
+            "photo_id": tf.io.FixedLenFeature([], tf.string)}
+    if crops:
+        spec.update(crop_boxes=tf.io.FixedLenFeature([2 * crops], tf.int64),
+                    crop_embeddings=tf.io.FixedLenFeature([], tf.string))
+    return spec
 
 
-def shard_files(data_dir, split):
-    files = [os.path.join(data_dir, f) for f in load_manifest(data_dir)["shards"][split]]
-    if not files:
-        raise ValueError(f"{data_dir}: the {split!r} split is empty")
-    return files
+def _crops_in(data_dir, split):
+    """How many cached crops each record of a split holds (training: crops_per_photo; other splits: 1 or 0)."""
+    crops = load_manifest(data_dir)["params"].get("crops_per_photo", 0)
+    return crops if split == "train" else min(crops, 1)
 
 
-def parse(record):
-    ex = tf.io.parse_single_example(record, _SPEC)
-    embedding = tf.cast(tf.io.decode_raw(ex["embedding"], tf.float16), tf.float32)
-    return ex["jpeg"], embedding, ex["photo_id"]
-
-
-def _crop(image, size, seed, training):
-    """Random (training) or center crop of size x size; images smaller than that are upscaled first."""
-    shape = tf.shape(image)
-    short = tf.minimum(shape[0], shape[1])
-    scale = tf.maximum(1.0, tf.cast(size, tf.float32) / tf.cast(short, tf.float32))
-    new_hw = tf.cast(tf.math.ceil(tf.cast(shape[:2], tf.float32) * scale), tf.int32)
-    image = tf.cond(scale > 1.0, lambda: tf.image.resize(image, new_hw), lambda: image)
-    if training:
-        image = tf.image.stateless_random_crop(image, (size, size, 3), seed=seed)
-        return tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
-    return tf.image.resize_with_crop_or_pad(image, size, size)
+def _resize_to_scale(image, scale):
+    """Short side -> `scale` (aspect kept, antialiased bilinear; the same rounding as images.scaled_size)."""
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    factor = tf.cast(scale, tf.float32) / tf.reduce_min(shape)
+    size = tf.maximum(1, tf.cast(tf.round(shape * factor), tf.int32))
+    return tf.image.resize(image, size, antialias=True)
 
 
 def to_model_io(rgb, embedding):
     """float RGB [0, 1] -> ({"l": L/50 - 1, "embedding": e}, ab/127)."""
-    lab = tf_rgb_to_lab(rgb)
+    lab = ops_rgb_to_lab(rgb)
     inputs = {"l": lab[..., :1] / L_SCALE - 1.0, "embedding": embedding}
     return inputs, lab[..., 1:] / AB_SCALE
 
 
-def make_dataset(data_dir, split, batch_size, size, training=True, seed=0, fusion=True, repeat=None,
+def make_dataset(data_dir, split, batch_size, scale, size, training=True, seed=0, fusion=True, repeat=None,
                  shuffle_buffer=1024, start_epoch=0):
-    """Batches for training (random crops, flips, shuffled, repeated) or evaluation (center crops, in order).
-
-    `start_epoch` re-keys the randomness after a resume so a resumed run does not replay the same batches.
+    """Batches for training (cached or random crops, flips, shuffled, repeated) or evaluation (center crops, in
+    order). `start_epoch` re-keys the randomness after a resume so a resumed run does not replay the same batches.
     """
     repeat = training if repeat is None else repeat
+    crops = _crops_in(data_dir, split)
+    spec = _spec(crops)
     files = shard_files(data_dir, split)
     ds = tf.data.TFRecordDataset(files, num_parallel_reads=min(4, len(files)))
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda record: tf.io.parse_single_example(record, spec), num_parallel_calls=tf.data.AUTOTUNE)
     if training:
         ds = ds.cache()  # prepared JPEG bytes are small; decoding and augmentation still run every step
         ds = ds.shuffle(shuffle_buffer, seed=seed + 7919 * start_epoch, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
 
-    def load(index, item):
-        jpeg, embedding, _ = item
-        rgb = tf.image.convert_image_dtype(tf.io.decode_jpeg(jpeg, channels=3), tf.float32)
+    def load(index, example):
+        rgb = tf.image.convert_image_dtype(tf.io.decode_jpeg(example["jpeg"], channels=3), tf.float32)
+        rgb = _resize_to_scale(rgb, scale)
+        shape = tf.shape(rgb)
+        grow = tf.maximum(1.0, tf.cast(size, tf.float32) / tf.cast(tf.reduce_min(shape[:2]), tf.float32))
+        rgb = tf.cond(grow > 1.0, lambda: tf.image.resize(rgb, tf.cast(tf.math.ceil(
+            tf.cast(shape[:2], tf.float32) * grow), tf.int32)), lambda: rgb)
+        shape = tf.shape(rgb)
         key = tf.stack([tf.cast(seed, tf.int64) + 1_000_003 * start_epoch, index])
-        rgb = _crop(rgb, size, key, training)
-        inputs, target = to_model_io(rgb, embedding)
+        embedding = tf.cast(tf.io.decode_raw(example["embedding"], tf.float16), tf.float32)
+        if crops:
+            boxes = tf.reshape(example["crop_boxes"], (crops, 2))
+            k = (tf.random.stateless_uniform([], key, 0, crops, dtype=tf.int32) if training else 0)
+            corner = tf.minimum(tf.cast(boxes[k], tf.int32), shape[:2] - size)
+            rgb = tf.image.crop_to_bounding_box(rgb, corner[0], corner[1], size, size)
+            table = tf.reshape(tf.cast(tf.io.decode_raw(example["crop_embeddings"], tf.float16), tf.float32),
+                               (crops, -1))
+            embedding = table[k]
+        elif training:
+            rgb = tf.image.stateless_random_crop(rgb, (size, size, 3), seed=key)
+        else:
+            rgb = tf.image.resize_with_crop_or_pad(rgb, size, size)
+        if training:
+            rgb = tf.image.stateless_random_flip_left_right(rgb, seed=key + 1)
+        inputs, target = to_model_io(tf.clip_by_value(rgb, 0.0, 1.0), embedding)
         return (inputs if fusion else inputs["l"]), target
 
     ds = ds.enumerate().map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -82,19 +91,3 @@ def make_dataset(data_dir, split, batch_size, size, training=True, seed=0, fusio
     options = tf.data.Options()
     options.deterministic = True
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
-
-
-def gray_baseline_loss(dataset):
-    """The loss of predicting a*b* = 0 everywhere (mean squared scaled a*b*) on a finite dataset."""
-    total, count = 0.0, 0
-    for _inputs, target in dataset:
-        total += float(tf.reduce_sum(tf.square(target)))
-        count += int(tf.size(target))
-    return total / max(count, 1)
-
-
-def iterate_photos(data_dir, split):
-    """Python iterator over (photo_id, uint8 RGB, embedding) of a split, in order: for evaluation."""
-    ds = tf.data.TFRecordDataset(shard_files(data_dir, split)).map(parse)
-    for jpeg, embedding, photo_id in ds:
-        yield photo_id.numpy().decode(), tf.io.decode_jpeg(jpeg, channels=3).numpy(), embedding.numpy()

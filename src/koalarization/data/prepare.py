@@ -1,39 +1,51 @@
-"""`koala prepare`: photos -> a prepared dataset of sharded TFRecords with cached classifier embeddings.
+"""`koala prepare`: photos -> a prepared dataset of TFRecord shards with cached classifier embeddings.
 
 Two phases, both resumable:
-1. index (one process): decode every photo once, report unreadable ones, drop exact and near duplicates, split
-   train/validation/test by source photo with a fixed seed. Written to `index.csv`; reused when present, so the
-   split never changes under a run.
+1. index (one process): decode every photo once, report unreadable and too-small ones, drop exact and near
+   duplicates, keep the held-out sources apart, split the rest train/validation/test by source photo with a fixed
+   seed. Written to `index.csv`; reused when present, so the split never changes under a run.
 2. shards (any number of processes or machines: --shard-index i --shard-count n): each photo is resized (short
-   side kept, or the paper's white letterbox), stored as JPEG bytes with the frozen backbone's embedding (float16)
-   of its colorless gray version and its provenance. A finished shard has a `.json` sidecar and is never redone.
-`manifest.json` is written once every shard is done; its fingerprint identifies the prepared data.
+   side kept, or the paper's white letterbox) and stored as JPEG bytes with the frozen classifier's embedding
+   (float16) of its colorless gray version, and, for training, the embeddings of the crops the network will be
+   trained on (the paper's classifier sees what the encoder sees). A finished shard has a `.json` sidecar and is
+   never redone. `manifest.json` is written once every shard is done; its fingerprint identifies the data.
+
+Nothing here needs TensorFlow: shards are written by `records`, embeddings by any Keras backend.
 """
+from __future__ import annotations
+
+import argparse
 import hashlib
 import json
 import logging
 import os
 import time
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..atomic import write_bytes_atomic, write_csv_atomic, write_json_atomic
 from ..color import gray_rgb_from_l, rgb_to_lab
-from ..images import PhotoError, encode_jpeg, letterbox, read_photo, resize_short_side
+from ..config import DataSettings
 from ..errors import KoalaError
+from ..images import PhotoError, encode_jpeg, letterbox, read_photo, resize_short_side, scaled_size
+from . import records
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "validation", "test")
-FEATURES = ("jpeg", "embedding", "photo_id", "height", "width")
+SPLITS = ("train", "validation", "test", "heldout")
 
 
 class PrepareError(KoalaError, RuntimeError):
     pass
 
 
-def build_index(sources, out_dir, seed=0, fractions=(0.8, 0.1, 0.1), near_hamming=6, progress=True):
-    """Decode, de-duplicate and split. Returns the index DataFrame (one row per photo, with status and reason)."""
+def _sampling_order(photo_id: str, seed: int) -> str:
+    return hashlib.sha256(f"{seed}:{photo_id}".encode()).hexdigest()
+
+
+def build_index(settings: DataSettings, out_dir: str, progress: bool = True) -> pd.DataFrame:
+    """Decode, check size, de-duplicate and split. Returns the index (one row per photo, with status and reason)."""
     from tqdm.auto import tqdm
 
     from .dedup import find_duplicates
@@ -43,9 +55,13 @@ def build_index(sources, out_dir, seed=0, fractions=(0.8, 0.1, 0.1), near_hammin
     path = os.path.join(out_dir, "index.csv")
     if os.path.exists(path):
         return pd.read_csv(path, keep_default_na=False)
-    photos = open_sources(sources)
+    photos = open_sources(settings.sources)
     if not photos:
-        raise PrepareError(f"no photos found in sources {sources}")
+        raise PrepareError(f"no photos found in sources {settings.sources}")
+    if settings.max_photos and len(photos) > settings.max_photos:
+        photos = sorted(photos, key=lambda p: _sampling_order(p.id, settings.seed))[:settings.max_photos]
+        photos.sort(key=lambda p: p.id)
+    minimum = settings.minimum_side
     rows, good, thumbnails = [], [], {}
     for photo in tqdm(photos, desc="index", unit="photo", disable=not progress):
         row = {"photo_id": photo.id, "source": photo.source, "origin": photo.origin, "license": photo.license,
@@ -53,35 +69,35 @@ def build_index(sources, out_dir, seed=0, fractions=(0.8, 0.1, 0.1), near_hammin
         try:
             rgb = read_photo(photo.read_bytes(), name=photo.id)
             row.update(height=rgb.shape[0], width=rgb.shape[1])
-            thumbnails[photo.id] = resize_short_side(rgb, 64) if min(rgb.shape[:2]) > 64 else rgb
-            good.append(photo)
+            if min(rgb.shape[:2]) < minimum:
+                row.update(status="skipped", reason=f"too small ({rgb.shape[1]}x{rgb.shape[0]} px; the short side "
+                                                    f"must be at least {minimum} px, the training crop)")
+            else:
+                thumbnails[photo.id] = resize_short_side(rgb, 64) if min(rgb.shape[:2]) > 64 else rgb
+                good.append(photo)
         except PhotoError as error:
             row.update(status="skipped", reason=error.reason, height=0, width=0)
         rows.append(row)
     index = pd.DataFrame(rows).set_index("photo_id", drop=False)
     if not good:
-        raise PrepareError(f"every photo in {sources} is unreadable: {index['reason'].value_counts().to_dict()}")
-    for dup in find_duplicates(good, lambda p: thumbnails[p.id], hamming=near_hamming):
+        raise PrepareError(f"no usable photo in {settings.sources}: {index['reason'].value_counts().to_dict()}")
+    for dup in find_duplicates(good, lambda p: thumbnails[p.id], hamming=6):
         index.loc[dup.dropped_id, ["status", "reason"]] = ["duplicate", f"{dup.reason} of {dup.kept_id}"]
     kept = [p for p in good if index.loc[p.id, "status"] == "ok"]
-    for photo_id, split in assign_splits(kept, fractions, seed).items():
+    heldout = [p for p in kept if any(p.id.startswith(prefix) for prefix in settings.heldout)]
+    for photo in heldout:
+        index.loc[photo.id, "split"] = "heldout"
+    trainable = [p for p in kept if p not in heldout]
+    if not trainable:
+        raise PrepareError(f"every usable photo is held out by {settings.heldout}")
+    for photo_id, split in assign_splits(trainable, settings.split_fractions, settings.seed).items():
         index.loc[photo_id, "split"] = split
     index = index.reset_index(drop=True)
     write_csv_atomic(index, path)
     return index
 
 
-def _reuse_index(other_dir, out_dir, params):
-    with open(os.path.join(other_dir, "params.json")) as handle:
-        other = json.load(handle)
-    same = ("sources", "seed", "fractions")
-    if any(other[key] != params[key] for key in same):
-        raise PrepareError(f"{other_dir} was indexed with other {'/'.join(same)}; its index cannot be reused")
-    with open(os.path.join(other_dir, "index.csv"), "rb") as handle:
-        write_bytes_atomic(os.path.join(out_dir, "index.csv"), handle.read())
-
-
-def shard_plan(index, shard_size):
+def shard_plan(index: pd.DataFrame, shard_size: int) -> list[tuple[str, str, list[str]]]:
     """-> [(shard name, split, [photo ids])], the same in every process."""
     plan = []
     for split in SPLITS:
@@ -91,60 +107,77 @@ def shard_plan(index, shard_size):
     return plan
 
 
-def _example(jpeg, embedding, photo_id, height, width):
-    import tensorflow as tf
-
-    feature = {
-        "jpeg": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
-        "embedding": tf.train.Feature(bytes_list=tf.train.BytesList(value=[embedding.astype("<f2").tobytes()])),
-        "photo_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[photo_id.encode()])),
-        "height": tf.train.Feature(int64_list=tf.train.Int64List(value=[height])),
-        "width": tf.train.Feature(int64_list=tf.train.Int64List(value=[width])),
-    }
-    # deterministic=True: protobuf map order otherwise varies between processes, and so would the fingerprint
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
-
-
-def prepare_image(rgb, short_side=256, letterbox_size=None):
+def prepare_image(rgb: np.ndarray, short_side: int = 256, letterbox_size: Optional[int] = None) -> np.ndarray:
     """The stored image: short side `short_side` (aspect kept), or the paper's letterbox to a white square."""
     return letterbox(rgb, letterbox_size) if letterbox_size else resize_short_side(rgb, short_side)
 
 
-def write_shard(name, photo_ids, photos_by_id, embedder, out_dir, short_side, letterbox_size, quality=95):
-    """Write one shard atomically, with its sidecar. Photos that fail now are reported in the sidecar."""
-    import tensorflow as tf
+def crop_boxes(photo_id: str, height: int, width: int, settings: DataSettings, split: str) -> np.ndarray:
+    """(K, 2) top-left corners (y, x) of the training crops, in the photo resized to short side `train_scale`.
 
-    images, kept, failed = [], [], {}
+    Training photos get `crops_per_photo` crops drawn with a seed of the photo's own (the same in every process);
+    every other split one center crop (validation loss is measured on it). With crops_per_photo = 0 there are none:
+    the pipeline then takes random crops and the whole photo's embedding.
+    """
+    if settings.crops_per_photo == 0:
+        return np.zeros((0, 2), np.int64)
+    h, w = scaled_size(height, width, settings.train_scale)
+    crop = settings.train_crop
+    if split != "train":
+        return np.array([[(h - crop) // 2, (w - crop) // 2]], np.int64)
+    rng = np.random.default_rng(int(_sampling_order(photo_id, settings.seed)[:12], 16))
+    return np.stack([rng.integers(0, h - crop + 1, settings.crops_per_photo),
+                     rng.integers(0, w - crop + 1, settings.crops_per_photo)], axis=1).astype(np.int64)
+
+
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    return gray_rgb_from_l(rgb_to_lab(rgb)[..., 0])
+
+
+def write_shard(name: str, split: str, photo_ids: Sequence[str], photos_by_id: dict, embedder: Callable,
+                out_dir: str, settings: DataSettings, quality: int = 95) -> None:
+    """Write one shard atomically, with its sidecar. Photos that fail now are reported in the sidecar."""
+    images, kept, failed, boxes, crops = [], [], {}, [], []
     for photo_id in photo_ids:
         try:
             rgb = read_photo(photos_by_id[photo_id].read_bytes(), name=photo_id)
         except PhotoError as error:
             failed[photo_id] = error.reason
             continue
-        images.append(prepare_image(rgb, short_side, letterbox_size))
+        image = prepare_image(rgb, settings.short_side, settings.letterbox_size)
+        corners = crop_boxes(photo_id, *image.shape[:2], settings, split)
+        if len(corners):
+            scaled = resize_short_side(image, settings.train_scale)
+            crops += [scaled[y:y + settings.train_crop, x:x + settings.train_crop] for y, x in corners]
+        images.append(image)
+        boxes.append(corners)
         kept.append(photo_id)
-    grays = [gray_rgb_from_l(rgb_to_lab(image)[..., 0]) for image in images]
-    embeddings = embedder(grays) if images else np.zeros((0, 1000), np.float32)
+    embeddings = embedder([_gray(image) for image in images]).astype("<f2")
+    crop_embeddings = embedder([_gray(crop) for crop in crops]).astype("<f2") if crops else None
+    serialized, start = [], 0
+    for photo_id, image, embedding, corners in zip(kept, images, embeddings, boxes):
+        features = {"jpeg": encode_jpeg(image, quality), "embedding": embedding.tobytes(),
+                    "photo_id": photo_id.encode(), "height": [image.shape[0]], "width": [image.shape[1]]}
+        if len(corners):
+            features["crop_boxes"] = corners.ravel()
+            features["crop_embeddings"] = crop_embeddings[start:start + len(corners)].tobytes()
+            start += len(corners)
+        serialized.append(records.encode_example(features))
     path = os.path.join(out_dir, "shards", f"{name}.tfrecord")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    digest = hashlib.sha256()
-    with tf.io.TFRecordWriter(tmp) as writer:
-        for photo_id, image, embedding in zip(kept, images, embeddings):
-            record = _example(encode_jpeg(image, quality), embedding, photo_id, *image.shape[:2])
-            digest.update(record)
-            writer.write(record)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, b"".join(records.frame(record) for record in serialized))
+    digest = hashlib.sha256(b"".join(serialized)).hexdigest()
     write_json_atomic(path + ".json", {"name": name, "count": len(kept), "photo_ids": kept, "failed": failed,
-                                       "sha256": digest.hexdigest()})
+                                       "sha256": digest})
 
 
-def prepare(sources, out_dir, backbone="efficientnet_lite0", backbone_weights="imagenet", short_side=256,
-            letterbox_size=None, shard_size=64, shard_index=0, shard_count=1, seed=0, fractions=(0.8, 0.1, 0.1),
-            progress=True, index_from=None):
-    """Prepare (or finish preparing) a dataset. Returns the manifest when every shard is done, else None.
+def prepare(settings: DataSettings, out_dir: str, backbone: str, backbone_weights: str = "imagenet",
+            shard_index: int = 0, shard_count: int = 1, progress: bool = True,
+            index_from: Optional[str] = None) -> Optional[dict[str, Any]]:
+    """Prepare (or finish preparing) a dataset for one classifier. Returns the manifest when every shard is
+    done, else None (other processes still have shards to write).
 
-    `index_from`: another prepared dataset of the same sources, seed and split (e.g. for another backbone) whose
-    index is copied instead of decoding and de-duplicating every photo again; it also guarantees the same split.
+    `index_from`: another prepared dataset of the same settings (for another backbone) whose index is copied
+    instead of decoding and de-duplicating every photo again; it also guarantees the same split.
     """
     from tqdm.auto import tqdm
 
@@ -152,34 +185,46 @@ def prepare(sources, out_dir, backbone="efficientnet_lite0", backbone_weights="i
     from .sources import open_sources
 
     started = time.time()
-    params = {"sources": list(sources), "backbone": backbone, "short_side": short_side,
-              "letterbox_size": letterbox_size, "shard_size": shard_size, "seed": seed, "fractions": list(fractions)}
+    params = {**settings.model_dump(mode="json"), "backbone": backbone}
     os.makedirs(os.path.join(out_dir, "shards"), exist_ok=True)
     params_path = os.path.join(out_dir, "params.json")
     if os.path.exists(params_path):
         with open(params_path) as handle:
-            if json.load(handle) != json.loads(json.dumps(params)):
-                raise PrepareError(f"{out_dir} was prepared with other parameters ({params_path}); "
-                                   f"use another folder or delete it")
+            earlier = json.load(handle)
+        if earlier != params:
+            changed = sorted(k for k in set(earlier) | set(params) if earlier.get(k) != params.get(k))
+            raise PrepareError(f"{out_dir} was prepared with other settings ({', '.join(changed)} differ); "
+                               f"use another folder or delete it")
     else:
         write_json_atomic(params_path, params)
     if index_from and not os.path.exists(os.path.join(out_dir, "index.csv")):
         _reuse_index(index_from, out_dir, params)
-    index = build_index(sources, out_dir, seed, fractions, progress=progress)
-    plan = shard_plan(index, shard_size)
+    index = build_index(settings, out_dir, progress=progress)
+    plan = shard_plan(index, settings.shard_size)
     mine = [item for k, item in enumerate(plan) if k % shard_count == shard_index]
     todo = [item for item in mine if not os.path.exists(os.path.join(out_dir, "shards", f"{item[0]}.tfrecord.json"))]
     if todo:
-        photos_by_id = {p.id: p for p in open_sources(sources)}
+        photos_by_id = {p.id: p for p in open_sources(settings.sources)}
         embedder = Embedder(backbone, backbone_weights)
-        for name, _split, ids in tqdm(todo, desc="shards", unit="shard", disable=not progress):
-            write_shard(name, ids, photos_by_id, embedder, out_dir, short_side, letterbox_size)
+        for name, split, ids in tqdm(todo, desc="shards", unit="shard", disable=not progress):
+            write_shard(name, split, ids, photos_by_id, embedder, out_dir, settings)
     log.info("prepared %d shard(s) in %.1f s (%d already done)", len(todo), time.time() - started,
              len(mine) - len(todo))
     return finalize(out_dir, plan, index, params)
 
 
-def finalize(out_dir, plan, index, params):
+def _reuse_index(other_dir: str, out_dir: str, params: dict) -> None:
+    with open(os.path.join(other_dir, "params.json")) as handle:
+        other = json.load(handle)
+    differing = sorted(k for k in params if k != "backbone" and other.get(k) != params[k])
+    if differing:
+        raise PrepareError(f"{other_dir} was prepared with other settings ({', '.join(differing)}); its index "
+                           f"cannot be reused")
+    with open(os.path.join(other_dir, "index.csv"), "rb") as handle:
+        write_bytes_atomic(os.path.join(out_dir, "index.csv"), handle.read())
+
+
+def finalize(out_dir: str, plan: list, index: pd.DataFrame, params: dict) -> Optional[dict[str, Any]]:
     """Write manifest.json if every shard of the plan is done (by whichever process finishes last)."""
     sidecars = {}
     for name, _split, _ids in plan:
@@ -195,12 +240,13 @@ def finalize(out_dir, plan, index, params):
     skipped += [{"photo_id": pid, "status": "skipped", "reason": why} for pid, why in late_failures.items()]
     manifest = {"params": params, "fingerprint": fingerprint, "counts": counts,
                 "shards": {split: [f"shards/{n}.tfrecord" for n, s, _ in plan if s == split] for split in SPLITS},
-                "skipped": skipped, "sources": index["source"].value_counts().to_dict()}
+                "skipped": skipped, "sources": index["source"].value_counts().to_dict(),
+                "embedding_dim": 1000}
     write_json_atomic(os.path.join(out_dir, "manifest.json"), manifest)
     return manifest
 
 
-def load_manifest(data_dir):
+def load_manifest(data_dir: str) -> dict[str, Any]:
     path = os.path.join(data_dir, "manifest.json")
     if not os.path.exists(path):
         raise PrepareError(f"{data_dir}: not a prepared dataset (no manifest.json; run `koala prepare`)")
@@ -208,27 +254,34 @@ def load_manifest(data_dir):
         return json.load(handle)
 
 
-def register(subparsers):
+def register(subparsers: argparse._SubParsersAction) -> None:
+    defaults = DataSettings.model_fields
     parser = subparsers.add_parser("prepare", help="prepare photos into shards with cached embeddings",
-                                   description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", action="append", required=True,
                         help="samples | system | folder:PATH | imagenet:PATH[?classes=..&per_class=N] (repeatable)")
     parser.add_argument("--out", required=True, help="output folder of the prepared dataset")
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--backbone-weights", default="imagenet")
-    parser.add_argument("--short-side", type=int, default=256)
-    parser.add_argument("--letterbox", type=int, default=None, help="the paper's white letterbox to this size (299)")
-    parser.add_argument("--shard-size", type=int, default=64)
+    for name in ("short_side", "letterbox_size", "train_scale", "train_crop", "crops_per_photo", "min_side",
+                 "max_photos", "shard_size", "seed"):
+        field = defaults[name]
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=field.default, help=field.description)
+    parser.add_argument("--heldout", action="append", default=[], help=defaults["heldout"].description)
+    parser.add_argument("--split-fractions", type=float, nargs=3, default=defaults["split_fractions"].default)
     parser.add_argument("--shard-index", type=int, default=0)
     parser.add_argument("--shard-count", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=_main)
 
 
-def _main(args):
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    manifest = prepare(args.source, args.out, args.backbone, args.backbone_weights, args.short_side, args.letterbox,
-                       args.shard_size, args.shard_index, args.shard_count, args.seed)
+def _main(args: argparse.Namespace) -> int:
+    settings = DataSettings(sources=args.source, heldout=args.heldout, backbones=[args.backbone],
+                            short_side=args.short_side, letterbox_size=args.letterbox_size,
+                            train_scale=args.train_scale, train_crop=args.train_crop,
+                            crops_per_photo=args.crops_per_photo, min_side=args.min_side, max_photos=args.max_photos,
+                            shard_size=args.shard_size, split_fractions=tuple(args.split_fractions), seed=args.seed)
+    manifest = prepare(settings, args.out, backbone=args.backbone, backbone_weights=args.backbone_weights,
+                       shard_index=args.shard_index, shard_count=args.shard_count)
     index = pd.read_csv(os.path.join(args.out, "index.csv"), keep_default_na=False)
     for row in index[index["status"] != "ok"].itertuples():
         print(f"skipped {row.photo_id}: {row.status}: {row.reason}")

@@ -1,0 +1,203 @@
+"""The study's settings, typed and validated in one place.
+
+A profile (`profiles/ci.json`, `demo.json`, `paper.json`, or any JSON file of the same shape) is loaded once into a
+`Profile`; every notebook, CLI default and function default comes from these classes, so settings cannot drift
+apart. An unknown or misspelt key is an error that names it, and so is a value of the wrong type.
+
+    from koalarization.config import load_profile
+    profile = load_profile("demo", overrides={"training.steps": 100})
+"""
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import KoalaError
+
+PROFILE_NAMES = ("ci", "demo", "paper")
+
+
+class ProfileError(KoalaError, ValueError):
+    """A profile that cannot be read or does not validate; the message names the key."""
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSettings(_Settings):
+    """Photos -> prepared shards (`koala prepare`)."""
+
+    sources: list[str] = Field(description="photo sources: samples | system[?kinds=..] | folder:PATH | imagenet:PATH")
+    heldout: list[str] = Field(default=[], description="photo-id prefixes kept out of training and validation "
+                                                       "entirely: the source-held-out test set")
+    backbones: list[str] = Field(description="one prepared dataset (cached embeddings) per classifier")
+    short_side: int = Field(256, ge=8, description="stored photos: short side in pixels (aspect kept)")
+    letterbox_size: Optional[int] = Field(None, ge=8, description="the paper's white letterbox to a square")
+    train_scale: int = Field(224, ge=8, description="short side the network works at, in training and colorizing")
+    train_crop: int = Field(224, ge=8, description="training crop side, at train_scale")
+    crops_per_photo: int = Field(0, ge=0, description="cached training crops per photo, each with its own "
+                                                      "embedding (0: random crops with the whole photo's embedding)")
+    min_side: Optional[int] = Field(None, ge=1, description="photos with a shorter side are skipped "
+                                                            "(default: the training crop)")
+    max_photos: Optional[int] = Field(None, ge=3, description="use at most this many photos (first by id)")
+    shard_size: int = Field(64, ge=1)
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+
+    @field_validator("train_crop", "train_scale")
+    @classmethod
+    def _multiple_of_8(cls, value: int) -> int:
+        if value % 8:
+            raise ValueError(f"must be a multiple of 8 (the network downsamples 8x), got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DataSettings":
+        if self.train_crop > self.train_scale:
+            raise ValueError(f"train_crop {self.train_crop} is larger than train_scale {self.train_scale}")
+        stored = self.letterbox_size or self.short_side
+        if stored < self.train_scale:
+            raise ValueError(f"stored photos ({stored} px) are smaller than train_scale {self.train_scale}")
+        if abs(sum(self.split_fractions) - 1) > 1e-6 or min(self.split_fractions) < 0:
+            raise ValueError(f"split_fractions must be >= 0 and sum to 1, got {self.split_fractions}")
+        return self
+
+    @property
+    def minimum_side(self) -> int:
+        return self.min_side if self.min_side is not None else self.train_crop
+
+
+class ModelSpec(_Settings):
+    """One trained model of the study."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    backbone: str
+    fusion: bool = True
+    loss: Literal["mse", "rebalanced"] = Field("mse", description="mse: the paper's; rebalanced: each pixel "
+                                                                  "weighted by the rarity of its a*b* (Zhang 2016)")
+    seeds: list[int] = Field(default=[0], min_length=1)
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
+
+
+class TrainingSettings(_Settings):
+    """`koala train`: the paper's optimizer and loss, checkpointed and resumable."""
+
+    batch_size: int = Field(100, ge=1)
+    steps: int = Field(ge=1)
+    checkpoint_every: int = Field(100, ge=1, description="also how often validation loss is measured")
+    learning_rate: float = Field(1e-3, gt=0)
+    mixed_precision: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    keep: Literal["best", "last"] = Field("best", description="the checkpoint evaluated: lowest validation loss, "
+                                                               "or the last step")
+    validation_batches: Optional[int] = Field(None, ge=1)
+    rebalance_lambda: float = Field(0.5, ge=0, le=1, description="rebalanced loss: mix of the a*b* prior with "
+                                                                  "a uniform one (Zhang et al. use 0.5)")
+
+
+class EvaluationSettings(_Settings):
+    main_model: str
+    historical_dir: Optional[str] = None
+    reproducibility_tolerance: float = Field(0.05, gt=0)
+
+
+class SurveySettings(_Settings):
+    selection: Literal["best", "random"] = "best"
+    metric: str = "ciede2000"
+    n_fake: int = Field(9, ge=1)
+    n_real: int = Field(3, ge=1)
+    short_side: int = Field(256, ge=32, description="images are shown full frame at this short side")
+    seed: int = 0
+
+
+class Profile(_Settings):
+    profile: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str
+    data: DataSettings
+    models: list[ModelSpec] = Field(min_length=1)
+    training: TrainingSettings
+    evaluation: EvaluationSettings
+    survey: SurveySettings = SurveySettings()
+
+    @model_validator(mode="after")
+    def _models_match(self) -> "Profile":
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique, got {names}")
+        if self.evaluation.main_model not in names:
+            raise ValueError(f"evaluation.main_model {self.evaluation.main_model!r} is not one of the models {names}")
+        for model in self.models:
+            if model.backbone not in self.data.backbones:
+                raise ValueError(f"model {model.name!r} uses backbone {model.backbone!r}, which data.backbones "
+                                 f"{self.data.backbones} does not prepare")
+        return self
+
+    def model(self, name: str) -> ModelSpec:
+        return next(m for m in self.models if m.name == name)
+
+    def section(self, *names: str) -> dict[str, Any]:
+        """The named top-level sections as plain data: what a stage's reuse key hashes."""
+        dumped = self.model_dump(mode="json")
+        return {name: dumped[name] for name in names}
+
+
+def _apply_overrides(raw: dict, overrides: dict[str, Any]) -> dict:
+    """{"training.steps": 10, ...} -> a copy of raw with those dotted keys replaced (each must exist)."""
+    raw = json.loads(json.dumps(raw))
+    for dotted, value in (overrides or {}).items():
+        node, keys = raw, dotted.split(".")
+        for key in keys[:-1]:
+            if not isinstance(node, dict) or key not in node:
+                raise ProfileError(f"override {dotted!r}: no section {key!r} in the profile")
+            node = node[key]
+        if not isinstance(node, dict):
+            raise ProfileError(f"override {dotted!r}: {keys[-2]!r} is not a section")
+        node[keys[-1]] = value
+    return raw
+
+
+def read_profile_json(name_or_path: str) -> dict:
+    """The raw JSON of a profile name (ci, demo, paper) or of a JSON file path."""
+    if name_or_path in PROFILE_NAMES or not os.path.exists(name_or_path):
+        try:
+            text = resources.files("koalarization").joinpath(f"profiles/{name_or_path}.json").read_text()
+        except (FileNotFoundError, OSError):
+            raise ProfileError(f"unknown profile {name_or_path!r}: use one of {', '.join(PROFILE_NAMES)} "
+                               f"or the path of a JSON file") from None
+    else:
+        with open(name_or_path) as handle:
+            text = handle.read()
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise ProfileError(f"profile {name_or_path!r} is not valid JSON: {error}") from None
+
+
+def load_profile(name_or_path: str, overrides: Optional[dict[str, Any]] = None) -> Profile:
+    """Load, override and validate a profile. Errors name the offending key."""
+    raw = _apply_overrides(read_profile_json(name_or_path), overrides or {})
+    try:
+        return Profile.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(profile)'}: {e['msg']}"
+                             for e in error.errors())
+        raise ProfileError(f"profile {name_or_path!r}: {problems}") from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'training.steps=10' -> ("training.steps", 10); the value is JSON when it parses, else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ProfileError(f"override {text!r}: expected KEY=VALUE, e.g. training.steps=100")
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value

@@ -1,0 +1,222 @@
+"""The input pipeline without TensorFlow: prepared shards -> ({"l", "embedding"}, ab/127) numpy batches.
+
+Used by training and evaluation on every Keras backend but TensorFlow (where `pipeline.py`, tf.data, is the
+reference), so a machine with only JAX or PyTorch trains the same network on the same shards. The batches are the
+same function of the data as tf.data's: decode, resize to the training scale, crop (a cached crop with its own
+embedding, or a random one), random flip, L*a*b*, the paper's scalings. Randomness is keyed by (seed, step), so a
+run is deterministic and a resumed run continues the same sequence.
+
+Where the work runs: decoding, resizing and cropping (uint8) in worker processes ahead of the network (threads when
+there are few cores); the L*a*b* conversion and scalings as one compiled function on the accelerator, where a
+batch costs a fraction of a millisecond instead of a CPU core's tenth of a second.
+"""
+from __future__ import annotations
+
+import io
+import os
+import multiprocessing
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterator, Optional
+
+import numpy as np
+from PIL import Image
+
+from ..color import AB_SCALE, L_SCALE, ops_uint8_to_lab
+from ..images import scaled_size
+from . import records
+from .prepare import load_manifest
+
+
+@dataclass(frozen=True)
+class Example:
+    """One prepared photo: its JPEG, whole-photo embedding and (optionally) its cached crops."""
+
+    photo_id: str
+    jpeg: bytes
+    embedding: np.ndarray  # (1000,) float32
+    crop_boxes: np.ndarray  # (K, 2) int (y, x) at the training scale
+    crop_embeddings: np.ndarray  # (K, 1000) float32
+
+
+def parse(record: bytes) -> Example:
+    features = records.decode_example(record)
+    boxes = np.asarray(features.get("crop_boxes", []), np.int64).reshape(-1, 2)
+    crops = features.get("crop_embeddings")
+    crop_embeddings = (np.frombuffer(crops[0], "<f2").astype(np.float32).reshape(len(boxes), -1) if crops
+                       else np.zeros((0, 1000), np.float32))
+    return Example(features["photo_id"][0].decode(), features["jpeg"][0],
+                   np.frombuffer(features["embedding"][0], "<f2").astype(np.float32), boxes, crop_embeddings)
+
+
+def shard_files(data_dir: str, split: str) -> list[str]:
+    files = [os.path.join(data_dir, f) for f in load_manifest(data_dir)["shards"].get(split, [])]
+    if not files:
+        from .prepare import PrepareError
+
+        raise PrepareError(f"{data_dir}: the {split!r} split is empty")
+    return files
+
+
+def load_split(data_dir: str, split: str) -> list[Example]:
+    """Every example of a split, in shard order (the JPEG bytes are small: a few hundred photos are a few MB)."""
+    return [parse(record) for path in shard_files(data_dir, split) for record in records.read_records(path)]
+
+
+def decode(jpeg: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(jpeg)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def to_scale(rgb: np.ndarray, scale: int) -> np.ndarray:
+    """Resize to short side `scale` (antialiased bilinear, as tf.image.resize(antialias=True))."""
+    height, width = scaled_size(*rgb.shape[:2], scale)
+    if (height, width) == rgb.shape[:2]:
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.BILINEAR))
+
+
+def crop_example(example: Example, scale: int, size: int, rng: Optional[np.random.Generator]):
+    """-> (uint8 crop (size, size, 3), embedding). Training (rng given): one of the cached crops, or a random crop
+    with the photo's embedding, then a random flip; evaluation: the center crop (its cached embedding if any)."""
+    rgb = to_scale(decode(example.jpeg), scale)
+    height, width = rgb.shape[:2]
+    if height < size or width < size:  # small photos are upscaled so a crop fits
+        rgb = np.asarray(Image.fromarray(rgb).resize((max(width, size), max(height, size)), Image.BILINEAR))
+        height, width = rgb.shape[:2]
+    if len(example.crop_boxes):
+        k = int(rng.integers(len(example.crop_boxes))) if rng is not None else 0
+        (y, x), embedding = example.crop_boxes[k], example.crop_embeddings[k]
+        y, x = min(int(y), height - size), min(int(x), width - size)
+    elif rng is not None:
+        y, x, embedding = int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1)), example.embedding
+    else:
+        y, x, embedding = (height - size) // 2, (width - size) // 2, example.embedding
+    crop = rgb[y:y + size, x:x + size]
+    if rng is not None and rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return crop, embedding
+
+
+@lru_cache(maxsize=2)
+def _model_io_function(fusion: bool):
+    """uint8 crops, embeddings -> model inputs and target, as backend tensors (compiled under JAX)."""
+    import keras
+    from keras import ops
+
+    def model_io(crops, embeddings):
+        lab = ops_uint8_to_lab(crops)
+        l_input = lab[..., :1] / L_SCALE - 1.0
+        target = lab[..., 1:] / AB_SCALE
+        return ({"l": l_input, "embedding": ops.cast(embeddings, "float32")} if fusion else l_input), target
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.jit(model_io)
+    return model_io
+
+
+def to_model_io(crops: np.ndarray, embeddings: np.ndarray, fusion: bool = True):
+    """uint8 RGB batch (N, S, S, 3) -> ({"l": L/50 - 1, "embedding": e} or l, ab/127), on the backend's device."""
+    return _model_io_function(fusion)(crops, np.asarray(embeddings, np.float32))
+
+
+class _Crops:
+    """The CPU half of the pipeline: step -> (uint8 crops, embeddings). Lives in each worker process."""
+
+    def __init__(self, data_dir, split, batch_size, scale, size, seed):
+        self.examples = load_split(data_dir, split)
+        self.batch_size, self.scale, self.size, self.seed = batch_size, scale, size, seed
+
+    @lru_cache(maxsize=4)
+    def _order(self, data_pass: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, 104729, data_pass]).permutation(len(self.examples))
+
+    def __call__(self, step: int):
+        crops, embeddings = [], []
+        for j in range(self.batch_size):
+            data_pass, position = divmod(step * self.batch_size + j, len(self.examples))
+            example = self.examples[self._order(data_pass)[position]]
+            crop, embedding = crop_example(example, self.scale, self.size, np.random.default_rng([self.seed, step, j]))
+            crops.append(crop)
+            embeddings.append(embedding)
+        return np.stack(crops), np.stack(embeddings).astype(np.float32)
+
+
+_WORKER: Optional[_Crops] = None
+
+
+def _start_worker(*args) -> None:
+    global _WORKER
+    _WORKER = _Crops(*args)
+
+
+def _worker_crops(step: int):
+    return _WORKER(step)
+
+
+class TrainingBatches:
+    """An endless, deterministic stream of training batches, prepared ahead by `workers` processes (or threads).
+
+    Step s (counting from 0 over the whole run, resumes included) always holds the same photos, crops and flips:
+    photos are drawn without replacement within each pass over the data, in an order keyed by (seed, pass).
+    """
+
+    def __init__(self, data_dir: str, batch_size: int, scale: int, size: int, seed: int = 0, fusion: bool = True,
+                 workers: Optional[int] = None, split: str = "train"):
+        self._args = (data_dir, split, batch_size, scale, size, seed)
+        self._crops = _Crops(*self._args)
+        self.examples = self._crops.examples
+        self.fusion = fusion
+        self.workers = workers or min(16, os.cpu_count() or 1)
+
+    def crops(self, step: int):
+        """The uint8 crops and embeddings of one training step (the CPU half)."""
+        return self._crops(step)
+
+    def batch(self, step: int):
+        """The batch of one training step, as model inputs and target."""
+        return to_model_io(*self.crops(step), self.fusion)
+
+    def _executor(self):
+        if self.workers >= 4:  # enough cores: processes, free of the GIL; spawned, since JAX threads forbid fork
+            return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_start_worker, initargs=self._args), _worker_crops
+        return ThreadPoolExecutor(self.workers, thread_name_prefix="koala-batches"), self.crops
+
+    def stream(self, start_step: int = 0, ahead: Optional[int] = None) -> Iterator:
+        """Batches from `start_step` on, forever, `ahead` of them in preparation at any time."""
+        ahead = ahead or 2 * self.workers
+        executor, work = self._executor()
+        with executor as pool:
+            pending = deque(pool.submit(work, step) for step in range(start_step, start_step + ahead))
+            step = start_step + ahead
+            while True:
+                crops, embeddings = pending.popleft().result()
+                pending.append(pool.submit(work, step))
+                step += 1
+                yield to_model_io(crops, embeddings, self.fusion)
+
+
+def evaluation_arrays(data_dir: str, split: str, scale: int, size: int, fusion: bool = True,
+                      limit: Optional[int] = None):
+    """Center crops of a split as one (inputs, target) pair of numpy arrays: the validation data of training."""
+    from keras import ops
+
+    examples = load_split(data_dir, split)[:limit]
+    pairs = [crop_example(example, scale, size, None) for example in examples]
+    inputs, target = to_model_io(np.stack([c for c, _ in pairs]), np.stack([e for _, e in pairs]), fusion)
+    as_numpy = ops.convert_to_numpy
+    inputs = {k: as_numpy(v) for k, v in inputs.items()} if fusion else as_numpy(inputs)
+    return inputs, as_numpy(target)
+
+
+def iterate_photos(data_dir: str, split: str) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(photo_id, uint8 RGB at the stored size, whole-photo embedding) of a split, in order: for evaluation."""
+    for path in shard_files(data_dir, split):
+        for record in records.read_records(path):
+            example = parse(record)
+            yield example.photo_id, decode(example.jpeg), example.embedding
