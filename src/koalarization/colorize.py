@@ -78,20 +78,31 @@ class Colorizer:
                                                  f"got {embedder.name!r}")
             self.embedder = embedder or backbones.Embedder(self.config["backbone"], backbone_weights)
 
-    def predict_ab(self, l_small, embedding=None):
-        """L at working resolution (h, w) -> a*b* (h, w, 2); computes the embedding from L when not given."""
+    def predict_ab(self, l_small, embedding=None, l_full=None):
+        """L at working resolution (h, w) -> a*b* (h, w, 2). Without a cached embedding, the classifier's is
+        computed from the photo's full-resolution L (`l_full`, else l_small)."""
         inputs = {"l": (l_small / L_SCALE - 1.0)[None, ..., None].astype(np.float32)}
         if self.fusion:
             if embedding is None:
-                embedding = self.embed(l_small)
+                embedding = self.embed(l_full if l_full is not None else l_small)
             inputs["embedding"] = np.asarray(embedding, np.float32)[None]
         ab = self.model(inputs if self.fusion else inputs["l"], training=False)
         return np.asarray(ab)[0] * AB_SCALE
 
-    def embed(self, l_small):
+    def embed(self, lightness_plane):
+        """The classifier's embedding of a photo's colorless version, from its L at (up to) the resolution the
+        training photos were stored at: the classifier must see photos as sharp as those it saw in training."""
         from .color import gray_rgb_from_l
 
-        return self.embedder([gray_rgb_from_l(l_small)])[0]
+        stored = self.config.get("stored_short_side") or 256
+        if min(lightness_plane.shape) > stored:
+            lightness_plane = _resize_plane(lightness_plane, working_size(*lightness_plane.shape, stored, 1 << 30))
+        gray = gray_rgb_from_l(lightness_plane)
+        if self.config.get("letterbox_size"):  # trained on the paper's white letterbox: show the classifier the same
+            from .images import letterbox
+
+            gray = letterbox(np.round(gray * 255).astype(np.uint8), self.config["letterbox_size"]) / 255.0
+        return self.embedder([gray])[0]
 
     def lightness_planes(self, rgb):
         """-> (L at full resolution, L at the working resolution): the numpy half before the network."""
@@ -101,7 +112,7 @@ class Colorizer:
     def colorize(self, rgb):
         """uint8 RGB (gray or color, any size) -> uint8 RGB colorized at the photo's own resolution."""
         l_full, l_small = self.lightness_planes(rgb)
-        return join(l_full, self.predict_ab(l_small))
+        return join(l_full, self.predict_ab(l_small, l_full=l_full))
 
 
 def _collect(inputs):
@@ -176,7 +187,7 @@ def colorize_paths(inputs, checkpoint_path, output_dir, force=False, with_side_b
                 failures.append((path, item.reason))
                 continue
             photo, l_full, l_small = item
-            ab = colorizer.predict_ab(l_small)
+            ab = colorizer.predict_ab(l_small, l_full=l_full)
             storing.append(writer.submit(store, photo, l_full, ab, target))
             while len(storing) > 2:
                 written.append(storing.pop(0).result())

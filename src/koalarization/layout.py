@@ -98,6 +98,11 @@ class Layout:
 
     # ---- results
     @property
+    def recipe_search_dir(self) -> Path:
+        """How the demo's training recipe was chosen (scripts/recipe_search.py; one run, committed)."""
+        return Path("results") / "recipe_search"
+
+    @property
     def tables_dir(self) -> Path:
         return self.results_dir / "tables"
 

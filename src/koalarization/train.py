@@ -171,6 +171,9 @@ def train(data_dir: str, run_dir: str, settings: TrainingSettings, fusion: bool 
     scope, replicas = distribution_scope()
     config = checkpoint.model_config(manifest["params"]["backbone"], manifest.get("embedding_dim", 1000), fusion,
                                      train_scale=wanted["train_scale"], train_crop=wanted["train_crop"],
+                                     stored_short_side=(manifest["params"].get("letterbox_size")
+                                                        or manifest["params"]["short_side"]),
+                                     letterbox_size=manifest["params"].get("letterbox_size"),
                                      training=wanted, precision=policy, replicas=replicas, backend=backend())
     latest = checkpoint.latest_or_none(run_dir)
     with scope:
@@ -198,8 +201,8 @@ def train(data_dir: str, run_dir: str, settings: TrainingSettings, fusion: bool 
         if backend() == "tensorflow":
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq="epoch"))
         history = model.fit(data.train(done, epoch), epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=chunk,
-                            validation_data=data.validation(), validation_batch_size=settings.batch_size,
-                            callbacks=callbacks, verbose=verbose)
+                            validation_data=data.validation(), callbacks=callbacks, verbose=verbose,
+                            **data.validation_options())
         done = _step(model)
         logs = {k: float(v[-1]) for k, v in history.history.items()}
         path = checkpoint.save_checkpoint(model, run_dir, done, {**config, "logs": logs}, keep_checkpoints)
@@ -243,6 +246,16 @@ class _Data:
             self._batches = TrainingBatches(self.data_dir, s.batch_size, self.scale, self.crop, self.seed,
                                             self.fusion)
         return self._batches.stream(start_step=done)
+
+    def validation_options(self):
+        """Keras needs the batch size for arrays, and the number of batches for a dataset of unknown length."""
+        if not self.has_validation:
+            return {}
+        if backend() == "tensorflow":
+            count = self._counts()["validation"]
+            batches = -(-count // self.settings.batch_size)
+            return {"validation_steps": min(batches, self.settings.validation_batches or batches)}
+        return {"validation_batch_size": self.settings.batch_size}
 
     def validation(self):
         if not self.has_validation:

@@ -65,13 +65,15 @@ def build_index(settings: DataSettings, out_dir: str, progress: bool = True) -> 
     rows, good, thumbnails = [], [], {}
     for photo in tqdm(photos, desc="index", unit="photo", disable=not progress):
         row = {"photo_id": photo.id, "source": photo.source, "origin": photo.origin, "license": photo.license,
-               "group": photo.group, "label": photo.label, "status": "ok", "reason": "", "split": ""}
+               "group": photo.group, "label": photo.label, "status": "ok", "reason": "", "split": "", "sha256": ""}
         try:
-            rgb = read_photo(photo.read_bytes(), name=photo.id)
+            data = photo.read_bytes()
+            row["sha256"] = hashlib.sha256(data).hexdigest()
+            rgb = read_photo(data, name=photo.id)
             row.update(height=rgb.shape[0], width=rgb.shape[1])
             if min(rgb.shape[:2]) < minimum:
                 row.update(status="skipped", reason=f"too small ({rgb.shape[1]}x{rgb.shape[0]} px; the short side "
-                                                    f"must be at least {minimum} px, the training crop)")
+                                                    f"must be at least {minimum} px, data.min_side)")
             else:
                 thumbnails[photo.id] = resize_short_side(rgb, 64) if min(rgb.shape[:2]) > 64 else rgb
                 good.append(photo)
@@ -130,6 +132,18 @@ def crop_boxes(photo_id: str, height: int, width: int, settings: DataSettings, s
                      rng.integers(0, w - crop + 1, settings.crops_per_photo)], axis=1).astype(np.int64)
 
 
+def stored_region(image: np.ndarray, y: int, x: int, settings: DataSettings) -> np.ndarray:
+    """The part of the stored photo that a training crop (corner y, x at the training scale) covers.
+
+    The classifier sees it at the stored resolution, not at the network's: at test time it sees the whole photo at
+    the stored resolution, and a crop upsampled from 64 or 96 px would look to it like another, blurrier kind of
+    photo (their embeddings differ far more than the content does).
+    """
+    factor = min(image.shape[:2]) / settings.train_scale
+    top, left, side = (int(round(v * factor)) for v in (y, x, settings.train_crop))
+    return image[top:top + side, left:left + side]
+
+
 def _gray(rgb: np.ndarray) -> np.ndarray:
     return gray_rgb_from_l(rgb_to_lab(rgb)[..., 0])
 
@@ -146,9 +160,7 @@ def write_shard(name: str, split: str, photo_ids: Sequence[str], photos_by_id: d
             continue
         image = prepare_image(rgb, settings.short_side, settings.letterbox_size)
         corners = crop_boxes(photo_id, *image.shape[:2], settings, split)
-        if len(corners):
-            scaled = resize_short_side(image, settings.train_scale)
-            crops += [scaled[y:y + settings.train_crop, x:x + settings.train_crop] for y, x in corners]
+        crops += [stored_region(image, y, x, settings) for y, x in corners]
         images.append(image)
         boxes.append(corners)
         kept.append(photo_id)
@@ -213,15 +225,25 @@ def prepare(settings: DataSettings, out_dir: str, backbone: str, backbone_weight
     return finalize(out_dir, plan, index, params)
 
 
+INDEX_KEYS = ("sources", "heldout", "max_photos", "split_fractions", "seed")
+
+
 def _reuse_index(other_dir: str, out_dir: str, params: dict) -> None:
+    """Copy the index of another prepared dataset whose photos, minimum size, held-out sources and split agree."""
     with open(os.path.join(other_dir, "params.json")) as handle:
         other = json.load(handle)
-    differing = sorted(k for k in params if k != "backbone" and other.get(k) != params[k])
+    differing = [k for k in INDEX_KEYS if other.get(k) != params.get(k)]
+    if _minimum(other) != _minimum(params):
+        differing.append("min_side")
     if differing:
-        raise PrepareError(f"{other_dir} was prepared with other settings ({', '.join(differing)}); its index "
+        raise PrepareError(f"{other_dir} was indexed with other settings ({', '.join(differing)}); its index "
                            f"cannot be reused")
     with open(os.path.join(other_dir, "index.csv"), "rb") as handle:
         write_bytes_atomic(os.path.join(out_dir, "index.csv"), handle.read())
+
+
+def _minimum(params: dict) -> int:
+    return params.get("min_side") or params.get("train_crop")
 
 
 def finalize(out_dir: str, plan: list, index: pd.DataFrame, params: dict) -> Optional[dict[str, Any]]:

@@ -142,6 +142,15 @@ def ab_error_auc(pred, truth, max_threshold=AUC_MAX_THRESHOLD, steps=AUC_STEPS):
     return float(np.trapezoid(accuracy, thresholds) / max_threshold)
 
 
+def ab_std_ratio(pred, truth):
+    """Spatial variation of color, prediction over truth: sqrt(var(a*) + var(b*)) over the pixels of the prediction,
+    divided by the same for the ground truth. Near 0 for a uniform cast (one color over the whole photo), 1 for the
+    truth's variety; undefined (NaN) for a colorless truth."""
+    pred, truth = _check_pair(pred, truth)
+    spread = [np.sqrt(rgb_to_lab(image)[..., 1:].reshape(-1, 2).var(axis=0).sum()) for image in (pred, truth)]
+    return float(spread[0] / spread[1]) if spread[1] > 1e-6 else float("nan")
+
+
 METRICS = {
     "mse_ab": MetricInfo(mse_ab_scaled, False, "",
                          "mean squared error on a*b*/127 (the paper's training loss), skimage rgb2lab", "MSE a*b*/127"),
@@ -160,6 +169,9 @@ METRICS = {
     "colorfulness_gap": MetricInfo(colorfulness_gap, None, "",
                                    "colourfulness(prediction) - colourfulness(ground truth); 0 is ideal, negative "
                                    "is duller", "ΔCF"),
+    "ab_std_ratio": MetricInfo(ab_std_ratio, None, "",
+                               "spatial standard deviation of a*b* over the photo, prediction / ground truth; 0 is a "
+                               "uniform cast, 1 the truth's variety of color", "a*b* variation ratio"),
 }
 
 

@@ -1,13 +1,18 @@
-"""Evaluate trained models and baselines on the held-out test split, photo by photo.
+"""Evaluate trained models and baselines on held-out photos, photo by photo.
 
-Every model colorizes the same test photos (the prepared images, at their own resolution, with the classifier
-embedding cached at preparation). Baselines need no training: `gray` predicts a*b* = 0; `mean_ab` predicts the
-training split's mean a*b* everywhere (a dataset color prior). Outputs per photo go to a CSV; the colorized images
-are kept for the figures and the user study.
+Every model colorizes the same photos as a user's `koala colorize` would: the network runs at the scale the
+checkpoint was trained at, and the predicted a*b* is joined to the photo's own L at the stored resolution (short
+side 256 in the demo), with the classifier embedding cached at preparation. A model trained with several seeds is
+evaluated once per seed. Baselines need no training: `gray` predicts a*b* = 0; `mean_ab` predicts the training
+split's mean a*b* everywhere (a dataset color prior). Per-photo metrics go to a CSV; the colorized images (first
+seed) are kept for the figures and the user study.
 """
+from __future__ import annotations
+
 import argparse
+import logging
 import os
-import re
+from typing import Any, Iterable, Optional
 
 import numpy as np
 import pandas as pd
@@ -15,17 +20,17 @@ import pandas as pd
 from ..atomic import write_csv_atomic, write_json_atomic
 from ..colorize import Colorizer, join, lightness
 from ..images import save_image_atomic
+from ..layout import safe_name
 from .metrics import evaluate_pair
 
+log = logging.getLogger(__name__)
+BASELINES = ("gray", "mean_ab")
 
-def safe_name(photo_id):
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", photo_id)[-120:]
 
-
-def mean_ab(data_dir):
+def mean_ab(data_dir: str) -> np.ndarray:
     """Mean a*b* over all pixels of the training split: the `mean_ab` prior."""
     from ..color import rgb_to_lab
-    from ..data.pipeline import iterate_photos
+    from ..data.batches import iterate_photos
 
     sums, count = np.zeros(2), 0
     for _photo_id, rgb, _embedding in iterate_photos(data_dir, "train"):
@@ -35,18 +40,26 @@ def mean_ab(data_dir):
     return sums / max(count, 1)
 
 
-def evaluate(models, out_dir, split="test", baselines=True, save_images=True, progress=True):
-    """models: {name: (checkpoint path, prepared data dir)}. Returns the per-photo DataFrame (also written).
+def evaluate(models: dict[str, dict[str, Any]], out_dir: str, split: str = "test", baselines: bool = True,
+             save_images: bool = True, progress: bool = True, image_path=None) -> pd.DataFrame:
+    """Colorize every photo of a split with every model (and seed) and score it.
 
-    All data dirs must hold the same photos in `split` (they differ only in the cached backbone embedding).
+    models: {name: {"data_dir": prepared dataset, "checkpoints": {seed: checkpoint or run folder}}}; all data dirs
+    hold the same photos (they differ only in the cached embedding). `image_path(model, photo_id)` says where a
+    colorized image goes (default: out_dir/images/<model>/<photo>.png). Returns the per-photo DataFrame, one row
+    per model, seed and photo (baselines have seed -1), also written to out_dir/per_photo.csv.
     """
     from tqdm.auto import tqdm
 
     from ..backbones import top_classes
-    from ..data.pipeline import iterate_photos
+    from ..data.batches import iterate_photos
 
-    colorizers = {name: (Colorizer(ckpt, cached_embeddings=True), data) for name, (ckpt, data) in models.items()}
-    data_dirs = sorted({data for _, data in colorizers.values()})
+    image_path = image_path or (lambda model, photo_id: os.path.join(out_dir, "images", model,
+                                                                     safe_name(photo_id) + ".png"))
+    colorizers = {(name, int(seed)): (Colorizer(path, cached_embeddings=True), spec["data_dir"])
+                  for name, spec in models.items() for seed, path in spec["checkpoints"].items()}
+    first_seed = {name: min(int(s) for s in spec["checkpoints"]) for name, spec in models.items()}
+    data_dirs = sorted({spec["data_dir"] for spec in models.values()})
     streams = {d: iterate_photos(d, split) for d in data_dirs}
     prior = mean_ab(data_dirs[0]) if baselines else None
     rows, classes = [], []
@@ -57,30 +70,35 @@ def evaluate(models, out_dir, split="test", baselines=True, save_images=True, pr
             raise ValueError(f"prepared datasets {data_dirs} disagree on the {split} photos: {ids}")
         photo_id, truth, _ = items[0]
         height, width = (side // 8 * 8 for side in truth.shape[:2])
-        truth = truth[:height, :width]
+        truth = np.ascontiguousarray(truth[:height, :width])
         l_full = lightness(truth)
         predictions = {}
         if baselines:
-            predictions["gray"] = join(l_full, np.zeros(l_full.shape + (2,), np.float32))
-            predictions["mean_ab"] = join(l_full, np.broadcast_to(prior.astype(np.float32), l_full.shape + (2,)))
-        for name, (colorizer, data) in colorizers.items():
-            embedding = by_dir[data][2]
-            predictions[name] = join(l_full, colorizer.predict_ab(l_full, embedding))
+            predictions[("gray", -1)] = join(l_full, np.zeros(l_full.shape + (2,), np.float32))
+            predictions[("mean_ab", -1)] = join(l_full, np.broadcast_to(prior.astype(np.float32),
+                                                                        l_full.shape + (2,)))
+        small = {}
+        for (name, seed), (colorizer, data) in colorizers.items():
+            if colorizer.short_side not in small:
+                small[colorizer.short_side] = colorizer.lightness_planes(truth)[1]
+            ab = colorizer.predict_ab(small[colorizer.short_side], by_dir[data][2])
+            predictions[(name, seed)] = join(l_full, ab)
         for data, item in by_dir.items():
-            top = top_classes(item[2], 3)
             row = {"photo_id": photo_id, "data_dir": data}
-            for k, (class_name, probability) in enumerate(top, start=1):
+            for k, (class_name, probability) in enumerate(top_classes(item[2], 3), start=1):
                 row.update({f"class_{k}": class_name, f"prob_{k}": probability})
             classes.append(row)
-        for name, prediction in predictions.items():
-            rows.append({"model": name, "photo_id": photo_id, **evaluate_pair(prediction, truth)})
-            if save_images:
-                path = os.path.join(out_dir, "images", name, safe_name(photo_id) + ".png")
+        for (name, seed), prediction in predictions.items():
+            scores = evaluate_pair(prediction, truth)
+            rows.append({"model": name, "seed": seed, "photo_id": photo_id, **scores})
+            if save_images and (seed == -1 or seed == first_seed[name]):
+                path = image_path(name, photo_id)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 save_image_atomic(prediction, path)
         if save_images:
-            os.makedirs(os.path.join(out_dir, "images", "truth"), exist_ok=True)
-            save_image_atomic(truth, os.path.join(out_dir, "images", "truth", safe_name(photo_id) + ".png"))
+            path = image_path("truth", photo_id)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            save_image_atomic(truth, path)
     if not rows:
         raise ValueError(f"the {split} split is empty")
     per_photo = pd.DataFrame(rows)
@@ -92,33 +110,59 @@ def evaluate(models, out_dir, split="test", baselines=True, save_images=True, pr
     return per_photo
 
 
-def survey_candidates(per_photo, out_dir, model):
-    """The table the survey builder reads: one row per test photo with the model's output and the original."""
-    ours = per_photo[per_photo["model"] == model].copy()
-    ours["colorized_path"] = [os.path.join(out_dir, "images", model, safe_name(p) + ".png") for p in ours["photo_id"]]
-    ours["real_path"] = [os.path.join(out_dir, "images", "truth", safe_name(p) + ".png") for p in ours["photo_id"]]
+def average_seeds(per_photo: pd.DataFrame, metrics: Optional[Iterable[str]] = None) -> pd.DataFrame:
+    """One row per model and photo: each metric averaged over the model's seeds (the unit of the paired tests)."""
+    metrics = list(metrics) if metrics is not None else [c for c in per_photo.select_dtypes("number").columns
+                                                         if c != "seed"]
+    averaged = per_photo.groupby(["model", "photo_id"], sort=False)[metrics].mean().reset_index()
+    counts = per_photo.groupby(["model", "photo_id"], sort=False)["seed"].nunique().reset_index(name="seeds")
+    return averaged.merge(counts, on=["model", "photo_id"])
+
+
+def seed_spread(per_photo: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFrame:
+    """Per model and metric: the mean over photos for each seed, and the spread of those means across seeds."""
+    rows = []
+    trained = per_photo[per_photo["seed"] >= 0]
+    for model, group in trained.groupby("model", sort=False):
+        by_seed = group.groupby("seed")[list(metrics)].mean()
+        for metric in metrics:
+            values = by_seed[metric].to_numpy()
+            rows.append({"model": model, "metric": metric, "seeds": len(values),
+                         "per_seed_means": ", ".join(f"{v:.4g}" for v in values),
+                         "seed_range": float(values.max() - values.min()) if len(values) else np.nan,
+                         "seed_sd": float(values.std(ddof=1)) if len(values) > 1 else np.nan})
+    return pd.DataFrame(rows)
+
+
+def survey_candidates(per_photo: pd.DataFrame, model: str, image_path) -> pd.DataFrame:
+    """The table the survey builder reads: one row per photo with the model's output and the original."""
+    ours = average_seeds(per_photo[per_photo["model"] == model])
+    ours["colorized_path"] = [str(image_path(model, p)) for p in ours["photo_id"]]
+    ours["real_path"] = [str(image_path("truth", p)) for p in ours["photo_id"]]
     return ours
 
 
-def register(subparsers):
-    parser = subparsers.add_parser("evaluate", help="evaluate checkpoints and baselines on the test split",
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("evaluate", help="evaluate checkpoints and baselines on a held-out split",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, metavar="NAME=CHECKPOINT@DATA",
-                        help="a model to evaluate: name, checkpoint or run folder, prepared data folder")
+                        help="a model to evaluate: name, checkpoint or run folder, prepared data folder (repeat a "
+                             "name with other checkpoints for other seeds)")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", choices=["test", "heldout", "validation"])
     parser.set_defaults(func=_main)
 
 
-def _main(args):
-    from .stats import summarize
+def _main(args: argparse.Namespace) -> int:
     from ..report.tables import format_summary
+    from .stats import summarize
 
-    models = {}
+    models: dict[str, dict[str, Any]] = {}
     for item in args.model:
         name, rest = item.split("=", 1)
         checkpoint_path, data = rest.rsplit("@", 1)
-        models[name] = (checkpoint_path, data)
-    per_photo = evaluate(models, args.out, args.split)
-    print(format_summary(summarize(per_photo)).to_string())
+        spec = models.setdefault(name, {"data_dir": data, "checkpoints": {}})
+        spec["checkpoints"][len(spec["checkpoints"])] = checkpoint_path
+    per_photo = evaluate(models, args.out, split=args.split)
+    print(format_summary(summarize(average_seeds(per_photo))).to_string())
     return 0

@@ -159,3 +159,65 @@ def holm(p_values):
         running = max(running, (len(p) - rank) * p[index])
         adjusted[index] = min(1.0, running)
     return adjusted
+
+
+def minimum_detectable_difference(differences, alpha=0.05, power=0.8):
+    """The smallest true mean difference a paired test over these photos would detect with the given power, from
+    the spread of the observed paired differences (normal approximation: (z_{1-alpha/2} + z_power) * sd / sqrt(n))."""
+    d = np.asarray(differences, dtype=np.float64)
+    d = d[~np.isnan(d)]
+    if d.size < 2:
+        return np.nan
+    return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * d.std(ddof=1) / np.sqrt(d.size))
+
+
+def _agreement(row):
+    """Say why a bootstrap interval and the adjusted test can disagree, where they do."""
+    excludes_zero = bool(row["diff_ci_low"] > 0 or row["diff_ci_high"] < 0)
+    significant = bool(row["p_holm"] < row["alpha"])
+    if excludes_zero == significant:
+        return ""
+    if excludes_zero:
+        return ("the 95% interval of the mean difference excludes 0 but the Holm-adjusted test is not significant: "
+                "the interval is not adjusted for the other comparisons of the family and is about the mean, while "
+                "the test is on signed ranks; the verdict follows the adjusted test")
+    return ("the Holm-adjusted test is significant but the 95% interval of the mean difference includes 0: the "
+            "test is on signed ranks (most photos move one way) while a few large differences the other way pull "
+            "the mean toward 0")
+
+
+def paired_comparisons(per_photo, pairs, metrics, alpha=0.05, seed=0, by="model"):
+    """Paired comparisons of every (model_a, model_b) pair on every metric, unadjusted (see `adjust_family`), with
+    the minimum detectable difference of each."""
+    rows = []
+    models = set(per_photo[by])
+    for a, b in pairs:
+        if a not in models or b not in models:
+            continue
+        for metric in metrics:
+            row = paired_comparison(per_photo, a, b, metric, by=by, alpha=alpha, seed=seed)
+            wide = per_photo[per_photo[by].isin([a, b])].pivot_table(index="photo_id", columns=by, values=metric)
+            row["mdd"] = minimum_detectable_difference((wide[a] - wide[b]).to_numpy()) if len(wide) else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def adjust_family(frame, alpha=0.05):
+    """Treat every row as one family: Holm-adjust the p-values over all of them, let each verdict follow its
+    adjusted p, and say, per row, why the bootstrap interval and the test disagree where they do."""
+    frame = frame.copy()
+    if frame.empty:
+        return frame
+    frame["family_size"] = len(frame)
+    frame["p_holm"] = holm(frame["p_value"].fillna(1.0).to_numpy())
+    effect = frame["rank_biserial"].fillna(0)
+    direction = np.where(effect != 0, np.sign(effect), np.sign(frame["mean_diff"].fillna(0)))
+    frame["verdict"] = [_verdict(r.model_a, r.model_b, r.metric, r.p_holm, d, r.higher_is_better, alpha)
+                        .replace("(p=", "(Holm p=") for r, d in zip(frame.itertuples(), direction)]
+    frame["interval_vs_test"] = frame.apply(_agreement, axis=1)
+    return frame
+
+
+def compare_family(per_photo, pairs, metrics, alpha=0.05, seed=0, by="model"):
+    """`paired_comparisons` adjusted as one family (`adjust_family`)."""
+    return adjust_family(paired_comparisons(per_photo, pairs, metrics, alpha, seed, by), alpha)

@@ -37,7 +37,8 @@ STYLE = {
 }
 
 DPI = 150
-IMAGE_WIDTH_IN = 1.6  # width of one photo panel, inches
+IMAGE_WIDTH_IN = 1.6  # width of one photo panel in small multiples, inches
+PANEL_IN = 2.0  # width of one photo panel where color must be judged: 300 px at 150 dpi
 
 
 @contextlib.contextmanager
@@ -47,9 +48,27 @@ def use_style():
         yield
 
 
+# One colour per model in every figure of the report; models not listed take the palette's colours in order.
+MODEL_COLORS = {"gray": "#7F7F7F", "mean_ab": "#56B4E9", "no_fusion": "#E69F00", "fusion_lite0": "#0072B2",
+                "rebalanced_lite0": "#CC79A7", "fusion_lite2": "#009E73", "fusion_irv2": "#D55E00",
+                "truth": "#000000"}
+
+
 def model_colors(models):
-    """A fixed colour per model, in the order given."""
-    return {model: PALETTE[i % len(PALETTE)] for i, model in enumerate(models)}
+    """A fixed colour per model: the same model has the same colour in every figure."""
+    spare = [c for c in PALETTE if c not in MODEL_COLORS.values()] + PALETTE
+    colors, k = {}, 0
+    for model in models:
+        if model in MODEL_COLORS:
+            colors[model] = MODEL_COLORS[model]
+        else:
+            colors[model] = spare[k % len(spare)]
+            k += 1
+    return colors
+
+
+def _label(labels, model):
+    return (labels or {}).get(model, str(model))
 
 
 def save_figure(fig, path_without_suffix, dpi=DPI):
@@ -105,8 +124,7 @@ def comparison_grid(rows, columns, titles=None):
     titles = list(columns) if titles is None else list(titles)
     aspects = [max(_aspect(row.get(c)) for c in columns) for row in rows]
     with use_style():
-        fig = Figure(figsize=(IMAGE_WIDTH_IN * len(columns), IMAGE_WIDTH_IN * sum(aspects) + 0.3),
-                     layout="constrained")
+        fig = Figure(figsize=(PANEL_IN * len(columns), PANEL_IN * sum(aspects) + 0.4), layout="constrained")
         axes = fig.subplots(len(rows), len(columns), squeeze=False, gridspec_kw={"height_ratios": aspects})
         for i, row in enumerate(rows):
             for j, column in enumerate(columns):
@@ -123,53 +141,58 @@ def _shorten(text, width=26):
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def labelled_cases(cases, title, ncols=4):
-    """Best or worst cases: each photo with its caption above and the backbone's top-3 classes below.
+def case_triplets(cases, title):
+    """Best or worst cases, one row each: gray input | prediction | ground truth, with a caption (e.g. the photo and
+    its improvement over the gray input) and the classifier's top-3 classes of the gray photo under the input.
 
-    ``cases``: dicts with "image", "caption" (e.g. photo id and metric) and "classes" [(name, probability), ...].
+    ``cases``: dicts with "gray", "prediction", "truth" (images), "caption" and "classes" [(name, probability)].
     """
-    ncols = max(1, min(ncols, len(cases)))
-    nrows = int(np.ceil(len(cases) / ncols))
-    aspect = max((_aspect(c["image"]) for c in cases), default=1.0)
+    aspect = max((_aspect(c["truth"]) for c in cases), default=1.0)
     with use_style():
-        width = max(IMAGE_WIDTH_IN * 1.2 * ncols, 0.09 * len(title))  # room for the title with one case
-        fig = Figure(figsize=(width, (IMAGE_WIDTH_IN * 1.2 * aspect + 0.9) * nrows + 0.4), layout="constrained")
-        axes = fig.subplots(nrows, ncols, squeeze=False)
-        for ax, case in zip(axes.flat, cases):
-            _show(ax, case["image"])
-            ax.set_title(case.get("caption", ""))
+        fig = Figure(figsize=(3 * PANEL_IN + 0.2, (PANEL_IN * aspect + 0.75) * len(cases) + 0.4),
+                     layout="constrained")
+        axes = fig.subplots(len(cases), 3, squeeze=False)
+        for row, case in zip(axes, cases):
+            for ax, key, heading in zip(row, ("gray", "prediction", "truth"),
+                                        ("gray input", "prediction", "ground truth")):
+                _show(ax, case[key])
+                ax.set_title(heading if key != "prediction" else case.get("caption", heading), fontsize=7)
             lines = [f"{_shorten(str(name))}  {prob:.0%}" for name, prob in case.get("classes", [])[:3]]
-            ax.set_xlabel("\n".join(lines), fontsize=7, linespacing=1.3)
-        for ax in list(axes.flat)[len(cases):]:
-            ax.set_visible(False)
+            row[0].set_xlabel("\n".join(lines), fontsize=6.5, linespacing=1.2)
         fig.suptitle(title)
     return fig
 
 
-def training_curves(history, logy=False):
-    """Training loss (solid) and validation loss (dashed, only where measured) against step, one colour per model."""
+def training_curves(history, gray_loss=None, labels=None, logy=False):
+    """Training loss (solid) and validation loss (dashed, where measured) against step, one colour per model; runs
+    of one model with several seeds share its colour. `gray_loss`: the validation loss of predicting no color."""
     history = history.copy()
     if "model" not in history:
         history["model"] = ""
+    if "seed" not in history:
+        history["seed"] = 0
     models = list(dict.fromkeys(history["model"]))
     colors = model_colors(models)
     with use_style():
-        fig = Figure(figsize=(4.5, 3.0), layout="constrained")
+        fig = Figure(figsize=(6.0, 3.4), layout="constrained")
         ax = fig.subplots()
-        for model, group in history.groupby("model", sort=False):
+        for (model, seed), group in history.groupby(["model", "seed"], sort=False):
             group = group.sort_values("step")
-            prefix = f"{model} " if model else ""
-            ax.plot(group["step"], group["loss"], color=colors[model], lw=1.2, label=f"{prefix}train")
-            if "val_loss" in group:
-                val = group.dropna(subset=["val_loss"])
-                if len(val):
-                    ax.plot(val["step"], val["val_loss"], color=colors[model], lw=1.2, ls="--", marker="o",
-                            ms=2.5, label=f"{prefix}validation")
+            first = seed == history.loc[history["model"] == model, "seed"].min()
+            name = _label(labels, model)
+            ax.plot(group["step"], group["loss"], color=colors[model], lw=1.0, alpha=0.9,
+                    label=f"{name}: train" if first else None)
+            val = group.dropna(subset=["val_loss"]) if "val_loss" in group else group.iloc[:0]
+            if len(val):
+                ax.plot(val["step"], val["val_loss"], color=colors[model], lw=1.0, ls="--", marker="o", ms=2.5,
+                        label=f"{name}: validation" if first else None)
+        if gray_loss is not None:
+            ax.axhline(gray_loss, color=MODEL_COLORS["gray"], lw=1.0, ls=":", label="gray input (validation)")
         ax.set_xlabel("step")
-        ax.set_ylabel("loss (MSE on a*b*/127)")
+        ax.set_ylabel("loss (a*b*/127)")
         if logy:
             ax.set_yscale("log")
-        ax.legend(frameon=False)
+        ax.legend(frameon=False, fontsize=6.5, ncol=2)
     return fig
 
 
@@ -188,7 +211,7 @@ def _grid_size(metrics, n_models, ncols=3):
     return (max(2.2, 0.45 * n_models + 0.8) * ncols, 2.4 * nrows)
 
 
-def metric_distributions(per_photo, metrics, by="model"):
+def metric_distributions(per_photo, metrics, by="model", labels=None):
     """Per metric, a box plot per model with every photo as a jittered dot (jitter is seeded: same data, same figure)."""
     models = list(dict.fromkeys(per_photo[by]))
     colors = model_colors(models)
@@ -203,13 +226,13 @@ def metric_distributions(per_photo, metrics, by="model"):
             for k, (model, values) in enumerate(zip(models, data)):
                 ax.scatter(k + rng.uniform(-0.18, 0.18, values.size), values, s=6, color=colors[model], alpha=0.7,
                            linewidths=0, zorder=3)
-            ax.set_xticks(range(len(models)), [str(m) for m in models], rotation=30, ha="right")
+            ax.set_xticks(range(len(models)), [_label(labels, m) for m in models], rotation=30, ha="right")
             ax.set_title(metric_header(metric))
             ax.grid(axis="x", visible=False)
     return fig
 
 
-def summary_bars(summary, metrics, by="model"):
+def summary_bars(summary, metrics, by="model", labels=None):
     """Per metric, the mean of each model as a bar with its 95% bootstrap interval (from ``stats.summarize``)."""
     models = list(dict.fromkeys(summary[by]))
     colors = model_colors(models)
@@ -223,9 +246,51 @@ def summary_bars(summary, metrics, by="model"):
             ax.bar(range(len(models)), means, color=[colors[m] for m in models], width=0.65)
             ax.errorbar(range(len(models)), means, yerr=[low, high], fmt="none", ecolor="black", capsize=3, lw=0.8)
             ax.axhline(0, color="0.3", lw=0.6)
-            ax.set_xticks(range(len(models)), [str(m) for m in models], rotation=30, ha="right")
+            ax.set_xticks(range(len(models)), [_label(labels, m) for m in models], rotation=30, ha="right")
             ax.set_title(metric_header(metric))
             ax.grid(axis="x", visible=False)
+    return fig
+
+
+def photos_with_crops(items, title=None):
+    """Photos with rectangles where the network's training crops lie. ``items``: (name, image, [(y, x, side)])
+    with the boxes in the image's own pixels."""
+    from matplotlib.patches import Rectangle
+
+    aspect = max((_aspect(image) for _, image, _ in items), default=1.0)
+    with use_style():
+        fig = Figure(figsize=(PANEL_IN * len(items), PANEL_IN * aspect + 0.5), layout="constrained")
+        axes = fig.subplots(1, len(items), squeeze=False)[0]
+        for ax, (name, image, boxes) in zip(axes, items):
+            _show(ax, image)
+            ax.set_title(name, fontsize=7)
+            for k, (y, x, side) in enumerate(boxes):
+                ax.add_patch(Rectangle((x, y), side, side, fill=False, lw=1.0, ls="--",
+                                       edgecolor=PALETTE[k % len(PALETTE)]))
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def recipe_comparison(recipes):
+    """The recipe search: validation CIEDE2000 (against the gray input's) and a*b* variation for each recipe."""
+    with use_style():
+        fig = Figure(figsize=(7.0, 2.6), layout="constrained")
+        left, right = fig.subplots(1, 2)
+        names = recipes["recipe"].tolist()
+        positions = np.arange(len(names))
+        left.barh(positions, recipes["ciede2000"], color=MODEL_COLORS["fusion_lite0"], height=0.6)
+        left.scatter(recipes["ciede2000_gray"], positions, color=MODEL_COLORS["gray"], marker="|", s=200,
+                     label="gray input", zorder=3)
+        left.set_yticks(positions, names)
+        left.set_xlabel("validation CIEDE2000 (lower is better)")
+        left.legend(frameon=False, loc="lower right")
+        right.barh(positions, recipes["ab_std_ratio"], color=MODEL_COLORS["fusion_lite0"], height=0.6)
+        right.set_yticks(positions, [])
+        right.axvline(1.0, color="black", lw=0.8)
+        right.set_xlabel("a*b* variation / truth's (1 is ideal)")
+        for ax in (left, right):
+            ax.grid(axis="y", visible=False)
     return fig
 
 
@@ -244,5 +309,6 @@ def photo_strip(images, title=None):
     return fig
 
 
-__all__ = ["use_style", "save_figure", "model_colors", "comparison_grid", "labelled_cases", "training_curves",
-           "metric_distributions", "summary_bars", "photo_strip"]
+__all__ = ["use_style", "save_figure", "model_colors", "comparison_grid", "case_triplets", "training_curves",
+           "metric_distributions", "summary_bars", "photo_strip", "photos_with_crops", "recipe_comparison",
+           "MODEL_COLORS"]

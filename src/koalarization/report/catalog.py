@@ -1,0 +1,96 @@
+"""Every figure and table the study publishes: its name (the file stem under results/<profile>/), the stage that
+makes it, and the caption the report prints under it, saying what to look at.
+
+Notebooks save figures and tables only under names listed here, and the report page reads the captions from here,
+so a name cannot drift between the notebook that writes a file and the page that shows it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    stage: str
+    title: str
+    caption: str
+
+
+FIGURES = [
+    Entry("comparison_grid", "04_figures", "Held-out test photos: gray input, baselines, models, ground truth",
+          "Each row is one test photo (short side 256 px), never seen in training. Read across: the gray input, the "
+          "dataset's mean color, the no-fusion ablation, the models, the truth. Look for whether skies, plants and "
+          "skin get their own colors, or one tint covers the whole photo."),
+    Entry("heldout_grid", "04_figures", "Photos from a source never trained on",
+          "The same, on photos of the held-out source (a whole Debian package kept out of training and "
+          "validation): what the models do on photos unlike their training data."),
+    Entry("best_cases", "04_figures", "Largest improvements over the gray input",
+          "Gray input, prediction and truth for the test photos where the main model gains most over the gray input "
+          "in CIEDE2000, with the classifier's top-3 classes of the gray photo. Ranked by improvement, not by raw "
+          "error, so photos that are nearly colorless in truth do not rank first."),
+    Entry("worst_cases", "04_figures", "Largest losses against the gray input",
+          "Where the main model does worst relative to leaving the photo gray: usually a confident but wrong color "
+          "over a large area."),
+    Entry("historical", "04_figures", "Application: photos that were born gray",
+          "Photographs with no color to recover, colorized by the main model at their full resolution (the network "
+          "at its training scale, the a*b* joined to the photo's own L)."),
+    Entry("summary_bars", "04_figures", "Metrics with bootstrap 95% intervals",
+          "Test-split means over photos (each model's seeds averaged per photo), with percentile-bootstrap 95% "
+          "intervals. One color per model throughout the report."),
+    Entry("metric_distributions", "04_figures", "Per-photo metrics",
+          "Every test photo as a dot: the spread behind each mean, and the outliers that move it."),
+    Entry("training_curves", "02_train", "Training and validation loss",
+          "Loss (MSE on a*b*/127; the rebalanced model's own weighted loss) against step, solid for training, "
+          "dashed for validation; the gray line is the validation loss of predicting no color. The checkpoint "
+          "evaluated is each run's lowest validation loss."),
+    Entry("recipe_search", "02_train", "How the training recipe was chosen",
+          "Validation CIEDE2000 and a*b* variation for each recipe tried at the same compute budget."),
+    Entry("training_examples", "01_prepare_data", "Training photos and the crops the network sees",
+          "Prepared training photos at their stored size, with the cached training crops outlined: the encoder and "
+          "the classifier see the same crop."),
+    Entry("user_study", "05_user_study", "User study: share judged real",
+          "The paper's and the replication's published figures; this study's own answers once real participants "
+          "have answered (none are simulated)."),
+    Entry("survey_desktop", "05_user_study", "The survey page, desktop width",
+          "What a participant sees on a computer (1280 x 800)."),
+    Entry("survey_phone", "05_user_study", "The survey page, phone width",
+          "What a participant sees on a phone (390 x 844)."),
+]
+
+TABLES = [
+    Entry("headline", "03_evaluate", "Headline results", "Test split and held-out source, mean [95% CI]."),
+    Entry("summary", "03_evaluate", "Metrics on the test split", "Mean [95% bootstrap CI] over test photos; each "
+          "model's seeds averaged per photo first."),
+    Entry("summary_heldout", "03_evaluate", "Metrics on the held-out source", "Mean [95% bootstrap CI] over the "
+          "photos of the held-out source."),
+    Entry("comparisons", "03_evaluate", "Paired comparisons", "Wilcoxon signed-rank tests over photos, Holm-adjusted "
+          "over the whole family listed here; the verdict follows the adjusted p."),
+    Entry("seed_spread", "03_evaluate", "Seed to seed", "Mean over test photos for each training seed."),
+    Entry("metric_definitions", "03_evaluate", "Metric definitions", "What each number means and how it is "
+          "computed."),
+    Entry("training", "02_train", "Training runs", "Steps, best validation loss and its step, against the gray "
+          "baseline, and time."),
+    Entry("recipe_search", "02_train", "Recipes tried", "At equal compute, on the validation split."),
+    Entry("data_summary", "01_prepare_data", "Photos per source and split", "After removing unreadable, too small "
+          "and duplicate photos."),
+    Entry("excluded_photos", "01_prepare_data", "Photos left out", "Every photo not used, and why."),
+    Entry("photos", "01_prepare_data", "Every photo used", "Id, source, split, license and SHA-256 of the file."),
+    Entry("user_study_comparison", "05_user_study", "User study against the paper", "Published figures, with their "
+          "sources, beside this study's."),
+]
+
+_BY_NAME = {entry.name: entry for entry in FIGURES}
+_TABLES_BY_NAME = {entry.name: entry for entry in TABLES}
+
+
+def figure(name: str) -> Entry:
+    if name not in _BY_NAME:
+        raise KeyError(f"figure {name!r} is not in report.catalog.FIGURES; add it there with its caption")
+    return _BY_NAME[name]
+
+
+def table(name: str) -> Entry:
+    if name not in _TABLES_BY_NAME:
+        raise KeyError(f"table {name!r} is not in report.catalog.TABLES; add it there with its caption")
+    return _TABLES_BY_NAME[name]

@@ -1,0 +1,102 @@
+"""The study's findings, written from its numbers by code, so they change when the numbers change.
+
+Every sentence comes from `03_evaluate.json` (and `05_user_study.json`): a comparison is described only as strongly
+as its Holm-adjusted p-value allows, and where the bootstrap interval and the test disagree the sentence says so.
+"""
+from __future__ import annotations
+
+import html
+from typing import Any, Optional
+
+ALPHA = 0.05
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return f"{value:+.{digits}f}".replace("-", "−")
+
+
+def _p(value: float) -> str:
+    return f"{value:.2g}" if value >= 0.001 else "< 0.001"
+
+
+def find(comparisons: list[dict[str, Any]], a: str, b: str, metric: str, split: str = "test") -> Optional[dict]:
+    return next((c for c in comparisons if c["model_a"] == a and c["model_b"] == b and c["metric"] == metric
+                 and c.get("split", "test") == split), None)
+
+
+def describe(row: dict[str, Any], labels: dict[str, str], unit: str = "") -> str:
+    """One comparison as a sentence fragment: difference [interval], adjusted p, and the verdict it supports."""
+    a, b = labels.get(row["model_a"], row["model_a"]), labels.get(row["model_b"], row["model_b"])
+    significant = row["p_holm"] < ALPHA
+    better = row["higher_is_better"]
+    if significant and better is not None:
+        a_wins = (row["mean_diff"] > 0) == bool(better)
+        verdict = f'<span class="ok">{html.escape(a if a_wins else b)} is better</span>'
+    elif significant:
+        verdict = "the difference is significant"
+    else:
+        verdict = '<span class="no">not significant</span>'
+    text = (f"{html.escape(a)} − {html.escape(b)}: {html.escape(row['label'])} {_fmt(row['mean_diff'])}{unit} "
+            f"[{_fmt(row['diff_ci_low'])}, {_fmt(row['diff_ci_high'])}], n = {row['n']} photos, Holm p = "
+            f"{_p(row['p_holm'])}: {verdict}")
+    if row.get("interval_vs_test"):
+        text += f" ({html.escape(row['interval_vs_test'])})"
+    return text
+
+
+def fusion_meaning(row: dict[str, Any]) -> str:
+    """What the fusion-vs-no-fusion result says about the paper's claim that the classifier's embedding helps."""
+    width = row["diff_ci_high"] - row["diff_ci_low"]
+    if row["p_holm"] < ALPHA and row["mean_diff"] < 0:
+        return (f"At this scale the data support the paper's claim: fusing the classifier's embedding lowers the "
+                f"color error (interval width {width:.2f} ΔE00).")
+    if row["p_holm"] < ALPHA:
+        return ("At this scale the embedding made colors worse, against the paper's claim; with a stand-in "
+                "classifier and a few hundred photos this does not refute it at ImageNet scale.")
+    bound = max(abs(row["diff_ci_low"]), abs(row["diff_ci_high"]))
+    return (f"No evidence either way at this scale: the 95% interval (width {width:.2f} ΔE00) rules out an effect of "
+            f"the embedding larger than about {bound:.2f} ΔE00 on these photos, and the test would detect a true "
+            f"difference of {row['mdd']:.2f} ΔE00 with 80% power. The paper's claim is neither confirmed nor refuted "
+            f"here; it concerns ImageNet-scale training, where the embedding has far more to add.")
+
+
+def findings(evaluation: dict[str, Any], labels: dict[str, str], user_study: Optional[dict[str, Any]] = None
+             ) -> list[str]:
+    """HTML list items of the findings (escaped; only the verdict markup is ours)."""
+    rows = evaluation.get("comparisons", [])
+    main = evaluation["main_model"]
+    out = []
+    for split, where in (("test", "the random test split"), ("heldout", "the held-out source")):
+        ciede, psnr = find(rows, main, "gray", "ciede2000", split), find(rows, main, "gray", "psnr", split)
+        if ciede and psnr:
+            out.append(f"<b>Against the gray input, on {where}:</b> {describe(ciede, labels)}; "
+                       f"{describe(psnr, labels, ' dB')}.")
+    fusion = find(rows, main, "no_fusion", "ciede2000")
+    if fusion:
+        out.append(f"<b>Does the classifier's embedding help?</b> {describe(fusion, labels)}. "
+                   f"{html.escape(fusion_meaning(fusion))}")
+    means = evaluation.get("means", {}).get("test", {})
+    if main in means and "ab_std_ratio" in means[main]:
+        ratio = means[main]["ab_std_ratio"]
+        out.append(f"<b>Casts:</b> within a photo, the main model's colors vary {ratio:.0%} as much as the truth's "
+                   f"(the spatial standard deviation of a*b*, averaged over test photos; a uniform cast would be "
+                   f"0%, the no-fusion ablation reaches {means.get('no_fusion', {}).get('ab_std_ratio', float('nan')):.0%}).")
+    rebalanced = [m for m in means if evaluation.get("losses", {}).get(m) == "rebalanced"]
+    for model in rebalanced:
+        gap, ciede = find(rows, model, main, "colorfulness_gap"), find(rows, model, main, "ciede2000")
+        if gap and ciede:
+            out.append(f"<b>Rarity-weighted loss against the paper's MSE:</b> {describe(gap, labels)} "
+                       f"(ΔCF, 0 is the truth's colorfulness; the rebalanced model's ΔCF is "
+                       f"{means[model]['colorfulness_gap']:+.1f}, the MSE model's {means[main]['colorfulness_gap']:+.1f}); "
+                       f"{describe(ciede, labels)}.")
+    if user_study:
+        out.append(f"<b>User study:</b> {html.escape(user_study.get('message', ''))}")
+    return out
+
+
+def statistics_note(evaluation: dict[str, Any]) -> str:
+    return (f"Statistics: each photo is one unit (a model's seeds averaged per photo first). Intervals are 95% "
+            f"percentile-bootstrap intervals of the mean paired difference. Tests are two-sided Wilcoxon "
+            f"signed-rank tests over photos, Holm-adjusted over the family of all {evaluation.get('family_size', '?')}"
+            f" comparisons in the comparisons table ({evaluation.get('family', '')}); a verdict is stated only "
+            f"where the adjusted p is below {ALPHA}.")
