@@ -5,6 +5,7 @@ import logging
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -155,3 +156,20 @@ def test_survey_cli_module_does_not_import_the_web_app():
             " print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'multipart') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_serve_after_tensorflow_logged_under_pytest_capture_does_not_crash_pytest(tmp_path):
+    """The full suite used to die ("ValueError: I/O operation on closed file ... lost sys.stderr") when the serve
+    test ran after a test that imported TensorFlow: uvicorn's logging dictConfig closed TensorFlow's handler."""
+    pytest.importorskip("tensorflow")
+    probe = tmp_path / "test_tensorflow_first.py"
+    probe.write_text("def test_tensorflow_logs():\n    import tensorflow as tf\n\n"
+                     "    tf.get_logger().warning('TensorFlow imported under capture')\n")
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(probe),
+         f"{Path(__file__).resolve()}::test_serve_prints_links_and_keeps_one_token"],
+        cwd=repo, capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and "2 passed" in output and "lost sys.stderr" not in output, output[-3000:]

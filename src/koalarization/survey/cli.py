@@ -183,6 +183,11 @@ def _tabulate(args):
 
 def _screenshot(args):
     require_web_packages()
+    try:
+        importlib.import_module("playwright.sync_api")
+    except ImportError:
+        raise SurveyExtraMissing("screenshots need Playwright and Chromium: pip install playwright (the dev extra)"
+                                 " and apt-get install chromium (make browser)") from None
     from .screenshot import screenshot_survey
 
     try:

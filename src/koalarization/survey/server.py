@@ -31,10 +31,12 @@ log = logging.getLogger(__name__)
 
 
 def default_limit_concurrency() -> int:
-    """Half the process's descriptor limit (the rest is for the database, logs and libraries), at most 256."""
+    """A third of the process's descriptor limit after 16 for the process itself (database, logs, libraries), at
+    most 256. A third, because the event loop accepts a burst of up to `limit_concurrency` waiting connections
+    before the guard can turn the extra ones away: held plus burst must stay under the limit."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    soft = 1024 if soft == resource.RLIM_INFINITY else soft
-    return max(8, min(256, soft // 2))
+    soft = 4096 if soft == resource.RLIM_INFINITY else soft
+    return max(4, min(256, (soft - 16) // 3))
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ class ServerLimits:
         previous response (the header/read timeout uvicorn lacks);
     keep_alive: seconds an idle keep-alive connection is kept after a response (uvicorn's timeout_keep_alive);
     limit_concurrency: connections at which uvicorn answers 503; new connections are refused one earlier
-        (None: `default_limit_concurrency()`);
+        (None: `default_limit_concurrency()`); it is also the listen backlog, so that one burst of accepts cannot
+        take more descriptors than that;
     max_header_bytes: largest request line plus headers (h11_max_incomplete_event_size); larger is a 400.
     """
 
@@ -152,7 +155,8 @@ def uvicorn_config(app, host: str, port: int, limits: Optional[ServerLimits] = N
     return uvicorn.Config(
         app, host=host, port=port, http=guarded_protocol(limits), access_log=False, log_config=None,
         log_level=options.pop("log_level", None), server_header=False, timeout_keep_alive=limits.keep_alive,
-        limit_concurrency=limits.concurrency, h11_max_incomplete_event_size=limits.max_header_bytes,
+        limit_concurrency=limits.concurrency, backlog=limits.concurrency,
+        h11_max_incomplete_event_size=limits.max_header_bytes,
         ws="none", lifespan="off", **options)
 
 
