@@ -176,7 +176,8 @@ def test_saved_report(tables, tmp_path):
 def test_participant_bootstrap_resamples_participants():
     """Two participants who always say real and two who never do: the pooled share is 50%, and resampling
     participants (not answers) gives a wide interval; one participant gives none."""
-    rows = [{"participant_id": pid, "kind": "colorized", "judged_real": pid in "AB"} for pid in "ABCD" for _ in range(9)]
+    rows = [{"participant_id": pid, "kind": "colorized", "judged_real": pid in "AB"}
+            for pid in "ABCD" for _ in range(9)]
     clean = pd.DataFrame(rows)
     low, high = participant_bootstrap(clean, "colorized")
     assert low <= 0.25 and high >= 0.75
@@ -194,7 +195,8 @@ def test_reference_file_is_found_and_complete():
     assert per_image["judged_real_pct"].tolist() == [79.0, 69.1, 64.1, 54.3, 42.4, 35.9, 35.1, 17.9, 15.0]
     assert per_image["read_off_chart"].all() and per_image["source"].str.contains("koalarization_torch").all()
     assert not paper.loc["all_colorized", "read_off_chart"]
-    assert "arXiv:1712.03400" in paper.loc["all_colorized", "source"] and paper.loc["all_colorized", "participants"] == 41
+    assert "arXiv:1712.03400" in paper.loc["all_colorized", "source"]
+    assert paper.loc["all_colorized", "participants"] == 41
     replication = reference[reference["study"] == "pytorch_replication"].set_index("image")
     assert replication.loc["all_colorized", ["participants", "judged_real_pct"]].tolist() == [60, 48.5]
     assert replication.loc["all_real", "judged_real_pct"] == 66.7

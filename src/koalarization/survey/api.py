@@ -30,6 +30,7 @@ def new_participant(body: NewParticipant, request: Request, context: Context,
 
 @router.get("/participants/{participant_id}")
 def participant_state(participant: Participant, context: Context):
+    """Where the participant stands (resume after a reload)."""
     return state(context, participant["participant_id"])
 
 

@@ -72,7 +72,8 @@ def register(subparsers):
                         help="seconds a client has to send a whole request (closes slow and idle sockets)")
     limits.add_argument("--keep-alive", type=float, default=5.0, help="seconds an idle keep-alive connection stays")
     limits.add_argument("--limit-concurrency", type=int, default=None,
-                        help="open connections at most (default: half the descriptor limit, at most 256)")
+                        help="connections at which new ones are refused with 503 (default: a third of the "
+                             "descriptor limit, at most 256)")
     limits.add_argument("--per-client-burst", type=int, default=10,
                         help="new participants one address may start at once (raise it for a lab behind one NAT)")
     limits.add_argument("--per-client-every", type=float, default=60.0,
@@ -154,7 +155,8 @@ def _serve(args):
     print(f"organiser token:  {token}")
     print(f"                  ({token_note}; keep it secret, never put it in a link)")
     print(f"progress:         open {base}/admin and enter the token, or")
-    print(f"                  curl -H \"X-Organiser-Token: $(cat {Path(args.survey) / TOKEN_FILE})\" {base}/admin/progress")
+    token_path = Path(args.survey) / TOKEN_FILE
+    print(f"                  curl -H \"X-Organiser-Token: $(cat {token_path})\" {base}/admin/progress")
     print(f"export:           koala survey export --survey {args.survey} --out responses.csv", flush=True)
     serve(app, args.host, args.port, server_limits)
     return 0

@@ -36,6 +36,7 @@ class SurveyContext:
 
     @property
     def common(self) -> dict:
+        """What every page shows: the title and the number of photos."""
         return {"title": self.survey.get("title") or "Real or fake?", "total": len(self.survey["images"])}
 
     def page(self, name: str, status: int = 200, **context) -> HTMLResponse:
@@ -49,6 +50,7 @@ class SurveyContext:
 
 
 def get_context(request: Request) -> SurveyContext:
+    """The survey this app serves (set by create_app)."""
     return request.app.state.context
 
 
@@ -56,6 +58,7 @@ Context = Annotated[SurveyContext, Depends(get_context)]
 
 
 def get_store(context: Context) -> Store:
+    """The answers store (one per app; every call opens its own short-lived SQLite connection)."""
     return context.store
 
 

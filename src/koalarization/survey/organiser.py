@@ -36,20 +36,24 @@ def login(context: Context):
 
 @router.post("", dependencies=[Depends(organiser_by_form)])
 def progress_page(context: Context):
+    """Progress as a page, with a button that downloads the answers (the token travels in that form's body)."""
     return context.page("admin.html", summary=context.store.summary(), participants=context.store.participants_rows(),
                         survey_id=context.survey["survey_id"], token=context.organiser_token)
 
 
 @router.get("/progress", dependencies=[Depends(organiser_by_header)])
 def progress(context: Context):
+    """Progress as JSON, for scripts (token in a header)."""
     return JSONResponse(_progress(context))
 
 
 @router.get("/export.csv", dependencies=[Depends(organiser_by_header)])
 def export_by_header(context: Context):
+    """The answers joined with the truth, as CSV (token in a header)."""
     return _export(context)
 
 
 @router.post("/export.csv", dependencies=[Depends(organiser_by_form)])
 def export_by_form(context: Context):
+    """The same CSV from the progress page's button."""
     return _export(context)

@@ -73,6 +73,7 @@ def question(participant: Participant, context: Context, store: StoreDep):
 
 @router.post("/p/{participant_id}/answer")
 def answer(participant: Participant, store: StoreDep, form: Annotated[AnswerForm, Form()]):
+    """Store the answer (a repeat of the stored one is fine, a change is 409), then show the next photo."""
     participant_id = participant["participant_id"]
     store.record_answer(participant_id, form.image_id, form.answer, form.response_ms)
     return RedirectResponse(f"/p/{participant_id}", status_code=303)
@@ -80,6 +81,7 @@ def answer(participant: Participant, store: StoreDep, form: Annotated[AnswerForm
 
 @router.get("/p/{participant_id}/done")
 def done(participant: Participant, context: Context):
+    """The thank-you page, once every photo is answered (before that, back to the current photo)."""
     participant_id = participant["participant_id"]
     if participant["finished_at"] is None:
         return RedirectResponse(f"/p/{participant_id}", status_code=303)
@@ -90,6 +92,7 @@ def done(participant: Participant, context: Context):
 
 @router.post("/p/{participant_id}/comment")
 def comment(participant: Participant, store: StoreDep, form: Annotated[CommentForm, Form()]):
+    """A closing comment, appended to what the participant said before."""
     participant_id = participant["participant_id"]
     store.add_comment(participant_id, form.comment)
     return RedirectResponse(f"/p/{participant_id}/done", status_code=303)

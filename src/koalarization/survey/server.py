@@ -65,6 +65,7 @@ class ServerLimits:
 
     @property
     def concurrency(self) -> int:
+        """limit_concurrency, or the default for this process's descriptor limit."""
         return self.limit_concurrency or default_limit_concurrency()
 
 
@@ -139,6 +140,7 @@ def guarded_protocol(limits: ServerLimits) -> type:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on `host` right now (for tests and screenshots)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
