@@ -173,3 +173,13 @@ def test_serve_after_tensorflow_logged_under_pytest_capture_does_not_crash_pytes
         cwd=repo, capture_output=True, text=True, timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode == 0 and "2 passed" in output and "lost sys.stderr" not in output, output[-3000:]
+
+
+def test_nonsense_limits_fail_with_one_line(tmp_path, capsys):
+    from koalarization.cli import main
+
+    survey = make_survey_dir(tmp_path)
+    for flags in (["--request-timeout", "0"], ["--per-client-burst", "0"], ["--limit-concurrency", "1"]):
+        assert main(["survey", "serve", "--survey", str(survey), *flags]) == 2, flags
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("koala survey: error: "), err

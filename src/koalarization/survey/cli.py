@@ -140,23 +140,23 @@ def _serve(args):
     from .security import ParticipationLimits, RateLimit
     from .server import ServerLimits, serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    token = organiser_token(args.survey, args.token)
     limits = ParticipationLimits(per_client=RateLimit(args.per_client_burst, args.per_client_every),
                                  overall=RateLimit(args.overall_burst, args.overall_every),
                                  max_participants=args.max_participants or None)
+    server_limits = ServerLimits(request_timeout=args.request_timeout, keep_alive=args.keep_alive,
+                                 limit_concurrency=args.limit_concurrency)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    token = organiser_token(args.survey, args.token)
     base = (args.public_url or f"http://{args.host}:{args.port}").rstrip("/")
     app = create_app(args.survey, db_path=args.db, organiser_token=token, limits=limits,
                      public_origins=[base] if args.public_url else [])
-    server_limits = ServerLimits(request_timeout=args.request_timeout, keep_alive=args.keep_alive,
-                                 limit_concurrency=args.limit_concurrency)
     token_note = "given with --token" if args.token else f"stored in {Path(args.survey) / TOKEN_FILE}"
     print(f"participant link: {base}/")
     print(f"organiser token:  {token}")
     print(f"                  ({token_note}; keep it secret, never put it in a link)")
     print(f"progress:         open {base}/admin and enter the token, or")
-    token_path = Path(args.survey) / TOKEN_FILE
-    print(f"                  curl -H \"X-Organiser-Token: $(cat {token_path})\" {base}/admin/progress")
+    header = "<the token>" if args.token else f"$(cat {Path(args.survey) / TOKEN_FILE})"
+    print(f"                  curl -H \"X-Organiser-Token: {header}\" {base}/admin/progress")
     print(f"export:           koala survey export --survey {args.survey} --out responses.csv", flush=True)
     serve(app, args.host, args.port, server_limits)
     return 0

@@ -20,6 +20,10 @@ class SurveyDataError(KoalaError, ValueError):
     """Candidates, photos or a survey folder that cannot make or serve a survey; the message says what to change."""
 
 
+class SurveySettingsError(KoalaError, ValueError):
+    """A limit or timeout of the survey server that makes no sense (from the command line or a caller)."""
+
+
 def load_public_survey(survey_dir) -> dict:
     """The public half of a survey: its settings and opaque image ids, never the truth."""
     path = Path(survey_dir) / SURVEY_JSON

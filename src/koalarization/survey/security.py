@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from fastapi import Request
 
+from .files import SurveySettingsError
 from .store import SurveyError
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,8 @@ class RateLimit:
 
     def __post_init__(self):
         if self.burst < 1 or self.every_s <= 0:
-            raise ValueError(f"a rate limit needs burst >= 1 and every_s > 0, not {self.burst}, {self.every_s}")
+            raise SurveySettingsError(f"a rate limit needs burst >= 1 and every_s > 0, not {self.burst},"
+                                      f" {self.every_s}")
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,10 @@ class ParticipationLimits:
     per_client: RateLimit = field(default_factory=lambda: RateLimit(10, 60.0))
     overall: RateLimit = field(default_factory=lambda: RateLimit(200, 6.0))
     max_participants: Optional[int] = 1000
+
+    def __post_init__(self):
+        if self.max_participants is not None and self.max_participants < 1:
+            raise SurveySettingsError(f"max_participants must be at least 1 or None, not {self.max_participants}")
 
 
 class _Bucket:

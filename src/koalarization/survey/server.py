@@ -25,6 +25,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from .files import SurveySettingsError
 from .security import with_security_headers
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,11 @@ class ServerLimits:
 
     def __post_init__(self):
         if self.request_timeout <= 0 or self.keep_alive <= 0:
-            raise ValueError("request_timeout and keep_alive must be positive")
+            raise SurveySettingsError("the request timeout and the keep-alive timeout must be positive seconds")
         if self.limit_concurrency is not None and self.limit_concurrency < 2:
-            raise ValueError("limit_concurrency must be at least 2")
+            raise SurveySettingsError("limit_concurrency must be at least 2")
+        if self.max_header_bytes < 1024:
+            raise SurveySettingsError("max_header_bytes must be at least 1024")
 
     @property
     def concurrency(self) -> int:
