@@ -63,10 +63,10 @@ def train_step_rate(precision, size=224, batch=16, steps=3):
     return images_per_s, 3 * flops_per_image(size, size) * images_per_s / 1e9
 
 
-def pipeline_rate(data_dir, size, batch=16, batches=30):
+def pipeline_rate(data_dir, scale, size, batch=16, batches=30):
     from koalarization.data.pipeline import make_dataset
 
-    ds = make_dataset(data_dir, "train", batch, size, training=True, seed=0)
+    ds = make_dataset(data_dir, "train", batch, scale, size, training=True, seed=0)
     iterator = iter(ds)
     next(iterator)
     start = time.perf_counter()
@@ -78,11 +78,10 @@ def pipeline_rate(data_dir, size, batch=16, batches=30):
 def prepare_rates(photos_dir):
     """photos/s of each step of `koala prepare` (decode, resize, embed per backbone, encode and write), on the
     same photos, with each backbone built beforehand (a one-off cost per process, reported separately)."""
-    import tensorflow as tf
-
     from koalarization.backbones import Embedder
     from koalarization.color import gray_rgb_from_l, rgb_to_lab
-    from koalarization.data.prepare import _example, prepare_image
+    from koalarization.data import records
+    from koalarization.data.prepare import prepare_image
     from koalarization.images import encode_jpeg, read_photo
 
     files = sorted(os.path.join(photos_dir, f) for f in os.listdir(photos_dir)) * 4
@@ -95,9 +94,10 @@ def prepare_rates(photos_dir):
     embedding = np.zeros(1000, np.float32)
 
     def write():
-        with tf.io.TFRecordWriter(os.path.join(photos_dir, "..", "bench.tfrecord")) as writer:
-            for image in small:
-                writer.write(_example(encode_jpeg(image), embedding, "x", *image.shape[:2]))
+        serialized = [records.encode_example({"jpeg": encode_jpeg(image), "embedding": embedding.astype("<f2").tobytes(),
+                                              "photo_id": b"x", "height": [image.shape[0]], "width": [image.shape[1]]})
+                      for image in small]
+        records.write_records(os.path.join(photos_dir, "..", "bench.tfrecord"), serialized)
 
     rates["encode_and_write"] = n / timed(write, 1, 0)
     for backbone, weights in [("efficientnet_lite0", "imagenet"), ("efficientnet_lite2", "imagenet"),
@@ -212,13 +212,40 @@ def study_times():
     return found
 
 
-def gpu_note():
-    import tensorflow as tf
+def demo_training_rate(data_dir, scale, crop, batch, steps=40):
+    """The demo's training as `koala train` runs it (model.fit on the tf.data pipeline, float32), at its crop size:
+    images/s and GFLOP/s of the network (a step is three forward passes of multiply-adds)."""
+    import keras
 
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "no GPU on this machine: the GPU training step was not measured"
-    return f"GPUs present ({len(gpus)}); run benchmarks on them with the same script"
+    from koalarization.data.pipeline import make_dataset
+    from koalarization.model import build_colorizer, flops_per_image
+    from koalarization.train import set_precision
+
+    set_precision("float32")
+    model = build_colorizer()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    data = make_dataset(data_dir, "train", batch, scale, crop, training=True, seed=0)
+    model.fit(data, steps_per_epoch=5, epochs=1, verbose=0)  # build, trace, fill the pipeline
+    start = time.perf_counter()
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    images_per_s = steps * batch / (time.perf_counter() - start)
+    return {"crop": crop, "batch": batch, "images_per_s": images_per_s,
+            "gflops": 3 * flops_per_image(crop, crop) * images_per_s / 1e9}
+
+
+def gpu_note():
+    from koalarization.train import accelerators
+
+    measured = os.path.join(ROOT, "results", "bench", "gpu_nvidia_h100.json")
+    note = "GPU figures: benchmarks/gpu_train.py on a GPU machine"
+    if os.path.exists(measured):
+        figures = json.load(open(measured))
+        step = max(figures["train_step"].values(), key=lambda v: v["images_per_s"])
+        note += (f"; measured on {figures['device']}: {step['images_per_s']:.0f} img/s at 224 px, "
+                 f"{step['fraction_of_matmul_peak']:.0%} of its bf16 matmul peak, end to end "
+                 f"{figures['end_to_end']['images_per_s']:.0f} img/s (results/bench/gpu_nvidia_h100.json)")
+    gpus = accelerators()
+    return note if not gpus else f"{note}; GPUs here: {', '.join(gpus)}"
 
 
 def main():
@@ -230,7 +257,11 @@ def main():
     work = tempfile.mkdtemp(prefix="koala-bench-")
     from koalarization.train import cpu_has_bf16
 
-    report = {"cpu_count": os.cpu_count(), "tensorflow": tf.__version__, "cpu_bf16": cpu_has_bf16()}
+    from koalarization.study import hardware
+
+    machine = hardware()
+    report = {"cpu": machine.get("cpu_model", "?"), "cpu_count": os.cpu_count(), "tensorflow": tf.__version__,
+              "cpu_bf16": cpu_has_bf16()}
     print("measuring matrix-multiply peak ...", flush=True)
     report["matmul_gflops"] = {"float32": matmul_peak("float32"), "bfloat16": matmul_peak("bfloat16")}
     print("measuring training steps at 224x224 ...", flush=True)
@@ -243,13 +274,25 @@ def main():
     photos = write_sample_jpegs(os.path.join(work, "photos"), names=("astronaut", "chelsea", "coffee", "rocket",
                                                                    "camera", "immunohistochemistry"))
     report["prepare_photos_per_s"] = prepare_rates(photos)
+    from koalarization.config import DataSettings, load_profile
     from koalarization.data.prepare import prepare
 
-    prepare([f"folder:{photos}"], os.path.join(work, "prep-efficientnet_lite0"), short_side=256, progress=False)
     data_dir = os.path.join(work, "prep-efficientnet_lite0")
-    report["pipeline"] = {"images_per_s": pipeline_rate(data_dir, 224),
+    prepare(DataSettings(sources=[f"folder:{photos}"], backbones=["efficientnet_lite0"], short_side=256,
+                         train_scale=224, train_crop=224, split_fractions=(1.0, 0.0, 0.0)), data_dir,
+            "efficientnet_lite0", progress=False)
+    report["pipeline"] = {"images_per_s": pipeline_rate(data_dir, 224, 224),
                           "train_consumes_images_per_s": report["train"]["float32"]["images_per_s"]}
     report["pipeline"]["ratio"] = report["pipeline"]["images_per_s"] / report["pipeline"]["train_consumes_images_per_s"]
+    demo = load_profile("demo")
+    print(f"measuring the demo's training at its crop size ({demo.data.train_crop} px) ...", flush=True)
+    demo_dir = os.path.join(work, "prep-demo")
+    prepare(demo.data.model_copy(update={"sources": [f"folder:{photos}"], "heldout": [], "min_side": 64,
+                                         "split_fractions": (1.0, 0.0, 0.0)}), demo_dir, "efficientnet_lite0",
+            progress=False)
+    demo_rate = demo_training_rate(demo_dir, demo.data.train_scale, demo.data.train_crop, demo.training.batch_size)
+    demo_rate["fraction_of_float32_peak"] = demo_rate["gflops"] / report["matmul_gflops"]["float32"]
+    report["demo_train"] = demo_rate
     print("measuring colorize ...", flush=True)
     # Untrained checkpoints: the cost of colorizing does not depend on the weights' values.
     ckpts = {b: save_untrained_checkpoint(os.path.join(work, f"run-{b}"), backbone=b)
@@ -277,6 +320,10 @@ def print_table(r):
         lines.append((f"train step 224x224 {precision}", f"{t['images_per_s']:.2f} img/s, {t['gflops']:.1f} GFLOP/s",
                       f"{t['fraction_of_float32_peak']:.0%} of float32 peak"))
     lines.append(("bf16 / float32 training", f"{r['train']['bfloat16']['images_per_s'] / r['train']['float32']['images_per_s']:.2f}x", "target 1.5x where the CPU has bf16"))
+    d = r["demo_train"]
+    lines.append((f"demo training, {d['crop']} px crops, batch {d['batch']}", f"{d['images_per_s']:.1f} img/s, "
+                  f"{d['gflops']:.1f} GFLOP/s", f"{d['fraction_of_float32_peak']:.0%} of float32 peak (target 80%); "
+                  f"model.fit on the tf.data pipeline"))
     p = r["pipeline"]
     lines.append(("tf.data pipeline 224x224", f"{p['images_per_s']:.1f} img/s", f"{p['ratio']:.1f}x what training consumes"))
     prep = r["prepare_photos_per_s"]
@@ -299,6 +346,7 @@ def print_table(r):
         lines.append((f"study {profile}", f"{sum(v or 0 for v in stages.values()):.0f} s",
                       ", ".join(f"{k[:2]}:{v:.0f}s" for k, v in stages.items() if v)))
     lines.append(("GPU", r["gpu"], ""))
+    lines.insert(0, ("CPU", f"{r['cpu']}, {r['cpu_count']} cores", f"native bf16: {r['cpu_bf16']}"))
     width = max(len(a) for a, _, _ in lines)
     for a, b, c in lines:
         print(f"{a:<{width}}  {b:<38} {c}")

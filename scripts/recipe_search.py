@@ -14,7 +14,6 @@ Writes results/recipe_search/recipes.csv, curves.csv and run.json (machine, date
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform

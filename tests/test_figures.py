@@ -38,16 +38,23 @@ def test_comparison_grid(tmp_path):
     assert_saved(fig, tmp_path / "grid")
 
 
-def test_labelled_cases(tmp_path):
-    cases = [{"image": image(i), "caption": f"p{i}: ΔE00 {i + 3.2:.1f}",
+def test_case_triplets_show_gray_prediction_and_truth(tmp_path):
+    cases = [{"gray": image(i), "prediction": image(i + 10), "truth": image(i + 20), "caption": f"p{i}: ΔE00 {i:.1f}",
               "classes": [("Egyptian cat", 0.62), ("tabby, tabby cat", 0.2), ("a very long class name indeed", 0.05)]}
-             for i in range(5)]
-    fig = figures.labelled_cases(cases, "Worst cases")
-    visible = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(visible) == 5
-    assert visible[0].get_xlabel().splitlines() == ["Egyptian cat  62%", "tabby, tabby cat  20%",
-                                                    "a very long class name in…  5%"]
+             for i in range(3)]
+    fig = figures.case_triplets(cases, "Largest gains")
+    assert len(fig.axes) == 9
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["gray input", "p0: ΔE00 0.0", "ground truth"]
+    assert fig.axes[0].get_xlabel().splitlines() == ["Egyptian cat  62%", "tabby, tabby cat  20%",
+                                                     "a very long class name in…  5%"]
     assert_saved(fig, tmp_path / "cases")
+
+
+def test_one_colour_per_model_in_every_figure():
+    first = figures.model_colors(["gray", "fusion_lite0", "no_fusion"])
+    second = figures.model_colors(["no_fusion", "something_new", "fusion_lite0"])
+    assert first["fusion_lite0"] == second["fusion_lite0"] and first["no_fusion"] == second["no_fusion"]
+    assert second["something_new"] not in figures.MODEL_COLORS.values()
 
 
 def test_training_curves(tmp_path):
@@ -55,8 +62,8 @@ def test_training_curves(tmp_path):
     history = pd.concat([pd.DataFrame({"model": m, "step": steps, "loss": 0.02 / (1 + steps / 50) + k * 0.001,
                                        "val_loss": np.where(steps % 30 == 0, 0.025 / (1 + steps / 60), np.nan)})
                          for k, m in enumerate(["fusion", "no fusion"])])
-    fig = figures.training_curves(history)
-    assert len(fig.axes[0].get_lines()) == 4  # train and validation per model
+    fig = figures.training_curves(history, gray_loss=0.03)
+    assert len(fig.axes[0].get_lines()) == 5  # train and validation per model, and the gray baseline
     assert len(figures.training_curves(history.drop(columns="model")).axes[0].get_lines()) == 2
     assert_saved(fig, tmp_path / "curves")
 
@@ -84,3 +91,18 @@ def test_save_is_reproducible(tmp_path):
     first = [p.read_bytes() for p in figures.save_figure(fig, tmp_path / "one")]
     second = [p.read_bytes() for p in figures.save_figure(fig, tmp_path / "two")]
     assert first == second
+
+
+def test_photos_with_crops_outline_each_crop(tmp_path):
+    fig = figures.photos_with_crops([("a", image(4, (40, 60, 3)), [(0, 0, 20), (10, 30, 20)]),
+                                     ("b", image(5, (40, 60, 3)), [])], title="crops")
+    assert len(fig.axes[0].patches) == 2 and len(fig.axes[1].patches) == 0
+    assert_saved(fig, tmp_path / "crops")
+
+
+def test_recipe_comparison(tmp_path):
+    recipes = pd.DataFrame({"recipe": ["a", "b"], "ciede2000": [9.0, 8.5], "ciede2000_gray": [10.0, 10.0],
+                            "ab_std_ratio": [0.3, 0.5]})
+    fig = figures.recipe_comparison(recipes)
+    assert len(fig.axes[0].patches) == 2 and len(fig.axes[1].patches) == 2
+    assert_saved(fig, tmp_path / "recipes")

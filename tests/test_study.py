@@ -1,13 +1,21 @@
-"""The whole study, every notebook through papermill, on the `ci` profile: asserts on the numbers it records."""
+"""The whole study, every notebook through papermill, on the `ci` profile: asserts on the numbers it records, on
+the report page a reader opens, and on what reruns when something changes."""
 import json
 import os
+import re
 import shutil
+import site
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
-from koalarization.study import STAGES, StageFailed, load_profile, run_study
+from koalarization.config import load_profile
+from koalarization.layout import STAGES
+from koalarization.study import StageFailed, run_study, stage_hashes
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
@@ -15,95 +23,164 @@ pytestmark = pytest.mark.slow
 def project(tmp_path_factory):
     """A scratch project with the real notebooks, so the test never touches the checkout's results/."""
     project = tmp_path_factory.mktemp("project")
-    shutil.copytree(os.path.join(ROOT, "notebooks"), project / "notebooks")
-    run_study("ci", str(project), log=lambda *a: None)
+    shutil.copytree(ROOT / "notebooks", project / "notebooks")
+    run_study("ci", str(project), echo=lambda *a: None)
     return project
 
 
+@pytest.fixture(scope="module")
+def results(project):
+    return project / "results" / "ci"
+
+
 def _json(path):
-    with open(path) as handle:
-        return json.load(handle)
+    return json.loads(Path(path).read_text())
 
 
-def test_manifest_says_how_the_results_were_made(project):
-    manifest = _json(project / "results" / "ci" / "manifest.json")
-    assert manifest["status"] == "complete" and list(manifest["stages"]) == STAGES
+def test_manifest_says_how_the_results_were_made(results):
+    manifest = _json(results / "manifest.json")
+    assert manifest["status"] == "complete" and list(manifest["stages"]) == list(STAGES)
     assert all(stage["status"] == "done" and stage["seconds"] > 0 for stage in manifest["stages"].values())
-    assert manifest["parameters"] == load_profile("ci")
+    assert manifest["parameters"] == load_profile("ci").model_dump(mode="json")
     assert {"keras", "numpy", "papermill"} <= set(manifest["versions"])
     assert manifest["hardware"]["cpu_count"] >= 1 and manifest["git_commit"]
-    fingerprints = manifest["recorded"]["01_prepare_data"]["fingerprints"]
-    assert set(fingerprints) == {"efficientnet_lite0", "efficientnet_lite2"}
+    weights = {w["backbone"]: w for w in manifest["weights"]}
+    assert set(weights) == {"efficientnet_lite0", "efficientnet_lite2"}
+    for entry in weights.values():
+        assert re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]) and entry["version"] == "0.1.0" and entry["package"]
+    photos = manifest["photos"]
+    assert len(photos) == 8 and all(re.fullmatch(r"[0-9a-f]{64}", p["sha256"]) for p in photos)
+    assert {p["source"] for p in photos} == {"samples"}
 
 
-def test_every_notebook_ran_and_has_html(project):
+def test_every_notebook_shows_every_figure_it_saves(results):
     for stage in STAGES:
-        assert (project / "results" / "ci" / "notebooks" / f"{stage}.html").stat().st_size > 10_000
-    index = (project / "results" / "ci" / "index.html").read_text()
-    assert "comparison_grid.png" in index and "notebooks/03_evaluate.html" in index
+        executed = _json(results / "notebooks" / f"{stage}.ipynb")
+        images = sum(1 for cell in executed["cells"] for output in cell.get("outputs", [])
+                     if "image/png" in output.get("data", {}))
+        published = _json(results / f"{stage}.json")["published"]["figures"]
+        assert images == len(published), (stage, images, published)
+        for name in published:
+            assert (results / "figures" / f"{name}.png").stat().st_size > 5_000, name
+        html = (results / "notebooks" / f"{stage}.html").read_text()
+        assert html.count("data:image/png;base64") >= len(published), stage
+    assert len(_json(results / "04_figures.json")["published"]["figures"]) >= 6
 
 
-def test_prepare_recorded_the_bundled_photos(project):
-    record = _json(project / "results" / "ci" / "01_prepare_data.json")
-    # 9 bundled photos; the stereo pair motorcycle_left/right is one near duplicate
-    assert sum(record["counts"].values()) == 8 and record["duplicates"] == 1
-    assert min(record["counts"].values()) >= 1
+def test_no_machine_paths_in_results(project, results):
+    machine = [str(project), str(ROOT), os.path.expanduser("~"), sys.prefix, *site.getsitepackages()]
+    for path in results.rglob("*"):
+        if path.is_file() and path.suffix in (".ipynb", ".html", ".json", ".csv", ".md"):
+            text = path.read_text(errors="replace")
+            for prefix in machine:
+                assert prefix not in text, (path.name, prefix)
+            assert "ci.partial" not in text, path.name
 
 
-def test_short_training_beats_the_gray_baseline_on_validation(project):
-    models = _json(project / "results" / "ci" / "02_train.json")["models"]
-    assert set(models) == {"fusion_lite0", "no_fusion", "fusion_lite2"}
-    for name, row in models.items():
-        assert row["steps"] == 30
-        assert row["val_loss"] < row["gray_baseline_val_loss"], name
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.targets = []
+
+    def handle_starttag(self, tag, attrs):
+        for key, value in attrs:
+            if key in ("href", "src") and value:
+                self.targets.append(value)
 
 
-def test_evaluation_covers_models_and_baselines(project):
-    record = _json(project / "results" / "ci" / "03_evaluate.json")
-    assert set(record["means"]) == {"gray", "mean_ab", "fusion_lite0", "no_fusion", "fusion_lite2"}
-    assert record["means"]["gray"]["colorfulness"] < 1.0  # the gray baseline has (almost) no color
-    for model, means in record["means"].items():
+def test_the_report_page_answers_the_readers_questions_and_has_no_broken_links(results):
+    page = (results / "index.html").read_text()
+    for heading in ("What this is", "What was run", "Findings", "Limitations", "Figures", "Tables"):
+        assert f">{heading}<" in page, heading
+    assert "arXiv:1712.03400" in page and "Not the paper's model" in page
+    assert page.index("Findings") < page.index('id="tables"')  # what it found comes before the long tables
+    assert "Holm p" in page and "not significant" in page
+    links = _Links()
+    links.feed(page)
+    local = [t for t in links.targets if not t.startswith(("http://", "https://", "#"))]
+    assert len(local) > 20
+    for target in local:
+        assert (results / target.split("#")[0]).exists(), target
+
+
+def test_prepare_recorded_the_bundled_photos_and_the_held_out_source(results):
+    record = _json(results / "01_prepare_data.json")
+    # 9 bundled photos; the stereo pair motorcycle_left/right is one near duplicate; the left one is held out
+    assert sum(record["counts"].values()) == 8 and record["duplicates"] == 1 and record["counts"]["heldout"] == 1
+    assert min(record["counts"][s] for s in ("train", "validation", "test")) >= 1
+    assert record["embedding_shapes"] == {"efficientnet_lite0": [1000], "efficientnet_lite2": [1000]}
+
+
+def test_training_records_every_seed_and_its_best_checkpoint(results):
+    record = _json(results / "02_train.json")
+    profile = load_profile("ci")
+    expected = {f"{m.name}/seed{s}" for m in profile.models for s in m.seeds}
+    assert set(record["runs"]) == expected
+    for name, run in record["runs"].items():
+        assert run["steps"] == profile.training.steps and run["best_step"] <= run["steps"], name
+    assert record["train_scale"] == 64 and record["train_crop"] == 48
+
+
+def test_evaluation_covers_models_baselines_and_the_family_of_tests(results):
+    record = _json(results / "03_evaluate.json")
+    assert set(record["means"]["test"]) == {"gray", "mean_ab", "fusion_lite0", "no_fusion", "rebalanced_lite0",
+                                            "fusion_lite2"}
+    assert record["means"]["test"]["gray"]["colorfulness"] < 1.0
+    for model, means in record["means"]["test"].items():
         assert 0.0 <= means["auc_ab"] <= 1.0 and means["ciede2000"] > 0 and means["psnr"] > 10, model
-    for metric, result in record["fusion_vs_no_fusion"].items():
-        assert 0.0 <= result["p_value"] <= 1.0 and result["verdict"], metric
+    assert record["family_size"] == len(record["comparisons"]) > 10
+    for row in record["comparisons"]:
+        assert row["p_value"] <= row["p_holm"] <= 1.0
+        assert ("better" in row["verdict"] or "higher" in row["verdict"]) == (row["p_holm"] < 0.05)
+    assert record["seeds"]["fusion_lite0"] == [0, 1]
 
 
-def test_figures_and_user_study_outputs_exist(project):
-    figures = project / "results" / "ci" / "figures"
-    for stem in ("comparison_grid", "historical", "best_cases", "worst_cases", "training_curves",
-                 "metric_distributions", "summary_bars", "user_study"):
-        assert (figures / f"{stem}.png").stat().st_size > 5_000 and (figures / f"{stem}.pdf").exists(), stem
-    assert (figures / "survey_screenshot.png").stat().st_size > 5_000
-    record = _json(project / "results" / "ci" / "05_user_study.json")
+def test_survey_images_and_screenshots(results):
+    figures = results / "figures"
+    for stem in ("survey_desktop", "survey_phone", "user_study"):
+        assert (figures / f"{stem}.png").stat().st_size > 5_000, stem
+    record = _json(results / "05_user_study.json")
     assert record["has_responses"] is False and record["survey_images"] == 3
 
 
 def test_unchanged_stages_are_reused(project):
-    manifest = run_study("ci", str(project), log=lambda *a: None)
+    manifest = run_study("ci", str(project), echo=lambda *a: None)
     assert all(stage.get("reused") for stage in manifest["stages"].values())
 
 
-def test_a_failing_stage_leaves_the_last_complete_results_untouched(project, tmp_path):
+def test_what_reruns_when_something_changes(tmp_path):
+    package = tmp_path / "koalarization"
+    shutil.copytree(ROOT / "src" / "koalarization", package, ignore=shutil.ignore_patterns("__pycache__"))
+    profile = load_profile("ci")
+    before = stage_hashes(profile, ROOT / "notebooks", package)
+    template = package / "survey" / "templates" / "question.html"
+    template.write_text(template.read_text() + "\n<!-- changed -->\n")
+    after_template = stage_hashes(profile, ROOT / "notebooks", package)
+    assert [s for s in STAGES if before[s] != after_template[s]] == ["05_user_study"]
+    bigger = load_profile("ci", {"data.train_crop": 56})
+    assert all(before[s] != h for s, h in stage_hashes(bigger, ROOT / "notebooks", package).items())
+    longer = load_profile("ci", {"training.steps": 20})
+    changed = stage_hashes(longer, ROOT / "notebooks", package)
+    assert changed["01_prepare_data"] == after_template["01_prepare_data"] and changed["02_train"] != before["02_train"]
+
+
+def test_a_failing_stage_leaves_the_last_complete_results_untouched(project):
     before = (project / "results" / "ci" / "manifest.json").read_text()
-    broken = dict(load_profile("ci"), backbones=["no_such_backbone"])
-    path = tmp_path / "broken.json"
-    path.write_text(json.dumps(broken))
-    with pytest.raises(StageFailed, match="01_prepare_data.*no_such_backbone"):
-        run_study(str(path), str(project), log=lambda *a: None)
+    with pytest.raises(StageFailed, match="01_prepare_data"):
+        run_study("ci", str(project), echo=lambda *a: None, force=True,
+                  overrides={"data.sources": ["folder:/no/such/folder"]})
     assert (project / "results" / "ci" / "manifest.json").read_text() == before
     partial = _json(project / "results" / "ci.partial" / "manifest.json")
     assert partial["status"] == "incomplete" and partial["stages"]["01_prepare_data"]["status"] == "failed"
 
 
-def test_compare_results_flags_a_metric_outside_the_tolerance(project, tmp_path):
+def test_compare_results_flags_a_metric_outside_the_tolerance(results, tmp_path):
     from koalarization.study import compare_results
 
-    results = project / "results" / "ci"
     assert all(row["within_tolerance"] for row in compare_results(results, results))
     shifted = _json(results / "03_evaluate.json")
-    shifted["means"]["gray"]["psnr"] *= 1.10
+    shifted["means"]["test"]["gray"]["psnr"] *= 1.10
     (tmp_path / "03_evaluate.json").write_text(json.dumps(shifted))
     rows = compare_results(results, tmp_path)
-    assert [(r["model"], r["metric"]) for r in rows if not r["within_tolerance"]] == [("gray", "psnr")]
-    manifest = _json(results / "manifest.json")
-    assert manifest["reproducibility"]["tolerance"] == load_profile("ci")["reproducibility_tolerance"]
+    assert [(r["split"], r["model"], r["metric"]) for r in rows if not r["within_tolerance"]] == [
+        ("test", "gray", "psnr")]

@@ -11,20 +11,29 @@ import pytest
 from helpers import koala, write_sample_jpegs
 from koalarization import checkpoint
 
+DATA = ["--short-side", "48", "--train-scale", "40", "--train-crop", "32", "--crops-per-photo", "2",
+        "--split-fractions", "0.5", "0.25", "0.25"]
+
 
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory):
     photos = write_sample_jpegs(tmp_path_factory.mktemp("photos"))
     out = tmp_path_factory.mktemp("data")
-    result = koala("prepare", "--source", f"folder:{photos}", "--out", str(out), "--short-side", "48")
+    result = koala("prepare", "--source", f"folder:{photos}", "--out", str(out), *DATA)
     assert result.returncode == 0, result.stderr[-2000:]
     return out
 
 
+def _args(data, run, steps=40, **changes):
+    settings = {"--batch-size": "2", "--checkpoint-every": "10", **changes}
+    return ["train", "--data", str(data), "--run", str(run), "--steps", str(steps),
+            *[item for pair in settings.items() for item in pair]]
+
+
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_ends_at_the_same_step(small_data, tmp_path):
     run = tmp_path / "run"
-    args = ["train", "--data", str(small_data), "--run", str(run), "--steps", "40", "--batch-size", "2",
-            "--size", "32", "--checkpoint-every", "10"]
+    args = _args(small_data, run)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen([sys.executable, "-m", "koalarization.cli", *args], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -42,29 +51,74 @@ def test_sigkill_mid_run_then_resume_ends_at_the_same_step(small_data, tmp_path)
     result = koala(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "resuming" in result.stderr and f"at step {killed_at}" in result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1])["step"] == 40
+    assert json.loads(result.stdout.strip().splitlines()[-1])["last_step"] == 40
     model, config = checkpoint.load_checkpoint(run, compile=True)
     assert config["step"] == 40 and int(model.optimizer.iterations.numpy()) == 40
     log = (run / "log.csv").read_text().splitlines()
     assert log[0].startswith("epoch") and log[-1].split(",")[2] == "40"  # epoch,loss,step,val_loss
 
 
+def test_stops_exactly_at_steps_keeps_the_best_and_refuses_changed_settings(small_data, tmp_path):
+    run = tmp_path / "run"
+    result = koala(*_args(small_data, run, steps=15))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["last_step"] == 15  # 10 + 5, not two chunks of 10
+    log = (run / "log.csv").read_text().splitlines()[1:]
+    steps_and_losses = [(int(line.split(",")[2]), float(line.split(",")[3])) for line in log]
+    assert [s for s, _ in steps_and_losses] == [10, 15]
+    best_step = min(steps_and_losses, key=lambda item: item[1])[0]
+    assert checkpoint.read_best(run)["step"] == best_step and report["step"] == best_step
+    assert checkpoint.read_config(checkpoint.resolve(run, which="best"))["step"] == best_step
+    for changed in ({"--batch-size": "3"}, {"--learning-rate": "0.01"}, {"--loss": "rebalanced"}):
+        refused = koala(*_args(small_data, run, steps=20, **changed))
+        assert refused.returncode == 2, refused.stderr[-2000:]
+        key = {"--batch-size": "batch_size", "--learning-rate": "learning_rate", "--loss": "loss"}[next(iter(changed))]
+        assert "other settings" in refused.stderr and key in refused.stderr
+    assert checkpoint.read_config(checkpoint.resolve(run))["step"] == 15  # nothing was trained on top
+    longer = koala(*_args(small_data, run, steps=20))  # more steps of the same run: allowed
+    assert longer.returncode == 0 and json.loads(longer.stdout.strip().splitlines()[-1])["last_step"] == 20
+
+
+@pytest.mark.slow
 def test_overfits_a_single_photo_far_below_the_gray_baseline(tmp_path):
-    from koalarization.data.pipeline import gray_baseline_loss, make_dataset
+    from koalarization.config import DataSettings, TrainingSettings
+    from koalarization.data.batches import evaluation_arrays
     from koalarization.data.prepare import prepare
-    from koalarization.train import train
+    from koalarization.train import gray_baseline_loss, train
 
     photos = write_sample_jpegs(tmp_path / "one", names=("coffee",))
     data = str(tmp_path / "data")
-    prepare([f"folder:{photos}"], data, short_side=32, fractions=(1.0, 0.0, 0.0), progress=False)
-    final = train(data, str(tmp_path / "run"), steps=300, batch_size=4, size=32, checkpoint_every=100,
+    settings = DataSettings(sources=[f"folder:{photos}"], backbones=["efficientnet_lite0"], short_side=32,
+                            train_scale=32, train_crop=32, split_fractions=(1.0, 0.0, 0.0))
+    prepare(settings, data, "efficientnet_lite0", progress=False)
+    final = train(data, str(tmp_path / "run"), TrainingSettings(batch_size=4, steps=300, checkpoint_every=100),
                   verbose=0)
     model, _ = checkpoint.load_checkpoint(final)
-    evaluation = make_dataset(data, "train", 1, 32, training=False)
-    gray = gray_baseline_loss(evaluation)
-    (inputs, target), = list(evaluation)
+    inputs, target = evaluation_arrays(data, "train", 32, 32)
     loss = float(np.mean((np.asarray(model(inputs)) - target) ** 2))
-    assert loss < 0.25 * gray, (loss, gray)
+    assert loss < 0.25 * gray_baseline_loss(target), (loss, gray_baseline_loss(target))
+
+
+def test_rebalanced_loss_weights_rare_colors_more(small_data):
+    from keras import ops
+
+    from koalarization.losses import BINS, RebalancedMSE, ab_bins, rebalancing_weights
+
+    counts = np.zeros(BINS * BINS)
+    common, rare = ab_bins(np.array([0.0, 0.0])), ab_bins(np.array([60.0, 60.0]))
+    counts[common], counts[rare] = 1000, 10
+    weights = rebalancing_weights(counts)
+    assert weights[rare] > 2 * weights[common]  # with 2 bins and lambda 0.5: about 1/0.255 against 1/0.745
+    prior = counts / counts.sum()
+    assert abs(float((weights * prior).sum()) - 1) < 0.05  # the loss keeps the MSE's scale
+    loss = RebalancedMSE(weights)
+    truth = np.zeros((1, 2, 2, 2), np.float32)
+    truth[0, 0, 0] = 60 / 127  # one rare pixel
+    pred = truth + 0.1
+    per_pixel = ops.convert_to_numpy(loss(truth, pred))
+    assert np.isfinite(per_pixel) and per_pixel > float(np.mean((pred - truth) ** 2))
+    assert RebalancedMSE.from_config(loss.get_config()).weights == loss.weights
 
 
 def test_checkpoint_config_travels_and_a_wrong_backbone_is_refused(small_data, tmp_path):
@@ -73,17 +127,17 @@ def test_checkpoint_config_travels_and_a_wrong_backbone_is_refused(small_data, t
     path = save_untrained_checkpoint(str(tmp_path / "run"), backbone="efficientnet_lite2")
     config = checkpoint.read_config(tmp_path / "run")
     assert config["backbone"] == "efficientnet_lite2" and config["ab_scaling"] == "ab/127"
-    assert config["step"] == 0 and "koalarization_version" in config
+    assert config["step"] == 0 and "koalarization_version" in config and config["train_scale"] == 64
     with pytest.raises(checkpoint.CheckpointError, match="efficientnet_lite2"):
         checkpoint.load_checkpoint(path, expect_backbone="efficientnet_lite0")
 
 
-def test_strategy_and_precision_choices():
+def test_precision_choices_and_one_device():
     import keras
 
-    from koalarization.train import choose_strategy, cpu_has_bf16, set_precision
+    from koalarization.train import cpu_has_bf16, distribution_scope, set_precision
 
-    assert choose_strategy().num_replicas_in_sync == 1  # one CPU here
+    assert distribution_scope()[1] == 1  # one CPU here
     try:
         assert set_precision("bfloat16") == "mixed_bfloat16"
         assert set_precision("auto") == ("mixed_bfloat16" if cpu_has_bf16() else "float32")  # no GPU here

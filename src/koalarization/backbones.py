@@ -84,6 +84,22 @@ def build_backbone(name, weights="imagenet"):
 
 # ---- Inception-ResNet-v2 ---------------------------------------------------------------------------------------
 
+# MD5 of Keras's ImageNet weights file for the whole classifier (keras.applications.inception_resnet_v2).
+IRV2_IMAGENET_MD5 = "e693bd0210a403b3192acc6073ad2e96"
+
+
+def irv2_weights_are_imagenet(path):
+    """Whether a local Inception-ResNet-v2 weights file is Keras's ImageNet-trained one (by its MD5): results from
+    any other file (random weights in CI, a fine-tuned network) must not be read as the paper's classifier."""
+    import hashlib
+
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest() == IRV2_IMAGENET_MD5
+
+
 IRV2_HELP = (
     "Inception-ResNet-v2 ImageNet weights are not available offline. Either run once with internet (Keras downloads "
     "them to ~/.keras/models/), or download 'inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5' from the "

@@ -1,46 +1,225 @@
-"""The `koala` command. Each subcommand is a thin wrapper over a package function that notebooks call too."""
+"""The `koala` command: colorize, prepare, train, evaluate, study, survey.
+
+Every subcommand parses its arguments here and calls one package function with keyword arguments; defaults come
+from the typed settings in `config.py`, the same ones the profiles and notebooks use. This module is the only
+place that prints; the package logs. An error about the user's input (a `KoalaError` or a file problem) ends
+with one clear line; anything else is a bug and keeps its traceback (KOALA_DEBUG=1 shows every traceback).
+"""
+from __future__ import annotations
+
 import argparse
-import importlib
+import json
+import logging
 import os
 import sys
+from typing import Optional
 
+from .config import DataSettings, TrainingSettings
 from .errors import KoalaError
-
-# module path -> it defines register(subparsers); imported lazily so that `koala --help` stays fast.
-COMMAND_MODULES = [
-    "koalarization.colorize",
-    "koalarization.data.prepare",
-    "koalarization.train",
-    "koalarization.evaluate.run",
-    "koalarization.study",
-    "koalarization.survey.cli",
-]
+from .layout import STAGES
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(prog="koala", description=__doc__)
+def _field(settings, name):
+    return settings.model_fields[name]
+
+
+def _colorize_parser(commands) -> None:
+    from . import colorize
+
+    parser = commands.add_parser("colorize", help="colorize photos or folders with a trained checkpoint",
+                                 description=colorize.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", help="photo files and/or folders (searched recursively)")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint, or training run folder (its best one)")
+    parser.add_argument("--output", required=True, help="output folder (PNG files)")
+    parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    parser.add_argument("--side-by-side", action="store_true", help="also write gray | colorized images")
+    parser.add_argument("--short-side", type=int, default=None,
+                        help="working resolution of the network (default: the scale the checkpoint was trained at)")
+    parser.add_argument("--backbone-weights", default="imagenet",
+                        help="'imagenet' or a local weights file (Inception-ResNet-v2 offline)")
+    parser.set_defaults(func=_colorize)
+
+
+def _colorize(args) -> int:
+    from .colorize import colorize_paths
+
+    written, failures = colorize_paths(args.inputs, args.checkpoint, args.output, force=args.force,
+                                       with_side_by_side=args.side_by_side, short_side=args.short_side,
+                                       backbone_weights=args.backbone_weights, progress=sys.stderr.isatty())
+    for path, reason in failures:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(f"colorized {len(written)} photo(s) into {args.output}; {len(failures)} skipped")
+    return 1 if failures else 0
+
+
+def _prepare_parser(commands) -> None:
+    from .data import prepare
+
+    parser = commands.add_parser("prepare", help="prepare photos into shards with cached embeddings",
+                                 description=prepare.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", action="append", required=True,
+                        help="samples | system | folder:PATH | imagenet:PATH[?classes=..&per_class=N] (repeatable)")
+    parser.add_argument("--out", required=True, help="output folder of the prepared dataset")
+    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--backbone-weights", default="imagenet")
+    for name in ("short_side", "letterbox_size", "train_scale", "train_crop", "crops_per_photo", "min_side",
+                 "max_photos", "shard_size", "seed"):
+        field = _field(DataSettings, name)
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=field.default, help=field.description)
+    parser.add_argument("--heldout", action="append", default=[], help=_field(DataSettings, "heldout").description)
+    parser.add_argument("--split-fractions", type=float, nargs=3,
+                        default=list(_field(DataSettings, "split_fractions").default))
+    parser.add_argument("--shard-index", type=int, default=0)
+    parser.add_argument("--shard-count", type=int, default=1)
+    parser.set_defaults(func=_prepare)
+
+
+def _prepare(args) -> int:
+    import pandas as pd
+
+    from .data.prepare import prepare
+
+    settings = DataSettings(sources=args.source, heldout=args.heldout, backbones=[args.backbone],
+                            short_side=args.short_side, letterbox_size=args.letterbox_size,
+                            train_scale=args.train_scale, train_crop=args.train_crop,
+                            crops_per_photo=args.crops_per_photo, min_side=args.min_side, max_photos=args.max_photos,
+                            shard_size=args.shard_size, split_fractions=tuple(args.split_fractions), seed=args.seed)
+    manifest = prepare(settings, args.out, backbone=args.backbone, backbone_weights=args.backbone_weights,
+                       shard_index=args.shard_index, shard_count=args.shard_count, progress=sys.stderr.isatty())
+    index = pd.read_csv(os.path.join(args.out, "index.csv"), keep_default_na=False)
+    for row in index[index["status"] != "ok"].itertuples():
+        print(f"skipped {row.photo_id}: {row.status}: {row.reason}")
+    if manifest is None:
+        print(f"shard {args.shard_index}/{args.shard_count} done; other shards still missing, no manifest yet")
+    else:
+        print(f"prepared {manifest['counts']} photos into {args.out} (fingerprint {manifest['fingerprint']})")
+    return 0
+
+
+def _train_parser(commands) -> None:
+    from . import train
+
+    parser = commands.add_parser("train", help="train (or resume) the colorization network",
+                                 description=train.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="prepared dataset folder (koala prepare); it also fixes the "
+                                                      "training scale and crop")
+    parser.add_argument("--run", required=True, help="run folder: checkpoints and logs; resumed if it exists")
+    parser.add_argument("--steps", type=int, required=True, help="total steps; training stops exactly there")
+    for name, kind in (("batch_size", int), ("learning_rate", float), ("checkpoint_every", int),
+                       ("validation_batches", int), ("rebalance_lambda", float)):
+        field = _field(TrainingSettings, name)
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=field.default, help=field.description)
+    parser.add_argument("--keep", choices=["best", "last"], default=_field(TrainingSettings, "keep").default,
+                        help=_field(TrainingSettings, "keep").description)
+    parser.add_argument("--mixed-precision", choices=["float32", "bfloat16", "float16", "auto"],
+                        default=_field(TrainingSettings, "mixed_precision").default)
+    parser.add_argument("--no-fusion", dest="fusion", action="store_false", help="the ablation without embedding")
+    parser.add_argument("--loss", choices=["mse", "rebalanced"], default="mse")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(func=_train)
+
+
+def _train(args) -> int:
+    from . import checkpoint
+    from .train import train
+
+    settings = TrainingSettings(batch_size=args.batch_size, steps=args.steps, checkpoint_every=args.checkpoint_every,
+                                learning_rate=args.learning_rate, mixed_precision=args.mixed_precision,
+                                keep=args.keep, validation_batches=args.validation_batches,
+                                rebalance_lambda=args.rebalance_lambda)
+    final = train(args.data, args.run, settings, fusion=args.fusion, loss=args.loss, seed=args.seed,
+                  verbose=2 if sys.stderr.isatty() else 0)
+    print(json.dumps({"checkpoint": final, "step": checkpoint.read_config(final)["step"],
+                      "last_step": checkpoint.read_config(checkpoint.resolve(args.run))["step"]}))
+    return 0
+
+
+def _evaluate_parser(commands) -> None:
+    from .evaluate import run
+
+    parser = commands.add_parser("evaluate", help="evaluate checkpoints and baselines on a held-out split",
+                                 description=run.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", required=True, metavar="NAME=CHECKPOINT@DATA",
+                        help="a model to evaluate: name, checkpoint or run folder, prepared data folder (repeat a "
+                             "name with other checkpoints for other seeds)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--split", default="test", choices=["test", "heldout", "validation"])
+    parser.set_defaults(func=_evaluate)
+
+
+def _evaluate(args) -> int:
+    from .evaluate.run import average_seeds, evaluate
+    from .evaluate.stats import summarize
+    from .report.tables import format_summary
+
+    models: dict = {}
+    for item in args.model:
+        name, rest = item.split("=", 1)
+        checkpoint_path, data = rest.rsplit("@", 1)
+        spec = models.setdefault(name, {"data_dir": data, "checkpoints": {}})
+        spec["checkpoints"][len(spec["checkpoints"])] = checkpoint_path
+    per_photo = evaluate(models, args.out, split=args.split, progress=sys.stderr.isatty())
+    print(format_summary(summarize(average_seeds(per_photo).drop(columns=["seeds"]))).to_string(index=False))
+    return 0
+
+
+def _study_parser(commands) -> None:
+    from . import study
+
+    parser = commands.add_parser("study", help="run the study's notebooks and rebuild results/<profile>",
+                                 description=study.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="demo", help="ci, demo, paper or a JSON file of the same shape")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting, e.g. --set training.steps=100 (repeatable; JSON values)")
+    parser.add_argument("--force", action="store_true", help="rerun every stage even if its inputs did not change")
+    parser.add_argument("--only", nargs="*", choices=STAGES, help="run only these stages (others are reused)")
+    parser.add_argument("--project-dir", default=".", help="the checkout (notebooks/, results/, work/)")
+    parser.add_argument("--kernel", default="python3", help="Jupyter kernel name for papermill")
+    parser.add_argument("--compare", nargs=2, metavar=("RESULTS_A", "RESULTS_B"),
+                        help="instead of running: compare the metric means of two result folders of a profile")
+    parser.set_defaults(func=_study)
+
+
+def _study(args) -> int:
+    from .config import parse_override
+    from .study import StageFailed, compare_results, run_study
+
+    if args.compare:
+        rows = compare_results(*args.compare)
+        for row in rows:
+            print(f"{row['split']:>8} {row['model']:>16} {row['metric']:>16}  {row['a']:.5g}  {row['b']:.5g}  "
+                  f"{row['relative_difference']:.2%}  {'ok' if row['within_tolerance'] else 'OUTSIDE TOLERANCE'}")
+        return 0 if all(row["within_tolerance"] for row in rows) else 1
+    overrides = dict(parse_override(item) for item in args.overrides)
+    try:
+        run_study(args.profile, args.project_dir, force=args.force, only=args.only, kernel=args.kernel,
+                  overrides=overrides, echo=print)
+    except StageFailed:
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .survey import cli as survey_cli
 
+    parser = argparse.ArgumentParser(prog="koala", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"koalarization {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name == module_name:
-                continue
-            raise
-        module.register(subparsers)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_colorize_parser, _prepare_parser, _train_parser, _evaluate_parser, _study_parser,
+                survey_cli.register):
+        add(commands)
     return parser
 
 
-def main(argv=None):
+def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("absl").setLevel(logging.ERROR)
     try:
         return int(args.func(args) or 0)
     except (KoalaError, OSError) as error:
-        # Errors about the user's input (files, data, checkpoints, weights, profiles) end with one clear line, no
-        # traceback. Anything else is a bug and keeps its traceback. Set KOALA_DEBUG=1 to see every traceback.
         if os.environ.get("KOALA_DEBUG"):
             raise
         print(f"koala {args.command}: error: {error}", file=sys.stderr)

@@ -5,6 +5,7 @@ long side capped); the predicted a*b* is upsampled and joined to the photo's own
 (only its L is used). Photos smaller than the working resolution are upsampled for the network and keep their own
 size in the output; nothing is too small.
 """
+import logging
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from . import backbones, checkpoint
 from .color import AB_SCALE, L_SCALE
 from .images import PhotoError, is_photo_path, read_photo, save_image_atomic
 
+log = logging.getLogger(__name__)
 ROWS_PER_CHUNK = 256  # full-resolution color conversions run in row bands, so memory stays ~linear in pixels
 MAX_LONG_SIDE = 1024  # working resolution cap for extreme aspect ratios
 
@@ -135,7 +137,7 @@ def side_by_side(gray_rgb, colorized):
 
 
 def colorize_paths(inputs, checkpoint_path, output_dir, force=False, with_side_by_side=False, short_side=None,
-                   backbone_weights="imagenet", progress=True, log=print):
+                   backbone_weights="imagenet", progress=True):
     """Colorize every photo in `inputs` into `output_dir` (PNG). Returns (written, failures [(path, reason)]).
 
     `checkpoint_path` may also be a ready Colorizer (to colorize several batches without reloading).
@@ -193,28 +195,5 @@ def colorize_paths(inputs, checkpoint_path, output_dir, force=False, with_side_b
                 written.append(storing.pop(0).result())
         written.extend(future.result() for future in storing)
     for path, reason in failures:
-        log(f"skipped {path}: {reason}")
+        log.warning("skipped %s: %s", path, reason)
     return written, failures
-
-
-def register(subparsers):
-    parser = subparsers.add_parser("colorize", help="colorize photos or folders with a trained checkpoint",
-                                   description=__doc__)
-    parser.add_argument("inputs", nargs="+", help="photo files and/or folders (searched recursively)")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint or training run directory")
-    parser.add_argument("--output", required=True, help="output folder (PNG files)")
-    parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    parser.add_argument("--side-by-side", action="store_true", help="also write gray | colorized images")
-    parser.add_argument("--short-side", type=int, default=None,
-                        help="working resolution of the network (default: the scale the checkpoint was trained at)")
-    parser.add_argument("--backbone-weights", default="imagenet",
-                        help="'imagenet' or a local weights file (Inception-ResNet-v2 offline)")
-    parser.set_defaults(func=_main)
-
-
-def _main(args):
-    written, failures = colorize_paths(args.inputs, args.checkpoint, args.output, force=args.force,
-                                       with_side_by_side=args.side_by_side, short_side=args.short_side,
-                                       backbone_weights=args.backbone_weights)
-    print(f"colorized {len(written)} photo(s) into {args.output}; {len(failures)} skipped")
-    return 1 if failures else 0

@@ -12,7 +12,6 @@ reruns only the survey, while changing the training size reruns preparation and 
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .atomic import replace_directory, write_json_atomic, write_text_atomic
-from .config import Profile, load_profile, parse_override
+from .config import Profile, load_profile
 from .errors import KoalaError
 from .layout import STAGES, Layout
 
@@ -68,9 +67,9 @@ def _hash(*parts: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def code_fingerprint(paths: list[str]) -> str:
-    """Hash of the package files under `paths` (relative to the package): what a stage's code is."""
-    root = Path(str(resources.files("koalarization")))
+def code_fingerprint(paths: list[str], root: Optional[Path] = None) -> str:
+    """Hash of the package files under `paths` (relative to the package root): what a stage's code is."""
+    root = Path(root) if root is not None else Path(str(resources.files("koalarization")))
     digest = hashlib.sha256()
     for relative in sorted(paths):
         target = root / relative
@@ -82,10 +81,21 @@ def code_fingerprint(paths: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def stage_hash(stage: str, notebook: bytes, profile: Profile, upstream_hashes: dict[str, str]) -> str:
+def stage_hash(stage: str, notebook: bytes, profile: Profile, upstream_hashes: dict[str, str],
+               package_root: Optional[Path] = None) -> str:
+    """What a stage reads, hashed: its notebook, its profile sections, its code, and its upstream stages' hashes."""
     inputs = STAGE_INPUTS[stage]
-    return _hash(notebook, profile.section(*inputs["sections"]), code_fingerprint(inputs["code"]),
+    return _hash(notebook, profile.section(*inputs["sections"]), code_fingerprint(inputs["code"], package_root),
                  {u: upstream_hashes.get(u) for u in inputs["upstream"]})
+
+
+def stage_hashes(profile: Profile, notebooks_dir: Path, package_root: Optional[Path] = None) -> dict[str, str]:
+    """Every stage's hash, in order (each depends on those upstream of it)."""
+    hashes: dict[str, str] = {}
+    for stage in STAGES:
+        hashes[stage] = stage_hash(stage, (Path(notebooks_dir) / f"{stage}.ipynb").read_bytes(), profile, hashes,
+                                   package_root)
+    return hashes
 
 
 def stage_outputs_exist(stage: str, profile: Profile, layout: Layout) -> bool:
@@ -143,7 +153,7 @@ def _sha256(path: str) -> str:
 
 def weight_files(backbones: list[str]) -> list[dict[str, Any]]:
     """The classifier weights a run used: package, version, file name and SHA-256 of each file."""
-    from .backbones import WeightsUnavailableError, _LITE_WEIGHTS, _lite_weights_path
+    from .backbones import _LITE_WEIGHTS, WeightsUnavailableError, _lite_weights_path, irv2_weights_are_imagenet
 
     found = []
     for name in backbones:
@@ -159,7 +169,11 @@ def weight_files(backbones: list[str]) -> list[dict[str, Any]]:
         else:
             path = os.environ.get("KOALA_IRV2_WEIGHTS")
             if path and os.path.exists(path):
-                entry.update(source="KOALA_IRV2_WEIGHTS", file=os.path.basename(path), sha256=_sha256(path))
+                official = irv2_weights_are_imagenet(path)
+                entry.update(source="KOALA_IRV2_WEIGHTS", file=os.path.basename(path), sha256=_sha256(path),
+                             imagenet=official, label=("Keras's ImageNet weights (MD5 matches)" if official else
+                                                       "NOT Keras's ImageNet weights (MD5 differs): an untrained or "
+                                                       "other network"))
             else:
                 entry.update(source="keras.applications download (~/.keras/models)")
         found.append(entry)
@@ -239,8 +253,8 @@ def run_stage(stage: str, parameters: dict[str, Any], layout: Layout, project_di
     if declared != set(NOTEBOOK_PARAMETERS):
         raise StageFailed(f"{source}: the parameters cell must declare exactly {NOTEBOOK_PARAMETERS}, "
                           f"found {sorted(declared)}")
-    layout.notebooks_dir.mkdir(parents=True, exist_ok=True)
     executed = Path(project_dir) / layout.notebooks_dir / f"{stage}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(str(source), str(executed), parameters=parameters, kernel_name=kernel,
                                    cwd=project_dir, progress_bar=False, log_output=False)
@@ -289,11 +303,9 @@ def run_study(profile_name: str, project_dir: str = ".", force: bool = False, on
     parameters = {"profile": profile_name if not os.path.isabs(profile_name) else os.path.relpath(
         profile_name, project_dir), "overrides": overrides or {}, "results_dir": str(layout.results_dir),
         "work_dir": str(layout.work_dir)}
-    hashes: dict[str, str] = {}
+    hashes = stage_hashes(profile, Path(project_dir) / "notebooks")
     cwd_layout = Layout(name, Path(project_dir) / layout.work_dir, staging)
     for stage in STAGES:
-        notebook = (Path(project_dir) / "notebooks" / f"{stage}.ipynb").read_bytes()
-        hashes[stage] = stage_hash(stage, notebook, profile, hashes)
         earlier = previous.get("stages", {}).get(stage, {})
         unchanged = (earlier.get("hash") == hashes[stage] and earlier.get("status") == "done"
                      and stage_outputs_exist(stage, profile, cwd_layout))
@@ -355,41 +367,11 @@ def compare_results(dir_a: str, dir_b: str, tolerance: Optional[float] = None) -
     if tolerance is None:
         tolerance = (_read_json(Path(dir_a) / "manifest.json") or {}).get("reproducibility", {}).get("tolerance", 0.05)
     rows = []
-    for model, means in a["means"].items():
-        for metric, value in means.items():
-            other = b["means"].get(model, {}).get(metric, float("nan"))
-            relative = abs(other - value) / max(abs(value), 1e-12)
-            rows.append({"model": model, "metric": metric, "a": value, "b": other, "relative_difference": relative,
-                         "within_tolerance": bool(relative <= tolerance)})
+    for split, models in a["means"].items():
+        for model, means in models.items():
+            for metric, value in means.items():
+                other = b["means"].get(split, {}).get(model, {}).get(metric, float("nan"))
+                relative = abs(other - value) / max(abs(value), 1e-12)
+                rows.append({"split": split, "model": model, "metric": metric, "a": value, "b": other,
+                             "relative_difference": relative, "within_tolerance": bool(relative <= tolerance)})
     return rows
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("study", help="run the study's notebooks and rebuild results/<profile>",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", default="demo", help="ci, demo, paper or a JSON file of the same shape")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one setting, e.g. --set training.steps=100 (repeatable; JSON values)")
-    parser.add_argument("--force", action="store_true", help="rerun every stage even if its inputs did not change")
-    parser.add_argument("--only", nargs="*", choices=STAGES, help="run only these stages (others are reused)")
-    parser.add_argument("--project-dir", default=".", help="the checkout (notebooks/, results/, work/)")
-    parser.add_argument("--kernel", default="python3", help="Jupyter kernel name for papermill")
-    parser.add_argument("--compare", nargs=2, metavar=("RESULTS_A", "RESULTS_B"),
-                        help="instead of running: compare the metric means of two result folders of a profile")
-    parser.set_defaults(func=_main)
-
-
-def _main(args: argparse.Namespace) -> int:
-    if args.compare:
-        rows = compare_results(*args.compare)
-        for row in rows:
-            print(f"{row['model']:>16} {row['metric']:>16}  {row['a']:.5g}  {row['b']:.5g}  "
-                  f"{row['relative_difference']:.2%}  {'ok' if row['within_tolerance'] else 'OUTSIDE TOLERANCE'}")
-        return 0 if all(row["within_tolerance"] for row in rows) else 1
-    overrides = dict(parse_override(item) for item in args.overrides)
-    try:
-        run_study(args.profile, args.project_dir, force=args.force, only=args.only, kernel=args.kernel,
-                  overrides=overrides)
-    except StageFailed:
-        return 1
-    return 0

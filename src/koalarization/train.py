@@ -14,9 +14,7 @@ PyTorch read the same shards without TensorFlow (`data/batches.py`); JAX spreads
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import logging
 import os
 import time
@@ -298,36 +296,3 @@ def read_log(run_dir: str):
 def gray_baseline_loss(targets: np.ndarray) -> float:
     """The loss of predicting a*b* = 0 everywhere: the mean squared scaled a*b* (the floor any colorizer must beat)."""
     return float(np.mean(np.square(np.asarray(targets, np.float64))))
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    fields = TrainingSettings.model_fields
-    parser = subparsers.add_parser("train", help="train (or resume) the colorization network",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="prepared dataset folder (koala prepare); it also fixes the "
-                                                      "training scale and crop")
-    parser.add_argument("--run", required=True, help="run folder: checkpoints and logs; resumed if it exists")
-    parser.add_argument("--steps", type=int, required=True)
-    parser.add_argument("--batch-size", type=int, default=fields["batch_size"].default, help="global batch (paper: 100)")
-    parser.add_argument("--learning-rate", type=float, default=fields["learning_rate"].default)
-    parser.add_argument("--checkpoint-every", type=int, default=fields["checkpoint_every"].default,
-                        help=fields["checkpoint_every"].description)
-    parser.add_argument("--validation-batches", type=int, default=None)
-    parser.add_argument("--keep", choices=["best", "last"], default=fields["keep"].default,
-                        help=fields["keep"].description)
-    parser.add_argument("--no-fusion", dest="fusion", action="store_false", help="the ablation without embedding")
-    parser.add_argument("--loss", choices=["mse", "rebalanced"], default="mse")
-    parser.add_argument("--mixed-precision", choices=["float32", "bfloat16", "float16", "auto"],
-                        default=fields["mixed_precision"].default)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.set_defaults(func=_main)
-
-
-def _main(args: argparse.Namespace) -> int:
-    settings = TrainingSettings(batch_size=args.batch_size, steps=args.steps, checkpoint_every=args.checkpoint_every,
-                                learning_rate=args.learning_rate, mixed_precision=args.mixed_precision,
-                                keep=args.keep, validation_batches=args.validation_batches)
-    final = train(args.data, args.run, settings, fusion=args.fusion, loss=args.loss, seed=args.seed)
-    print(json.dumps({"checkpoint": final, "step": checkpoint.read_config(final)["step"],
-                      "last_step": checkpoint.read_config(checkpoint.resolve(args.run))["step"]}))
-    return 0

@@ -14,7 +14,6 @@ Nothing here needs TensorFlow: shards are written by `records`, embeddings by an
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -274,41 +273,3 @@ def load_manifest(data_dir: str) -> dict[str, Any]:
         raise PrepareError(f"{data_dir}: not a prepared dataset (no manifest.json; run `koala prepare`)")
     with open(path) as handle:
         return json.load(handle)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    defaults = DataSettings.model_fields
-    parser = subparsers.add_parser("prepare", help="prepare photos into shards with cached embeddings",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", action="append", required=True,
-                        help="samples | system | folder:PATH | imagenet:PATH[?classes=..&per_class=N] (repeatable)")
-    parser.add_argument("--out", required=True, help="output folder of the prepared dataset")
-    parser.add_argument("--backbone", default="efficientnet_lite0")
-    parser.add_argument("--backbone-weights", default="imagenet")
-    for name in ("short_side", "letterbox_size", "train_scale", "train_crop", "crops_per_photo", "min_side",
-                 "max_photos", "shard_size", "seed"):
-        field = defaults[name]
-        parser.add_argument("--" + name.replace("_", "-"), type=int, default=field.default, help=field.description)
-    parser.add_argument("--heldout", action="append", default=[], help=defaults["heldout"].description)
-    parser.add_argument("--split-fractions", type=float, nargs=3, default=defaults["split_fractions"].default)
-    parser.add_argument("--shard-index", type=int, default=0)
-    parser.add_argument("--shard-count", type=int, default=1)
-    parser.set_defaults(func=_main)
-
-
-def _main(args: argparse.Namespace) -> int:
-    settings = DataSettings(sources=args.source, heldout=args.heldout, backbones=[args.backbone],
-                            short_side=args.short_side, letterbox_size=args.letterbox_size,
-                            train_scale=args.train_scale, train_crop=args.train_crop,
-                            crops_per_photo=args.crops_per_photo, min_side=args.min_side, max_photos=args.max_photos,
-                            shard_size=args.shard_size, split_fractions=tuple(args.split_fractions), seed=args.seed)
-    manifest = prepare(settings, args.out, backbone=args.backbone, backbone_weights=args.backbone_weights,
-                       shard_index=args.shard_index, shard_count=args.shard_count)
-    index = pd.read_csv(os.path.join(args.out, "index.csv"), keep_default_na=False)
-    for row in index[index["status"] != "ok"].itertuples():
-        print(f"skipped {row.photo_id}: {row.status}: {row.reason}")
-    if manifest is None:
-        print(f"shard {args.shard_index}/{args.shard_count} done; other shards still missing, no manifest yet")
-    else:
-        print(f"prepared {manifest['counts']} photos into {args.out} (fingerprint {manifest['fingerprint']})")
-    return 0

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from importlib import resources
 from urllib.parse import parse_qsl
 
+from ..errors import KoalaError
 from ..images import PHOTO_SUFFIXES, PhotoError, is_photo_path, read_photo
 from .rcc import RccError, list_rcc, read_rcc_file
 
@@ -35,6 +36,10 @@ GCOMPRIS_RCC_DIR = "/usr/share/gcompris-qt/rcc"
 SYSTEM_KINDS = ("scene", "object-on-plain-background")
 IMAGENET_LICENSE = "ImageNet terms of access (non-commercial research and education)"
 REPEAT_HAMMING = 8  # a near_duplicate row joins the group of the listed photo whose phash is at most this far
+
+
+class SourceError(KoalaError, ValueError):
+    """A photo source spec or folder that cannot be used; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -259,7 +264,7 @@ def _system(kinds=("scene",)):
     """
     unknown = set(kinds) - set(SYSTEM_KINDS)
     if unknown:
-        raise ValueError(f"unknown system photo kind(s) {sorted(unknown)}; known: {', '.join(SYSTEM_KINDS)}")
+        raise SourceError(f"unknown system photo kind(s) {sorted(unknown)}; known: {', '.join(SYSTEM_KINDS)}")
     rows = system_rows()
     gcompris = _gcompris_resources() if any(r["location"].startswith("rcc:") for r in rows) else {}
     found = [_system_photo(row, gcompris) for row in rows]
@@ -294,13 +299,13 @@ def _folder(path):
     """
     root = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(root):
-        raise ValueError(f"folder source: {path!r} is not a directory")
+        raise SourceError(f"folder source: {path!r} is not a directory")
     relative = []
     for directory, subdirs, files in os.walk(root):
         subdirs.sort()
         relative += [os.path.relpath(os.path.join(directory, f), root) for f in files if is_photo_path(f)]
     if not relative:
-        raise ValueError(f"folder source: no photos (files ending in {', '.join(sorted(PHOTO_SUFFIXES))}) under {root}")
+        raise SourceError(f"folder source: no photos (files ending in {', '.join(sorted(PHOTO_SUFFIXES))}) under {root}")
     photos = []
     for rel in sorted(p.replace(os.sep, "/") for p in relative):
         photo_id = f"folder:{rel}"
@@ -319,14 +324,14 @@ def _imagenet(path, classes=None, per_class=None):
     base = os.path.abspath(os.path.expanduser(path))
     root = os.path.join(base, "train") if os.path.isdir(os.path.join(base, "train")) else base
     if not os.path.isdir(root):
-        raise ValueError(f"imagenet source: {path!r} is not a directory")
+        raise SourceError(f"imagenet source: {path!r} is not a directory")
     present = sorted(d for d in os.listdir(root) if _WNID.fullmatch(d) and os.path.isdir(os.path.join(root, d)))
     if not present:
-        raise ValueError(f"imagenet source: no class folders (named like n01440764) in {root}")
+        raise SourceError(f"imagenet source: no class folders (named like n01440764) in {root}")
     wanted = present if classes is None else sorted(set(classes))
     absent = [wnid for wnid in wanted if wnid not in present]
     if absent:
-        raise ValueError(f"imagenet source: class folder(s) not found in {root}: {', '.join(absent)}")
+        raise SourceError(f"imagenet source: class folder(s) not found in {root}: {', '.join(absent)}")
     photos = []
     for wnid in wanted:
         names = sorted(f for f in os.listdir(os.path.join(root, wnid))
@@ -335,7 +340,7 @@ def _imagenet(path, classes=None, per_class=None):
             photos.append(Photo(f"imagenet:{wnid}/{name}", "imagenet", os.path.join(root, wnid, name),
                                 IMAGENET_LICENSE, f"imagenet:{wnid}/{name}", wnid))
     if not photos:
-        raise ValueError(f"imagenet source: no photos in the class folders of {root}")
+        raise SourceError(f"imagenet source: no photos in the class folders of {root}")
     return photos
 
 
@@ -345,26 +350,26 @@ def _parse(spec):
     """"kind[:argument][?options]" -> (kind, argument, {option: value}). A folder path is taken literally."""
     match = re.match(r"(samples|system|folder|imagenet)(?=$|[:?])", spec)
     if not match:
-        raise ValueError(f"unknown photo source {spec!r}: expected samples, system[?kinds=...], folder:PATH or "
+        raise SourceError(f"unknown photo source {spec!r}: expected samples, system[?kinds=...], folder:PATH or "
                          f"imagenet:PATH[?classes=...&per_class=N]")
     kind, rest, query = match.group(1), spec[match.end():], ""
     if kind != "folder" and "?" in rest:
         rest, _, query = rest.rpartition("?")
     if rest and not rest.startswith(":"):
-        raise ValueError(f"photo source {spec!r}: expected ':' after {kind!r}")
+        raise SourceError(f"photo source {spec!r}: expected ':' after {kind!r}")
     argument = rest[1:]
     try:
         options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
     except ValueError as error:
-        raise ValueError(f"photo source {spec!r}: cannot parse options {query!r}") from error
+        raise SourceError(f"photo source {spec!r}: cannot parse options {query!r}") from error
     allowed = {"samples": set(), "system": {"kinds"}, "folder": set(), "imagenet": {"classes", "per_class"}}[kind]
     if set(options) - allowed:
-        raise ValueError(f"photo source {spec!r}: unknown option(s) {sorted(set(options) - allowed)}; "
+        raise SourceError(f"photo source {spec!r}: unknown option(s) {sorted(set(options) - allowed)}; "
                          f"{kind} takes {sorted(allowed) or 'none'}")
     if kind in ("folder", "imagenet") and not argument:
-        raise ValueError(f"photo source {spec!r}: {kind} needs a path, as in {kind}:PATH")
+        raise SourceError(f"photo source {spec!r}: {kind} needs a path, as in {kind}:PATH")
     if kind in ("samples", "system") and argument:
-        raise ValueError(f"photo source {spec!r}: {kind} takes no path")
+        raise SourceError(f"photo source {spec!r}: {kind} takes no path")
     return kind, argument, options
 
 
@@ -384,7 +389,7 @@ def open_source(spec):
     per_class = options.get("per_class")
     if per_class is not None:
         if not per_class.isdigit() or int(per_class) < 1:
-            raise ValueError(f"photo source {spec!r}: per_class must be a whole number >= 1")
+            raise SourceError(f"photo source {spec!r}: per_class must be a whole number >= 1")
         per_class = int(per_class)
     classes = _names(options["classes"]) if "classes" in options else None
     return _imagenet(argument, classes, per_class)
@@ -398,7 +403,7 @@ def open_sources(specs):
     for spec in specs:
         for photo in open_source(spec):
             if photo.id in seen:
-                raise ValueError(f"photo id {photo.id!r} comes from both {seen[photo.id]!r} and {spec!r}; "
+                raise SourceError(f"photo id {photo.id!r} comes from both {seen[photo.id]!r} and {spec!r}; "
                                  f"each photo may be listed once")
             seen[photo.id] = spec
             photos.append(photo)

@@ -9,7 +9,6 @@ seed) are kept for the figures and the user study.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from typing import Any, Iterable, Optional
@@ -140,29 +139,3 @@ def survey_candidates(per_photo: pd.DataFrame, model: str, image_path) -> pd.Dat
     ours["colorized_path"] = [str(image_path(model, p)) for p in ours["photo_id"]]
     ours["real_path"] = [str(image_path("truth", p)) for p in ours["photo_id"]]
     return ours
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("evaluate", help="evaluate checkpoints and baselines on a held-out split",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", required=True, metavar="NAME=CHECKPOINT@DATA",
-                        help="a model to evaluate: name, checkpoint or run folder, prepared data folder (repeat a "
-                             "name with other checkpoints for other seeds)")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--split", default="test", choices=["test", "heldout", "validation"])
-    parser.set_defaults(func=_main)
-
-
-def _main(args: argparse.Namespace) -> int:
-    from ..report.tables import format_summary
-    from .stats import summarize
-
-    models: dict[str, dict[str, Any]] = {}
-    for item in args.model:
-        name, rest = item.split("=", 1)
-        checkpoint_path, data = rest.rsplit("@", 1)
-        spec = models.setdefault(name, {"data_dir": data, "checkpoints": {}})
-        spec["checkpoints"][len(spec["checkpoints"])] = checkpoint_path
-    per_photo = evaluate(models, args.out, split=args.split)
-    print(format_summary(summarize(average_seeds(per_photo))).to_string())
-    return 0

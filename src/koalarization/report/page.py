@@ -84,11 +84,11 @@ def limitations(manifest: dict[str, Any], evaluation: Optional[dict[str, Any]]) 
         out.append("The classifier is a stand-in (EfficientNet-Lite, 75-78% ImageNet top-1), not the paper's "
                    "Inception-ResNet-v2; its embedding carries similar but not the same information.")
     else:
-        weights = manifest.get("weights", [{}])
-        if any("KOALA_IRV2_WEIGHTS" == w.get("source") for w in weights):
-            out.append("Inception-ResNet-v2 weights came from a local file (see the manifest's SHA-256): if that "
-                       "file is not the ImageNet-trained one (CI uses random weights), the embedding is "
-                       "uninformative and the fusion comparison says nothing about the paper.")
+        for entry in manifest.get("weights", []):
+            if entry.get("source") == "KOALA_IRV2_WEIGHTS" and not entry.get("imagenet"):
+                out.insert(0, f"The Inception-ResNet-v2 weights ({entry['file']}) are NOT Keras's ImageNet weights "
+                              f"(their MD5 differs): an untrained or other classifier, so its embedding carries no "
+                              f"ImageNet knowledge and nothing here speaks for or against the paper's model.")
     n_train = (manifest.get("recorded", {}).get("01_prepare_data") or {}).get("counts", {}).get("train")
     if n_train is not None and n_train < 10000:
         out.append(f"{n_train} training photos and CPU minutes of training, against about 54,000 ImageNet photos "
@@ -104,6 +104,18 @@ def limitations(manifest: dict[str, Any], evaluation: Optional[dict[str, Any]]) 
     out.append("No user study has been run with real participants for this profile unless the user-study figure "
                "shows this study's own answers; the published figures are the paper's and a replication's.")
     return out
+
+
+def _substitutes(manifest: dict[str, Any]) -> str:
+    if "inception_resnet_v2" not in manifest["parameters"]["data"]["backbones"]:
+        return SUBSTITUTES
+    untrained = [w for w in manifest.get("weights", []) if w.get("source") == "KOALA_IRV2_WEIGHTS"
+                 and not w.get("imagenet")]
+    if untrained:
+        return (f"This run used the paper's network and settings but untrained Inception-ResNet-v2 weights "
+                f"({untrained[0]['file']}, not Keras's ImageNet weights): a check that the paper's path runs, not a "
+                f"result.")
+    return ""
 
 
 def write_report(results_dir: str | Path) -> Path:
@@ -125,7 +137,7 @@ def write_report(results_dir: str | Path) -> Path:
                               autoescape=select_autoescape(["html", "j2"]))
     page = environment.get_template("index.html.j2").render(
         profile=manifest["profile"], description=manifest["parameters"]["description"],
-        substitutes=SUBSTITUTES if "inception_resnet_v2" not in manifest["parameters"]["data"]["backbones"] else "",
+        substitutes=_substitutes(manifest),
         run_facts=run_facts(manifest, records),
         headline=_table_html(headline_path) if headline_path.exists() else "",
         headline_note="Mean over photos [95% bootstrap interval]; ↓ lower is better, ↑ higher is better; a*b* "

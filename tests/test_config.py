@@ -1,0 +1,58 @@
+"""Profiles are typed and validated; every notebook declares the same four parameters, set to the ci profile."""
+import json
+from pathlib import Path
+
+import pytest
+
+from koalarization.config import PROFILE_NAMES, ProfileError, load_profile, parse_override
+from koalarization.layout import STAGES, Layout
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_every_profile_loads(name):
+    profile = load_profile(name)
+    assert profile.profile == name and profile.evaluation.main_model in [m.name for m in profile.models]
+
+
+def test_unknown_misspelt_or_mistyped_keys_are_errors_that_name_them(tmp_path):
+    with pytest.raises(ProfileError, match=r"training\.stepz"):
+        load_profile("demo", {"training.stepz": 3})
+    with pytest.raises(ProfileError, match=r"training\.steps"):
+        load_profile("demo", {"training.steps": "many"})
+    raw = json.loads((ROOT / "src/koalarization/profiles/ci.json").read_text())
+    raw["data"]["shortside"] = 96
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ProfileError, match=r"data\.shortside.*Extra inputs"):
+        load_profile(str(path))
+    with pytest.raises(ProfileError, match="train_crop 80 is larger than train_scale 64"):
+        load_profile("ci", {"data.train_crop": 80})
+    with pytest.raises(ProfileError, match="multiple of 8"):
+        load_profile("ci", {"data.train_scale": 60})
+    with pytest.raises(ProfileError, match="unknown profile 'nope'"):
+        load_profile("nope")
+    assert parse_override("training.steps=12") == ("training.steps", 12)
+    assert parse_override("data.heldout=[\"a\"]") == ("data.heldout", ["a"])
+
+
+def test_every_notebooks_parameter_cell_is_the_ci_profile():
+    layout = Layout.for_profile("ci")
+    expected = {"profile": "ci", "overrides": {}, "results_dir": str(layout.results_dir),
+                "work_dir": str(layout.work_dir)}
+    for stage in STAGES:
+        notebook = json.loads((ROOT / "notebooks" / f"{stage}.ipynb").read_text())
+        cells = [c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", [])]
+        assert len(cells) == 1, stage
+        namespace = {}
+        exec("".join(cells[0]["source"]), namespace)
+        assert {k: v for k, v in namespace.items() if not k.startswith("__")} == expected, stage
+        assert all(not c.get("outputs") for c in notebook["cells"] if c["cell_type"] == "code"), stage
+
+
+def test_no_notebook_formats_a_path():
+    for stage in STAGES:
+        source = "".join("".join(c["source"]) for c in json.loads((ROOT / "notebooks" / f"{stage}.ipynb").read_text())["cells"]
+                         if c["cell_type"] == "code")
+        assert 'f"{work_dir}' not in source and 'f"{results_dir}' not in source and "os.path.join" not in source, stage
