@@ -1,7 +1,9 @@
 """Shared test helpers: tiny checkpoints and photo folders built from real bundled photos."""
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from PIL import Image
 
@@ -23,6 +25,11 @@ def write_sample_jpegs(folder, names=("chelsea", "coffee", "astronaut", "rocket"
     for name in names:
         Image.fromarray(getattr(data, name)()).save(os.path.join(folder, f"{name}.jpg"), quality=92)
     return folder
+
+
+def read_json(path):
+    """The parsed contents of a JSON file (records, manifests, notebooks)."""
+    return json.loads(Path(path).read_text())
 
 
 def koala(*args, timeout=900, **kwargs):

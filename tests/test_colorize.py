@@ -82,6 +82,16 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     assert result.returncode == 2 and "error" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_an_embedder_for_another_backbone_is_refused(ckpt):
+    from types import SimpleNamespace
+
+    from koalarization.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="'efficientnet_lite0', not 'efficientnet_lite2'"):
+        Colorizer(ckpt, embedder=SimpleNamespace(name="efficientnet_lite2"))
+    assert Colorizer(ckpt, embedder=SimpleNamespace(name="efficientnet_lite2"), cached_embeddings=True).embedder is None
+
+
 def test_twelve_megapixel_photo_stays_under_2_5_gb(ckpt, tmp_path):
     """Peak memory of a whole `koala colorize` process on a generated 4000x3000 photo."""
     y, x = np.mgrid[0:3000, 0:4000]

@@ -1,14 +1,13 @@
 """De-duplication on real photos, and the group-wise, seeded train/validation/test split."""
 import collections
 import io
-import os
 from types import SimpleNamespace
 
 import pytest
 from PIL import Image
 
 from koalarization.data.dedup import Duplicate, find_duplicates, pixel_digest
-from koalarization.data.split import SPLITS, assign_groups, assign_splits, read_splits, write_splits
+from koalarization.data.split import SPLITS, assign_groups, assign_splits
 from koalarization.images import PhotoError, read_photo
 
 
@@ -116,24 +115,3 @@ def test_small_sets_get_every_split():
         assert counts["validation"] >= 1 and counts["test"] >= 1 and counts["train"] >= 1
     assert set(assign_groups(["a", "b"], seed=0).values()) <= set(SPLITS)  # fewer than 3: no guarantee needed
     assert "validation" not in assign_groups("abcdef", fractions=(0.9, 0.0, 0.1)).values()
-
-
-def test_split_file_round_trips_atomically_and_rejects_garbage(tmp_path):
-    photos = many_photos()
-    splits = assign_splits(photos, seed=3)
-    path = tmp_path / "splits.csv"
-    write_splits(splits, path)
-    assert os.listdir(tmp_path) == ["splits.csv"]  # no temporary file left behind
-    lines = path.read_text().splitlines()
-    assert lines[0] == "photo_id,group,split" and lines[1].startswith("folder:scene000/shot0.jpg,folder:scene000,")
-    back = read_splits(path)
-    assert back == splits and back.groups == {p.id: p.group for p in photos}
-    path.write_text("photo_id,group,split\na,g,train\nb,g,holdout\n")
-    with pytest.raises(ValueError, match=":3:"):
-        read_splits(path)
-    path.write_text("id,split\na,train\n")
-    with pytest.raises(ValueError, match="not a split file"):
-        read_splits(path)
-    with pytest.raises(ValueError, match="unknown split"):
-        write_splits({"a": "holdout"}, tmp_path / "bad.csv")
-    assert sorted(os.listdir(tmp_path)) == ["splits.csv"]

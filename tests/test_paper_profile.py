@@ -2,13 +2,13 @@
 letterbox, the encoder at 224, 1000-d logits, every notebook), on an ILSVRC-2012-style tree of offline photos, with
 an Inception-ResNet-v2 weights file of Keras's architecture and random weights. Only the source path, the step
 count, the batch size and the number of photos are overridden."""
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from helpers import read_json
 from koalarization import checkpoint
 from koalarization.config import load_profile
 from koalarization.study import run_study
@@ -49,13 +49,9 @@ def paper_run(tmp_path_factory):
     return project / "results" / "paper", manifest, project
 
 
-def _json(path):
-    return json.loads(Path(path).read_text())
-
-
 def test_data_was_letterboxed_and_embedded_by_inception_resnet_v2(paper_run):
     results, manifest, project = paper_run
-    record = _json(results / "01_prepare_data.json")
+    record = read_json(results / "01_prepare_data.json")
     assert sum(record["counts"].values()) == 16 and record["unreadable_or_too_small"] == 1
     assert record["backbones"] == {"inception_resnet_v2": "inception_resnet_v2"}
     assert record["embedding_shapes"] == {"inception_resnet_v2": [1000]}
@@ -67,10 +63,10 @@ def test_data_was_letterboxed_and_embedded_by_inception_resnet_v2(paper_run):
 
 def test_training_used_the_papers_settings(paper_run):
     results, manifest, project = paper_run
-    record = _json(results / "02_train.json")
+    record = read_json(results / "02_train.json")
     assert set(record["runs"]) == {"fusion_irv2/seed0", "no_fusion/seed0"}
     assert record["train_scale"] == 224 and record["batch_size"] == 4 and record["steps"] == 2
-    runs = json.loads((project / "work" / "paper" / "runs.json").read_text())
+    runs = read_json(project / "work" / "paper" / "runs.json")
     config = checkpoint.read_config(project / runs["fusion_irv2"]["checkpoints"]["0"])
     assert config["train_scale"] == 224 and config["backbone"] == "inception_resnet_v2"
     assert config["letterbox_size"] == 299 and config["embedding_dim"] == 1000
@@ -85,7 +81,7 @@ def test_results_are_labelled_as_untrained_inception_resnet_v2(paper_run):
     assert "NOT Keras's ImageNet weights" in weights["label"]
     page = (results / "index.html").read_text()
     assert "untrained Inception-ResNet-v2 weights" in page and "NOT Keras&#39;s ImageNet weights" in page
-    evaluation = _json(results / "03_evaluate.json")
+    evaluation = read_json(results / "03_evaluate.json")
     assert evaluation["main_model"] == "fusion_irv2" and evaluation["n_test"] >= 1
-    survey = _json(results / "05_user_study.json")
+    survey = read_json(results / "05_user_study.json")
     assert survey["survey_built"] is False and survey["test_photos"] < 12  # too few test photos for the protocol

@@ -8,7 +8,7 @@ from importlib import resources
 
 import pytest
 
-from koalarization.data.rcc import RccError, list_rcc, read_rcc, read_rcc_file
+from koalarization.data.rcc import RccError, list_rcc, read_rcc_file
 from koalarization.images import read_photo
 
 GCOMPRIS = "/usr/share/gcompris-qt/rcc"
@@ -89,7 +89,8 @@ def test_hand_written_bundle_round_trips(tmp_path, version):
     assert sorted(list_rcc(path)) == sorted(FILES)
     assert list_rcc(path)["app/images/photo.png"].flags == 1
     assert list_rcc(path)["app/images/raw.bin"].flags == 0
-    assert read_rcc(path) == {name: payload for name, (payload, _) in FILES.items()}
+    payloads = {name: read_rcc_file(path, name) for name in list_rcc(path)}
+    assert payloads == {name: payload for name, (payload, _) in FILES.items()}
     assert read_rcc_file(path, "app/readme.txt") == "grüße ✓".encode()
     assert read_rcc_file(path, "/app/images/raw.bin") == bytes(range(256))  # a leading slash is accepted
     with pytest.raises(RccError, match="no resource 'app/nope'"):
@@ -152,8 +153,8 @@ def test_real_bundle_lists_and_reads():
     fish = "gcompris/src/activities/categorization/resource/images/fishes/fish1.webp"
     assert fish in entries and all(not name.startswith("/") for name in entries)
     assert read_photo(read_rcc_file(path, fish)).shape == (213, 320, 3)
-    everything = read_rcc(path)
-    assert everything.keys() == entries.keys() and everything[fish] == read_rcc_file(path, fish)
+    for name in entries:  # every resource of a real bundle reads (and decompresses)
+        read_rcc_file(path, name)
 
 
 @needs_gcompris

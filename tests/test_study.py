@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import read_json
 from koalarization.config import load_profile
 from koalarization.layout import STAGES
 from koalarization.study import StageFailed, run_study, stage_hashes
@@ -33,12 +34,8 @@ def results(project):
     return project / "results" / "ci"
 
 
-def _json(path):
-    return json.loads(Path(path).read_text())
-
-
 def test_manifest_says_how_the_results_were_made(results):
-    manifest = _json(results / "manifest.json")
+    manifest = read_json(results / "manifest.json")
     assert manifest["status"] == "complete" and list(manifest["stages"]) == list(STAGES)
     assert all(stage["status"] == "done" and stage["seconds"] > 0 for stage in manifest["stages"].values())
     assert manifest["parameters"] == load_profile("ci").model_dump(mode="json")
@@ -55,16 +52,16 @@ def test_manifest_says_how_the_results_were_made(results):
 
 def test_every_notebook_shows_every_figure_it_saves(results):
     for stage in STAGES:
-        executed = _json(results / "notebooks" / f"{stage}.ipynb")
+        executed = read_json(results / "notebooks" / f"{stage}.ipynb")
         images = sum(1 for cell in executed["cells"] for output in cell.get("outputs", [])
                      if "image/png" in output.get("data", {}))
-        published = _json(results / f"{stage}.json")["published"]["figures"]
+        published = read_json(results / f"{stage}.json")["published"]["figures"]
         assert images == len(published), (stage, images, published)
         for name in published:
             assert (results / "figures" / f"{name}.png").stat().st_size > 5_000, name
         html = (results / "notebooks" / f"{stage}.html").read_text()
         assert html.count("data:image/png;base64") >= len(published), stage
-    assert len(_json(results / "04_figures.json")["published"]["figures"]) >= 6
+    assert len(read_json(results / "04_figures.json")["published"]["figures"]) >= 6
 
 
 def test_no_machine_paths_in_results(project, results):
@@ -104,7 +101,7 @@ def test_the_report_page_answers_the_readers_questions_and_has_no_broken_links(r
 
 
 def test_prepare_recorded_the_bundled_photos_and_the_held_out_source(results):
-    record = _json(results / "01_prepare_data.json")
+    record = read_json(results / "01_prepare_data.json")
     # 9 bundled photos; the stereo pair motorcycle_left/right is one near duplicate; the left one is held out
     assert sum(record["counts"].values()) == 8 and record["duplicates"] == 1 and record["counts"]["heldout"] == 1
     assert min(record["counts"][s] for s in ("train", "validation", "test")) >= 1
@@ -112,7 +109,7 @@ def test_prepare_recorded_the_bundled_photos_and_the_held_out_source(results):
 
 
 def test_training_records_every_seed_and_its_best_checkpoint(results):
-    record = _json(results / "02_train.json")
+    record = read_json(results / "02_train.json")
     profile = load_profile("ci")
     expected = {f"{m.name}/seed{s}" for m in profile.models for s in m.seeds}
     assert set(record["runs"]) == expected
@@ -122,7 +119,7 @@ def test_training_records_every_seed_and_its_best_checkpoint(results):
 
 
 def test_evaluation_covers_models_baselines_and_the_family_of_tests(results):
-    record = _json(results / "03_evaluate.json")
+    record = read_json(results / "03_evaluate.json")
     assert set(record["means"]["test"]) == {"gray", "mean_ab", "fusion_lite0", "no_fusion", "rebalanced_lite0",
                                             "fusion_lite2"}
     assert record["means"]["test"]["gray"]["colorfulness"] < 1.0
@@ -139,7 +136,7 @@ def test_survey_images_and_screenshots(results):
     figures = results / "figures"
     for stem in ("survey_desktop", "survey_phone", "user_study"):
         assert (figures / f"{stem}.png").stat().st_size > 5_000, stem
-    record = _json(results / "05_user_study.json")
+    record = read_json(results / "05_user_study.json")
     assert record["has_responses"] is False and record["survey_images"] == 3
 
 
@@ -170,7 +167,7 @@ def test_a_failing_stage_leaves_the_last_complete_results_untouched(project):
         run_study("ci", str(project), echo=lambda *a: None, force=True,
                   overrides={"data.sources": ["folder:/no/such/folder"]})
     assert (project / "results" / "ci" / "manifest.json").read_text() == before
-    partial = _json(project / "results" / "ci.partial" / "manifest.json")
+    partial = read_json(project / "results" / "ci.partial" / "manifest.json")
     assert partial["status"] == "incomplete" and partial["stages"]["01_prepare_data"]["status"] == "failed"
 
 
@@ -178,7 +175,7 @@ def test_compare_results_flags_a_metric_outside_the_tolerance(results, tmp_path)
     from koalarization.study import compare_results
 
     assert all(row["within_tolerance"] for row in compare_results(results, results))
-    shifted = _json(results / "03_evaluate.json")
+    shifted = read_json(results / "03_evaluate.json")
     shifted["means"]["test"]["gray"]["psnr"] *= 1.10
     (tmp_path / "03_evaluate.json").write_text(json.dumps(shifted))
     rows = compare_results(results, tmp_path)

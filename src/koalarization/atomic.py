@@ -1,11 +1,18 @@
 """Atomic file writes: write beside the target, then rename. A crash never leaves half a file behind."""
+from __future__ import annotations
+
 import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
-def write_bytes_atomic(path, data, mode=None):
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, mode: Optional[int] = None) -> Path:
+    """Write `data` so that readers, and a crash, see the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -23,20 +30,22 @@ def write_bytes_atomic(path, data, mode=None):
     return path
 
 
-def write_text_atomic(path, text, mode=None):
+def write_text_atomic(path: str | os.PathLike, text: str, mode: Optional[int] = None) -> Path:
+    """`write_bytes_atomic` for text (UTF-8)."""
     return write_bytes_atomic(path, text.encode("utf-8"), mode=mode)
 
 
-def write_json_atomic(path, obj, mode=None):
+def write_json_atomic(path: str | os.PathLike, obj: Any, mode: Optional[int] = None) -> Path:
+    """`write_bytes_atomic` for JSON (indented; other values as their str): records that must never be half-written."""
     return write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n", mode=mode)
 
 
-def write_csv_atomic(frame, path):
+def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """pandas DataFrame -> CSV (no index, '\\n' line ends), atomically."""
     return write_text_atomic(path, frame.to_csv(index=False, lineterminator="\n"))
 
 
-def replace_directory(staging, target):
+def replace_directory(staging: str | os.PathLike, target: str | os.PathLike) -> Path:
     """Put the finished folder `staging` where `target` is, so readers see the old folder or the new one, never a mix.
 
     `staging` must be on the same file system as `target` (build it beside the target). An existing `target` is

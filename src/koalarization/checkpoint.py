@@ -9,15 +9,21 @@ Layout of a training run directory:
 A checkpoint directory is written under a temporary name and renamed when complete: a crash leaves the last
 good checkpoint in place.
 """
+from __future__ import annotations
+
 import json
 import os
 import shutil
 import time
+from typing import TYPE_CHECKING, Any, Optional
 
 from . import __version__
 from .atomic import write_json_atomic
 from .color import AB_SCALE, L_SCALE
 from .errors import KoalaError
+
+if TYPE_CHECKING:
+    import keras
 
 CONFIG_NAME, MODEL_NAME, LATEST_NAME, BEST_NAME = "koala.json", "model.keras", "latest.json", "best"
 
@@ -26,7 +32,8 @@ class CheckpointError(KoalaError, RuntimeError):
     pass
 
 
-def model_config(backbone, embedding_dim, fusion, train_scale, train_crop=None, **extra):
+def model_config(backbone: str, embedding_dim: int, fusion: bool, train_scale: int, train_crop: Optional[int] = None,
+                 **extra: Any) -> dict[str, Any]:
     """What a checkpoint must carry to be used alone: the classifier it pairs with, the scale it learned at (the
     network's working resolution when colorizing), the scalings, versions."""
     import keras
@@ -37,7 +44,8 @@ def model_config(backbone, embedding_dim, fusion, train_scale, train_crop=None, 
             **extra}
 
 
-def save_checkpoint(model, run_dir, step, config, keep=3):
+def save_checkpoint(model: "keras.Model", run_dir: str | os.PathLike, step: int, config: dict[str, Any],
+                    keep: int = 3) -> str:
     """Write run_dir/step-NNNNNN atomically, point latest.json at it, keep the newest `keep` checkpoints."""
     os.makedirs(run_dir, exist_ok=True)
     name = f"step-{step:06d}"
@@ -57,7 +65,7 @@ def save_checkpoint(model, run_dir, step, config, keep=3):
     return final
 
 
-def mark_best(run_dir, checkpoint_dir, val_loss):
+def mark_best(run_dir: str | os.PathLike, checkpoint_dir: str | os.PathLike, val_loss: float) -> dict[str, float]:
     """Copy a checkpoint to run_dir/best (atomically) and record its step and validation loss."""
     step = read_config(checkpoint_dir)["step"]
     tmp = os.path.join(run_dir, f".tmp-best-{os.getpid()}")
@@ -74,7 +82,7 @@ def mark_best(run_dir, checkpoint_dir, val_loss):
     return record
 
 
-def read_best(run_dir):
+def read_best(run_dir: str | os.PathLike) -> Optional[dict[str, Any]]:
     """{"step", "val_loss"} of the best checkpoint so far, or None."""
     try:
         with open(os.path.join(run_dir, BEST_NAME + ".json")) as handle:
@@ -83,7 +91,7 @@ def read_best(run_dir):
         return None
 
 
-def resolve(path, which="latest"):
+def resolve(path: str | os.PathLike, which: str = "latest") -> str:
     """A checkpoint directory, or a run directory (its latest or its best checkpoint) -> the checkpoint directory."""
     path = os.fspath(path)
     if os.path.exists(os.path.join(path, CONFIG_NAME)):
@@ -97,19 +105,22 @@ def resolve(path, which="latest"):
     raise CheckpointError(f"{path}: no checkpoint here (expected {CONFIG_NAME} or {LATEST_NAME})")
 
 
-def latest_or_none(run_dir):
+def latest_or_none(run_dir: str | os.PathLike) -> Optional[str]:
+    """`resolve`, or None where the run has no checkpoint yet (a run that starts from scratch)."""
     try:
         return resolve(run_dir)
     except CheckpointError:
         return None
 
 
-def read_config(path):
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint's config (of a run folder: its latest checkpoint's), read without loading the model."""
     with open(os.path.join(resolve(path), CONFIG_NAME)) as handle:
         return json.load(handle)
 
 
-def load_checkpoint(path, compile=False, expect_backbone=None, which="latest"):
+def load_checkpoint(path: str | os.PathLike, compile: bool = False, expect_backbone: Optional[str] = None,
+                    which: str = "latest") -> tuple["keras.Model", dict[str, Any]]:
     """-> (keras model, config). `expect_backbone` guards against pairing a model with the wrong classifier;
     `which` picks a run folder's "latest" or "best" checkpoint."""
     import keras

@@ -3,6 +3,10 @@
 The numpy functions wrap scikit-image (the reference). The tensor functions do the same maths with TensorFlow ops
 so that the input pipeline never leaves the graph; tests hold them to scikit-image.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 from skimage import color
 
@@ -15,54 +19,55 @@ _RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
 _WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
 
 
-def to_float_rgb(rgb):
+def to_float_rgb(rgb: np.ndarray) -> np.ndarray:
     """uint8 (0..255) or float (0..1) RGB -> float64 in [0, 1]."""
     rgb = np.asarray(rgb)
     return rgb.astype(np.float64) / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float64)
 
 
-def rgb_to_lab(rgb):
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """RGB (uint8 or float in [0, 1]) -> L*a*b* float (L in [0, 100])."""
     return color.rgb2lab(to_float_rgb(rgb))
 
 
-def lab_to_rgb(lab):
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     """L*a*b* -> float RGB clipped to [0, 1]."""
     return np.clip(color.lab2rgb(lab), 0.0, 1.0)
 
 
-def lab_to_uint8(lab):
+def lab_to_uint8(lab: np.ndarray) -> np.ndarray:
+    """L*a*b* -> uint8 RGB (rounded), the form photos are saved and shown in."""
     return np.round(lab_to_rgb(lab) * 255).astype(np.uint8)
 
 
-def scale_l(lightness):
+def scale_l(lightness: np.ndarray) -> np.ndarray:
     """L in [0, 100] -> the encoder input in [-1, 1] (paper: L/50 - 1)."""
     return lightness / L_SCALE - 1.0
 
 
-def scale_ab(ab):
+def scale_ab(ab: np.ndarray) -> np.ndarray:
     """a*b* -> the regression target (paper: ab/127)."""
     return ab / AB_SCALE
 
 
-def unscale_ab(target):
+def unscale_ab(target: np.ndarray) -> np.ndarray:
     """Network output (tanh, in [-1, 1]) -> a*b*."""
     return target * AB_SCALE
 
 
-def gray_rgb_from_l(lightness):
+def gray_rgb_from_l(lightness: np.ndarray) -> np.ndarray:
     """The colorless RGB image of a lightness channel (L with a* = b* = 0): what the classifier sees."""
     lab = np.stack([lightness, np.zeros_like(lightness), np.zeros_like(lightness)], axis=-1)
     return lab_to_rgb(lab)
 
 
-def desaturate(rgb):
+def desaturate(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Any RGB photo -> its own L and the colorless RGB made from that L (float in [0, 1])."""
     lightness = rgb_to_lab(rgb)[..., 0]
     return lightness, gray_rgb_from_l(lightness)
 
 
-def join_l_ab(lightness, ab):
+def join_l_ab(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """Full-resolution L plus predicted a*b* -> uint8 RGB."""
     return lab_to_uint8(np.concatenate([lightness[..., None], ab], axis=-1))
 
@@ -70,7 +75,7 @@ def join_l_ab(lightness, ab):
 # ---- tensor versions (keras.ops): the input pipelines, on any backend and on the accelerator ----------------------
 
 
-def ops_rgb_to_lab(rgb):
+def ops_rgb_to_lab(rgb: Any) -> Any:
     """Float RGB tensor (..., 3) in [0, 1] -> float32 L*a*b*; the maths of skimage.color.rgb2lab.
 
     Written with keras.ops, so it runs inside tf.data (TensorFlow backend) and on the GPU under JAX or PyTorch,
@@ -81,7 +86,7 @@ def ops_rgb_to_lab(rgb):
     return _lab_from_float(ops.cast(rgb, "float32"))
 
 
-def ops_uint8_to_lab(rgb_uint8):
+def ops_uint8_to_lab(rgb_uint8: Any) -> Any:
     """uint8 RGB tensor (..., 3) -> float32 L*a*b* (see ops_rgb_to_lab)."""
     from keras import ops
 

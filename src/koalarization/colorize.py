@@ -5,10 +5,13 @@ long side capped); the predicted a*b* is upsampled and joined to the photo's own
 (only its L is used). Photos smaller than the working resolution are upsampled for the network and keep their own
 size in the output; nothing is too small.
 """
+from __future__ import annotations
+
 import logging
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
 
 import numpy as np
 from PIL import Image
@@ -23,7 +26,8 @@ ROWS_PER_CHUNK = 256  # full-resolution color conversions run in row bands, so m
 MAX_LONG_SIDE = 1024  # working resolution cap for extreme aspect ratios
 
 
-def working_size(height, width, short_side=224, max_long_side=MAX_LONG_SIDE):
+def working_size(height: int, width: int, short_side: int = 224,
+                 max_long_side: int = MAX_LONG_SIDE) -> tuple[int, int]:
     """(h, w) for the network: short side `short_side`, aspect kept, both multiples of 8, long side capped."""
     scale = short_side / min(height, width)
     scale = min(scale, max_long_side / max(height, width)) if max(height, width) * scale > max_long_side else scale
@@ -37,7 +41,7 @@ def _rows(fn, array, channels_out):
     return out
 
 
-def lightness(rgb):
+def lightness(rgb: np.ndarray) -> np.ndarray:
     """uint8 RGB -> L (float32, full resolution), computed in row bands."""
     return _rows(lambda band: skcolor.rgb2lab(band)[..., 0], rgb, None)
 
@@ -47,7 +51,7 @@ def _resize_plane(plane, size):
     return np.asarray(Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32)).resize(size[::-1], Image.BILINEAR))
 
 
-def join(l_full, ab_small):
+def join(l_full: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
     """Full-resolution L + low-resolution a*b* -> uint8 RGB at full resolution."""
     height, width = l_full.shape
     out = np.empty((height, width, 3), np.uint8)
@@ -70,17 +74,17 @@ class Colorizer:
         """`short_side`: the network's working resolution (default: the scale the checkpoint was trained at; a
         network colorizes best at the scale it learned). A run folder means its best checkpoint (or its last).
         `cached_embeddings=True`: the caller passes embeddings to predict_ab (evaluation), no backbone is built."""
-        self.model, self.config = checkpoint.load_checkpoint(checkpoint_path, which="best")
+        expect_backbone = embedder.name if embedder is not None and not cached_embeddings else None
+        self.model, self.config = checkpoint.load_checkpoint(checkpoint_path, expect_backbone=expect_backbone,
+                                                             which="best")
         self.short_side = short_side or self.config.get("train_scale") or self.config.get("train_size", 224)
         self.fusion = self.config.get("fusion", True)
         self.embedder = None
         if self.fusion and not cached_embeddings:
-            if embedder is not None and embedder.name != self.config["backbone"]:
-                raise checkpoint.CheckpointError(f"checkpoint needs backbone {self.config['backbone']!r}, "
-                                                 f"got {embedder.name!r}")
             self.embedder = embedder or backbones.Embedder(self.config["backbone"], backbone_weights)
 
-    def predict_ab(self, l_small, embedding=None, l_full=None):
+    def predict_ab(self, l_small: np.ndarray, embedding: Optional[np.ndarray] = None,
+                   l_full: Optional[np.ndarray] = None) -> np.ndarray:
         """L at working resolution (h, w) -> a*b* (h, w, 2). Without a cached embedding, the classifier's is
         computed from the photo's full-resolution L (`l_full`, else l_small)."""
         inputs = {"l": (l_small / L_SCALE - 1.0)[None, ..., None].astype(np.float32)}
@@ -91,7 +95,7 @@ class Colorizer:
         ab = self.model(inputs if self.fusion else inputs["l"], training=False)
         return np.asarray(ab)[0] * AB_SCALE
 
-    def embed(self, lightness_plane):
+    def embed(self, lightness_plane: np.ndarray) -> np.ndarray:
         """The classifier's embedding of a photo's colorless version, from its L at (up to) the resolution the
         training photos were stored at: the classifier must see photos as sharp as those it saw in training."""
         from .color import gray_rgb_from_l
@@ -106,12 +110,12 @@ class Colorizer:
             gray = letterbox(np.round(gray * 255).astype(np.uint8), self.config["letterbox_size"]) / 255.0
         return self.embedder([gray])[0]
 
-    def lightness_planes(self, rgb):
+    def lightness_planes(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """-> (L at full resolution, L at the working resolution): the numpy half before the network."""
         l_full = lightness(rgb)
         return l_full, _resize_plane(l_full, working_size(*l_full.shape, self.short_side))
 
-    def colorize(self, rgb):
+    def colorize(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 RGB (gray or color, any size) -> uint8 RGB colorized at the photo's own resolution."""
         l_full, l_small = self.lightness_planes(rgb)
         return join(l_full, self.predict_ab(l_small, l_full=l_full))
@@ -132,12 +136,15 @@ def _collect(inputs):
     return sorted(found)
 
 
-def side_by_side(gray_rgb, colorized):
+def side_by_side(gray_rgb: np.ndarray, colorized: np.ndarray) -> np.ndarray:
+    """Gray input and colorization in one image, 8 white pixels apart: the --side-by-side output."""
     return np.concatenate([gray_rgb, np.full((gray_rgb.shape[0], 8, 3), 255, np.uint8), colorized], axis=1)
 
 
-def colorize_paths(inputs, checkpoint_path, output_dir, force=False, with_side_by_side=False, short_side=None,
-                   backbone_weights="imagenet", progress=True):
+def colorize_paths(inputs: list[str | os.PathLike], checkpoint_path: str | os.PathLike | Colorizer,
+                   output_dir: str | os.PathLike, force: bool = False, with_side_by_side: bool = False,
+                   short_side: Optional[int] = None, backbone_weights: Optional[str | os.PathLike] = "imagenet",
+                   progress: bool = True) -> tuple[list[str], list[tuple[str, str]]]:
     """Colorize every photo in `inputs` into `output_dir` (PNG). Returns (written, failures [(path, reason)]).
 
     `checkpoint_path` may also be a ready Colorizer (to colorize several batches without reloading).

@@ -1,7 +1,10 @@
 """Read any photo safely: format, mode, EXIF orientation and size limits, with one clear error for bad files."""
+from __future__ import annotations
+
 import io
 import os
 import warnings
+from typing import Any, Optional
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -19,7 +22,8 @@ class PhotoError(KoalaError, ValueError):
         super().__init__(f"{source}: {reason}")
 
 
-def is_photo_path(path):
+def is_photo_path(path: str | os.PathLike) -> bool:
+    """Whether a file name has a photo suffix: how folders are scanned for photos, without opening any file."""
     return os.path.splitext(str(path))[1].lower() in PHOTO_SUFFIXES
 
 
@@ -37,7 +41,8 @@ def _to_rgb(image):
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-def read_photo(source, name=None, max_pixels=MAX_PIXELS):
+def read_photo(source: str | os.PathLike | bytes | bytearray, name: Optional[str] = None,
+               max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Path or bytes -> uint8 RGB array (H, W, 3), upright per EXIF. Raises PhotoError for anything unreadable."""
     label = name or (source if not isinstance(source, (bytes, bytearray)) else "<bytes>")
     try:
@@ -76,20 +81,21 @@ def read_photo(source, name=None, max_pixels=MAX_PIXELS):
     return rgb
 
 
-def encode_jpeg(rgb, quality=95):
+def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
+    """uint8 RGB -> JPEG bytes in memory: how the prepared shards store their photos."""
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
 
 
-def scaled_size(height, width, short_side):
+def scaled_size(height: int, width: int, short_side: int) -> tuple[int, int]:
     """(h, w) of a photo resized so its short side is `short_side`, aspect kept (the one rounding rule used by
     preparation, the input pipelines and colorizing)."""
     scale = short_side / min(height, width)
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def resize_short_side(rgb, short_side):
+def resize_short_side(rgb: np.ndarray, short_side: int) -> np.ndarray:
     """Resize so the short side is `short_side` (aspect kept, Lanczos)."""
     height, width = scaled_size(*rgb.shape[:2], short_side)
     if (height, width) == rgb.shape[:2]:
@@ -97,7 +103,7 @@ def resize_short_side(rgb, short_side):
     return np.asarray(Image.fromarray(rgb).resize((width, height), Image.LANCZOS))
 
 
-def letterbox(rgb, size, fill=255):
+def letterbox(rgb: np.ndarray, size: int, fill: int = 255) -> np.ndarray:
     """The paper's preprocessing: fit inside size x size, pad with white."""
     height, width = rgb.shape[:2]
     scale = size / max(height, width)
@@ -107,7 +113,7 @@ def letterbox(rgb, size, fill=255):
     return np.asarray(canvas)
 
 
-def save_image_atomic(rgb, path, **kwargs):
+def save_image_atomic(rgb: np.ndarray, path: str | os.PathLike, **kwargs: Any) -> None:
     """Write an image so that a crash never leaves a half-written file behind."""
     path = str(path)
     tmp = f"{path}.tmp-{os.getpid()}"

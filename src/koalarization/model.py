@@ -3,6 +3,10 @@
 Keras 3 layers and `keras.ops` only, so the model runs under the TensorFlow, JAX or PyTorch backend. Fully
 convolutional: any batch and any H, W that are multiples of 8.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 from keras import layers, ops
 
@@ -14,12 +18,14 @@ FUSION_FILTERS = 256
 class BroadcastConcat(layers.Layer):
     """Tile a per-image embedding over every spatial position and append it after the feature channels."""
 
-    def call(self, features, embedding):
+    def call(self, features: Any, embedding: Any) -> Any:
+        """Features (N, H, W, C) and embeddings (N, D) -> (N, H, W, C + D): the fusion layer's input."""
         shape = ops.shape(features)
         tiled = ops.broadcast_to(embedding[:, None, None, :], (shape[0], shape[1], shape[2], ops.shape(embedding)[-1]))
         return ops.concatenate([features, ops.cast(tiled, features.dtype)], axis=-1)
 
-    def compute_output_shape(self, features_shape, embedding_shape):
+    def compute_output_shape(self, features_shape: tuple, embedding_shape: tuple) -> tuple:
+        """The output shape without running the layer, for Keras's symbolic model building."""
         return (*features_shape[:-1], features_shape[-1] + embedding_shape[-1])
 
 
@@ -27,7 +33,7 @@ def _conv(x, filters, stride=1, name=None, activation="relu", kernel=3):
     return layers.Conv2D(filters, kernel, strides=stride, padding="same", activation=activation, name=name)(x)
 
 
-def build_colorizer(embedding_dim=1000, fusion=True, name="koalarization"):
+def build_colorizer(embedding_dim: int = 1000, fusion: bool = True, name: str = "koalarization") -> keras.Model:
     """Inputs: `l` (N, H, W, 1) in [-1, 1] and, with fusion, `embedding` (N, embedding_dim).
     Output: a*b*/127 (N, H, W, 2) in [-1, 1], float32 whatever the compute dtype.
 
@@ -56,11 +62,12 @@ def build_colorizer(embedding_dim=1000, fusion=True, name="koalarization"):
     return keras.Model(inputs if fusion else l_input, x, name=name)
 
 
-def count_trainable(model):
+def count_trainable(model: keras.Model) -> int:
+    """Trainable parameter count, to report and check the network's size."""
     return int(sum(ops.size(w) for w in model.trainable_weights))
 
 
-def flops_per_image(height, width, embedding_dim=1000, fusion=True):
+def flops_per_image(height: int, width: int, embedding_dim: int = 1000, fusion: bool = True) -> int:
     """Exact multiply-add FLOPs (2 per MAC) of one forward pass at H x W, counting convolutions only.
 
     Biases, ReLU, tanh and upsampling are a rounding error (< 0.1%) and left out; a training step costs about three

@@ -3,7 +3,10 @@
 A pickle can run arbitrary code when loaded. This reader allows only the handful of globals a state dict needs
 (an OrderedDict, the tensor-rebuild helper and storage types) and refuses every other one before anything runs.
 """
+from __future__ import annotations
+
 import collections
+import os
 import pickle
 import struct
 
@@ -81,7 +84,7 @@ def _load_plain(handle):
     return _RestrictedUnpickler(handle, {}).load()
 
 
-def load_legacy_state_dict(path):
+def load_legacy_state_dict(path: str | os.PathLike) -> collections.OrderedDict[str, np.ndarray]:
     """Path to a legacy .pth -> OrderedDict of name -> numpy array."""
     with open(path, "rb") as handle:
         if _load_plain(handle) != LEGACY_MAGIC:

@@ -4,14 +4,20 @@ Exact: the SHA-256 of the decoded pixels (and shape), so a PNG and a lossless re
 Near: the perceptual hash (imagehash.phash, 64 bits, from luminance only) within a Hamming distance; it matches
 resized or recompressed copies and recolored ones too, which for colorization share the same gray input anyway.
 """
+from __future__ import annotations
+
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
 import imagehash
 import numpy as np
 from PIL import Image
 
 from ..images import PhotoError
+
+if TYPE_CHECKING:
+    from .sources import Photo
 
 
 @dataclass(frozen=True)
@@ -21,19 +27,20 @@ class Duplicate:
     reason: str  # "exact" or "near (distance d)"
 
 
-def pixel_digest(rgb):
+def pixel_digest(rgb: np.ndarray) -> str:
     """SHA-256 of the decoded pixels and their shape: equal only for pixel-identical photos."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     return hashlib.sha256(repr(rgb.shape).encode() + rgb.tobytes()).hexdigest()
 
 
-def perceptual_hash(rgb):
+def perceptual_hash(rgb: np.ndarray) -> int:
     """imagehash.phash of the photo as a 64-bit integer."""
     bits = imagehash.phash(Image.fromarray(np.asarray(rgb, dtype=np.uint8))).hash.flatten()
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
-def find_duplicates(photos, load_rgb, hamming=6, on_error=None):
+def find_duplicates(photos: Iterable[Photo], load_rgb: Callable[[Photo], np.ndarray], hamming: Optional[int] = 6,
+                    on_error: Optional[Callable[[Photo, PhotoError], None]] = None) -> list[Duplicate]:
     """-> [Duplicate], in input order of the dropped photo. The earlier photo of a pair is always the one kept.
 
     `load_rgb(photo)` gives the uint8 RGB pixels (a thumbnail is fine: phash looks at 32x32). A photo is compared

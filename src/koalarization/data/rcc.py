@@ -16,6 +16,8 @@ Layout, as written by Qt's `rcc` tool (qtbase src/tools/rcc/rcc.cpp) and read by
 The index is read through a memory map, so listing a bundle touches only its tree and names, and reading
 one resource touches only that resource's bytes.
 """
+from __future__ import annotations
+
 import contextlib
 import functools
 import mmap
@@ -24,6 +26,8 @@ import struct
 import types
 import zlib
 from dataclasses import dataclass
+from typing import Mapping
+
 from ..errors import KoalaError
 
 COMPRESSED_ZLIB, DIRECTORY, COMPRESSED_ZSTD = 0x01, 0x02, 0x04
@@ -136,7 +140,7 @@ def _cached_index(path, _mtime_ns, _size):
         return types.MappingProxyType(_index(bundle))  # read-only: every caller shares it
 
 
-def list_rcc(path):
+def list_rcc(path: str | os.PathLike) -> Mapping[str, RccEntry]:
     """Resource path -> RccEntry for every file in the bundle, without reading any payload.
 
     Paths have no leading slash ("gcompris/src/.../fish1.webp"). Where one path exists in several locales, the
@@ -192,7 +196,7 @@ def _payload(bundle, entry):
     return payload
 
 
-def read_rcc_file(path, resource):
+def read_rcc_file(path: str | os.PathLike, resource: str) -> bytes:
     """The bytes of one resource ("gcompris/src/.../fish1.webp"), read without loading the rest of the bundle."""
     entries = list_rcc(path)
     resource = resource.lstrip("/")
@@ -200,10 +204,3 @@ def read_rcc_file(path, resource):
         raise RccError(path, f"no resource {resource!r} in this bundle")
     with _mapped(os.path.abspath(os.fspath(path))) as bundle:
         return _payload(bundle, entries[resource])
-
-
-def read_rcc(path):
-    """Every file in a bundle: resource path -> decompressed bytes."""
-    entries = list_rcc(path)
-    with _mapped(os.path.abspath(os.fspath(path))) as bundle:
-        return {name: _payload(bundle, entry) for name, entry in entries.items()}

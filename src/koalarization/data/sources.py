@@ -12,6 +12,8 @@ Listing reads few pixels (samples loads its 9 small photos to be sure they are t
 the candidates for its few near-duplicate rows, see `_repeated_group`). A Photo reads its bytes only when asked,
 so lists of photos are cheap plain values that pickle and can be sent to other processes.
 """
+from __future__ import annotations
+
 import csv
 import dataclasses
 import functools
@@ -51,7 +53,7 @@ class Photo:
     group: str  # photos of one scene share a group, and so a split
     label: str = ""  # ImageNet class (wnid) where known
 
-    def read_bytes(self):
+    def read_bytes(self) -> bytes:
         """The encoded photo (samples: the library's array as PNG, or its file). PhotoError when it cannot be read."""
         if self.source == "samples":
             return _sample_bytes(self.id.split(":", 1)[1])
@@ -141,7 +143,7 @@ def _samples():
 
 # --- system --------------------------------------------------------------------------------------------------
 
-def system_rows():
+def system_rows() -> list[dict[str, str]]:
     """The committed list of reviewed photos in Debian packages, as dicts (columns of system_photos.csv)."""
     text = resources.files("koalarization").joinpath("resources/system_photos.csv").read_text(encoding="utf-8")
     return list(csv.DictReader(io.StringIO(text)))
@@ -377,7 +379,7 @@ def _names(value):
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
-def open_source(spec):
+def open_source(spec: str) -> list[Photo]:
     """The photos of one source spec (see the module docstring), in a stable order."""
     kind, argument, options = _parse(spec)
     if kind == "samples":
@@ -395,7 +397,7 @@ def open_source(spec):
     return _imagenet(argument, classes, per_class)
 
 
-def open_sources(specs):
+def open_sources(specs: str | list[str]) -> list[Photo]:
     """The photos of several sources, concatenated; two photos with one id are an error."""
     if isinstance(specs, str):
         specs = [specs]

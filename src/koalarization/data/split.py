@@ -1,4 +1,4 @@
-"""Split photos into train / validation / test by source photo (group), reproducibly, and store the split.
+"""Split photos into train / validation / test by source photo (group), reproducibly.
 
 Each group gets u = SHA-256(seed, group) read as a number in [0, 1), and falls in the bucket of the fractions:
 train for u < f_train, validation for u < f_train + f_validation, test above. A group's split therefore depends
@@ -10,22 +10,22 @@ Small sets: with 3 or more groups, every split whose fraction is above zero gets
 order train, validation, test). An empty split takes, from the split holding the most groups (train first on ties), the group whose
 u lies nearest to the empty split's interval. This is deterministic and moves as few groups as possible.
 """
-import csv
+from __future__ import annotations
+
 import hashlib
-import os
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    from .sources import Photo
 
 SPLITS = ("train", "validation", "test")
 
 
 class SplitAssignment(dict):
-    """photo id -> split, as a plain dict; `.groups` keeps each photo's group for writing the split out."""
-
-    def __init__(self, splits=(), groups=None):
-        super().__init__(splits)
-        self.groups = dict(groups or {})
+    """photo id -> split, as a plain dict."""
 
 
-def group_position(group, seed=0):
+def group_position(group: str, seed: int = 0) -> float:
     """The group's place in [0, 1): the first 8 bytes of SHA-256("seed:group"), as a fraction of 2**64."""
     digest = hashlib.sha256(f"{seed}:{group}".encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2.0 ** 64
@@ -47,7 +47,8 @@ def _distance(u, interval):
     return max(low - u, u - high, 0.0)
 
 
-def assign_groups(groups, fractions=(0.8, 0.1, 0.1), seed=0):
+def assign_groups(groups: Iterable[str], fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                  seed: int = 0) -> dict[str, str]:
     """group -> split for a collection of group names (see the module docstring for the rule)."""
     fractions = _check_fractions(fractions)
     edges = (0.0, fractions[0], fractions[0] + fractions[1], 1.0)
@@ -67,48 +68,10 @@ def assign_groups(groups, fractions=(0.8, 0.1, 0.1), seed=0):
     return split_of
 
 
-def assign_splits(photos, fractions=(0.8, 0.1, 0.1), seed=0):
+def assign_splits(photos: Iterable[Photo], fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                  seed: int = 0) -> SplitAssignment:
     """photo id -> "train" | "validation" | "test", all photos of a group together (a SplitAssignment)."""
     photos = list(photos)
     split_of = assign_groups((photo.group for photo in photos), fractions, seed)
-    return SplitAssignment(((photo.id, split_of[photo.group]) for photo in photos),
-                           {photo.id: photo.group for photo in photos})
+    return SplitAssignment((photo.id, split_of[photo.group]) for photo in photos)
 
-
-def write_splits(splits, path, groups=None):
-    """CSV photo_id,group,split sorted by photo id, written atomically (a crash leaves the old file or none).
-
-    Groups come from `groups` (photo id -> group) or else from a SplitAssignment's own `.groups`.
-    """
-    groups = groups if groups is not None else getattr(splits, "groups", {})
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["photo_id", "group", "split"])
-            for photo_id in sorted(splits):
-                if splits[photo_id] not in SPLITS:
-                    raise ValueError(f"{photo_id}: unknown split {splits[photo_id]!r} (expected one of {SPLITS})")
-                writer.writerow([photo_id, groups.get(photo_id, ""), splits[photo_id]])
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def read_splits(path):
-    """The SplitAssignment stored by write_splits; a malformed file is a ValueError naming the line."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header != ["photo_id", "group", "split"]:
-            raise ValueError(f"{path}: not a split file (header {header}, expected photo_id,group,split)")
-        splits, groups = {}, {}
-        for line, row in enumerate(reader, start=2):
-            if len(row) != 3 or row[2] not in SPLITS or not row[0]:
-                raise ValueError(f"{path}:{line}: expected photo_id,group,split with split in {SPLITS}, got {row}")
-            if row[0] in splits:
-                raise ValueError(f"{path}:{line}: photo {row[0]!r} listed twice")
-            splits[row[0]], groups[row[0]] = row[2], row[1]
-    return SplitAssignment(splits, groups)

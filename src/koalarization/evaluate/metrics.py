@@ -6,6 +6,8 @@ float for one photo. Aggregation (means, confidence intervals, paired tests) liv
 
 Colour conversions are scikit-image's (``rgb2lab``, sRGB, D65), as everywhere else in the project.
 """
+from __future__ import annotations
+
 from typing import Callable, NamedTuple, Optional
 
 import numpy as np
@@ -50,7 +52,7 @@ def _ab_error(pred, truth):
     return np.sqrt(np.sum(diff**2, axis=-1))
 
 
-def mse_ab_scaled(pred, truth):
+def mse_ab_scaled(pred: np.ndarray, truth: np.ndarray) -> float:
     """The paper's training loss on one photo: mean over pixels and both channels of (a*b*/127 error)^2.
 
     a*b* come from ``skimage.color.rgb2lab`` of each uint8 image; 0 for identical images.
@@ -60,7 +62,7 @@ def mse_ab_scaled(pred, truth):
     return float(np.mean(diff**2))
 
 
-def psnr_rgb(pred, truth):
+def psnr_rgb(pred: np.ndarray, truth: np.ndarray) -> float:
     """PSNR in dB on the 0..255 RGB values (``skimage.metrics.peak_signal_noise_ratio``, data_range=255).
 
     Capped at ``PSNR_CAP_DB`` (100 dB): identical images give exactly 100 instead of infinity. Only near-identical
@@ -73,7 +75,7 @@ def psnr_rgb(pred, truth):
     return float(min(value, PSNR_CAP_DB))
 
 
-def ssim_rgb(pred, truth):
+def ssim_rgb(pred: np.ndarray, truth: np.ndarray) -> float:
     """Mean SSIM over the three RGB channels (``skimage.metrics.structural_similarity``).
 
     data_range=255, channel_axis=-1, a 7x7 uniform window (scikit-image's default, Wang et al. 2004 constants).
@@ -90,7 +92,7 @@ def ssim_rgb(pred, truth):
     return float(value)
 
 
-def ciede2000_mean(pred, truth):
+def ciede2000_mean(pred: np.ndarray, truth: np.ndarray) -> float:
     """Mean over pixels of the CIEDE2000 colour difference (``skimage.color.deltaE_ciede2000``, kL=kC=kH=1).
 
     Both images go through ``rgb2lab``; 0 for identical images, about 1 is a just-noticeable difference.
@@ -99,7 +101,7 @@ def ciede2000_mean(pred, truth):
     return float(np.mean(deltaE_ciede2000(rgb_to_lab(truth), rgb_to_lab(pred))))
 
 
-def colorfulness(rgb):
+def colorfulness(rgb: np.ndarray) -> float:
     """Hasler & Suesstrunk (2003) colourfulness M^(3) of one image, on its 0..255 (gamma-encoded) values.
 
     rg = R - G, yb = (R + G)/2 - B; M = sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2), with
@@ -114,19 +116,20 @@ def colorfulness(rgb):
     return float(spread + 0.3 * offset)
 
 
-def prediction_colorfulness(pred, truth):
+def prediction_colorfulness(pred: np.ndarray, truth: np.ndarray) -> float:
     """colorfulness(pred); takes the pair so that every entry of ``METRICS`` has the same signature."""
     pred, truth = _check_pair(pred, truth)
     return colorfulness(pred)
 
 
-def colorfulness_gap(pred, truth):
+def colorfulness_gap(pred: np.ndarray, truth: np.ndarray) -> float:
     """ΔCF = colorfulness(pred) - colorfulness(truth): signed, negative when the prediction is duller."""
     pred, truth = _check_pair(pred, truth)
     return colorfulness(pred) - colorfulness(truth)
 
 
-def ab_error_auc(pred, truth, max_threshold=AUC_MAX_THRESHOLD, steps=AUC_STEPS):
+def ab_error_auc(pred: np.ndarray, truth: np.ndarray, max_threshold: float = AUC_MAX_THRESHOLD,
+                 steps: int = AUC_STEPS) -> float:
     """Zhang et al. (2016) AuC: area under the cumulative curve of per-pixel a*b* error, normalized to [0, 1].
 
     The error of a pixel is the Euclidean distance between predicted and true (a*, b*) in Lab units (not scaled).
@@ -142,7 +145,7 @@ def ab_error_auc(pred, truth, max_threshold=AUC_MAX_THRESHOLD, steps=AUC_STEPS):
     return float(np.trapezoid(accuracy, thresholds) / max_threshold)
 
 
-def ab_std_ratio(pred, truth):
+def ab_std_ratio(pred: np.ndarray, truth: np.ndarray) -> float:
     """Spatial variation of color, prediction over truth: sqrt(var(a*) + var(b*)) over the pixels of the prediction,
     divided by the same for the ground truth. Near 0 for a uniform cast (one color over the whole photo), 1 for the
     truth's variety; undefined (NaN) for a colorless truth."""
@@ -175,7 +178,7 @@ METRICS = {
 }
 
 
-def evaluate_pair(pred, truth):
+def evaluate_pair(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """All metrics of one prediction against its ground truth, keyed by the names in ``METRICS``."""
     pred, truth = _check_pair(pred, truth)
     return {name: info.function(pred, truth) for name, info in METRICS.items()}

@@ -3,7 +3,10 @@
 A test split of a few dozen photos gives noisy means, so every mean is reported with a 95% interval, and "is
 model A better than model B?" is answered by a paired test over the same photos, with an effect size.
 """
+from __future__ import annotations
+
 import warnings
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -12,7 +15,8 @@ from scipy import stats
 from koalarization.evaluate.metrics import METRICS
 
 
-def bootstrap_ci(values, statistic=np.mean, n_resamples=2000, confidence=0.95, seed=0):
+def bootstrap_ci(values: np.ndarray, statistic: Callable[[np.ndarray], float] = np.mean, n_resamples: int = 2000,
+                 confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
     """(estimate, low, high): ``statistic`` of the values and its bootstrap interval (scipy.stats.bootstrap, BCa).
 
     NaNs are dropped first. Degenerate cases do not raise: no values gives (nan, nan, nan); one value gives
@@ -49,13 +53,14 @@ def _metric_columns(per_photo, by, metrics):
     return [c for c in per_photo.select_dtypes("number").columns if c not in (by, "photo_id")]
 
 
-def higher_is_better(metric):
+def higher_is_better(metric: str) -> Optional[bool]:
     """The metric's direction from ``METRICS`` (None for a metric with no better direction or an unknown one)."""
     info = METRICS.get(metric)
     return None if info is None else info.higher_is_better
 
 
-def summarize(per_photo, by="model", metrics=None, **bootstrap_kwargs):
+def summarize(per_photo: pd.DataFrame, by: str = "model", metrics: Optional[list[str]] = None,
+              **bootstrap_kwargs: Any) -> pd.DataFrame:
     """One row per model and metric: model, metric, mean, ci_low, ci_high, n, higher_is_better.
 
     ``per_photo`` has one row per (model, photo) with a column per metric; ``metrics`` defaults to the columns
@@ -71,7 +76,7 @@ def summarize(per_photo, by="model", metrics=None, **bootstrap_kwargs):
     return pd.DataFrame(rows, columns=[by, "metric", "mean", "ci_low", "ci_high", "n", "higher_is_better"])
 
 
-def rank_biserial(differences):
+def rank_biserial(differences: np.ndarray) -> float:
     """Matched-pairs rank-biserial correlation (Kerby 2014): (R+ - R-) / (R+ + R-) over the ranks of |d|.
 
     Zero differences are dropped, as in the Wilcoxon test's default. +1: every pair favours the first sample.
@@ -84,7 +89,7 @@ def rank_biserial(differences):
     return float((ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum())
 
 
-def cohens_dz(differences):
+def cohens_dz(differences: np.ndarray) -> float:
     """Cohen's d_z: mean difference over the standard deviation of the differences (ddof=1)."""
     d = np.asarray(differences, dtype=np.float64)
     if d.size < 2:
@@ -107,7 +112,8 @@ def _verdict(model_a, model_b, metric, p_value, direction, better, alpha):
     return f"{first} better than {second} on {metric} (p={p_value:.3g})"
 
 
-def paired_comparison(per_photo, model_a, model_b, metric, *, by="model", alpha=0.05, better=None, seed=0):
+def paired_comparison(per_photo: pd.DataFrame, model_a: str, model_b: str, metric: str, *, by: str = "model",
+                      alpha: float = 0.05, better: Optional[bool] = None, seed: int = 0) -> dict[str, Any]:
     """Compare two models photo by photo on one metric; reported whatever the answer is.
 
     Uses the photos present (with a value) for both models. Returns n, both means, the mean difference a - b with
@@ -149,7 +155,7 @@ def paired_comparison(per_photo, model_a, model_b, metric, *, by="model", alpha=
     }
 
 
-def holm(p_values):
+def holm(p_values: np.ndarray) -> np.ndarray:
     """Holm–Bonferroni adjusted p-values (family-wise error control for several metrics or pairs)."""
     p = np.asarray(p_values, dtype=np.float64)
     order = np.argsort(p)
@@ -161,7 +167,7 @@ def holm(p_values):
     return adjusted
 
 
-def minimum_detectable_difference(differences, alpha=0.05, power=0.8):
+def minimum_detectable_difference(differences: np.ndarray, alpha: float = 0.05, power: float = 0.8) -> float:
     """The smallest true mean difference a paired test over these photos would detect with the given power, from
     the spread of the observed paired differences (normal approximation: (z_{1-alpha/2} + z_power) * sd / sqrt(n))."""
     d = np.asarray(differences, dtype=np.float64)
@@ -186,7 +192,8 @@ def _agreement(row):
             "the mean toward 0")
 
 
-def paired_comparisons(per_photo, pairs, metrics, alpha=0.05, seed=0, by="model"):
+def paired_comparisons(per_photo: pd.DataFrame, pairs: list[tuple[str, str]], metrics: list[str], alpha: float = 0.05,
+                       seed: int = 0, by: str = "model") -> pd.DataFrame:
     """Paired comparisons of every (model_a, model_b) pair on every metric, unadjusted (see `adjust_family`), with
     the minimum detectable difference of each."""
     rows = []
@@ -202,7 +209,7 @@ def paired_comparisons(per_photo, pairs, metrics, alpha=0.05, seed=0, by="model"
     return pd.DataFrame(rows)
 
 
-def adjust_family(frame, alpha=0.05):
+def adjust_family(frame: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     """Treat every row as one family: Holm-adjust the p-values over all of them, let each verdict follow its
     adjusted p, and say, per row, why the bootstrap interval and the test disagree where they do."""
     frame = frame.copy()
@@ -218,6 +225,7 @@ def adjust_family(frame, alpha=0.05):
     return frame
 
 
-def compare_family(per_photo, pairs, metrics, alpha=0.05, seed=0, by="model"):
+def compare_family(per_photo: pd.DataFrame, pairs: list[tuple[str, str]], metrics: list[str], alpha: float = 0.05,
+                   seed: int = 0, by: str = "model") -> pd.DataFrame:
     """`paired_comparisons` adjusted as one family (`adjust_family`)."""
     return adjust_family(paired_comparisons(per_photo, pairs, metrics, alpha, seed, by), alpha)

@@ -3,16 +3,23 @@
 Figures are built with ``matplotlib.figure.Figure`` rather than pyplot, so no global state is touched and no
 backend is needed; ``save_figure`` writes the PNG and PDF for results/.
 """
+from __future__ import annotations
+
 import contextlib
+import io
 import os
-import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional
 
 import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 
+from koalarization.atomic import write_bytes_atomic
 from koalarization.report.tables import metric_header
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Okabe & Ito's colour-blind-safe palette: models keep one colour across figures.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -42,7 +49,7 @@ PANEL_IN = 2.0  # width of one photo panel where color must be judged: 300 px at
 
 
 @contextlib.contextmanager
-def use_style():
+def use_style() -> Iterator[None]:
     """The study's rc settings, for building one figure."""
     with mpl.rc_context(STYLE):
         yield
@@ -54,7 +61,7 @@ MODEL_COLORS = {"gray": "#7F7F7F", "mean_ab": "#56B4E9", "no_fusion": "#E69F00",
                 "truth": "#000000"}
 
 
-def model_colors(models):
+def model_colors(models: Iterable[str]) -> dict[str, str]:
     """A fixed colour per model: the same model has the same colour in every figure."""
     spare = [c for c in PALETTE if c not in MODEL_COLORS.values()] + PALETTE
     colors, k = {}, 0
@@ -71,7 +78,7 @@ def _label(labels, model):
     return (labels or {}).get(model, str(model))
 
 
-def save_figure(fig, path_without_suffix, dpi=DPI):
+def save_figure(fig: Figure, path_without_suffix: str | os.PathLike, dpi: int = DPI) -> list[Path]:
     """Write ``<path>.png`` (150 dpi) and ``<path>.pdf``, each through a temporary file and a rename.
 
     The PDF carries no creation date, so rebuilding a figure from the same data gives the same file.
@@ -80,17 +87,10 @@ def save_figure(fig, path_without_suffix, dpi=DPI):
     base.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt, metadata in (("png", {"Software": None}), ("pdf", {"CreationDate": None})):
-        path = base.with_name(f"{base.name}.{fmt}")
-        fd, tmp = tempfile.mkstemp(dir=base.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            with use_style():
-                fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        paths.append(path)
+        buffer = io.BytesIO()
+        with use_style():
+            fig.savefig(buffer, format=fmt, dpi=dpi, metadata=metadata)
+        paths.append(write_bytes_atomic(base.with_name(f"{base.name}.{fmt}"), buffer.getvalue()))
     return paths
 
 
@@ -116,7 +116,7 @@ def _aspect(image):
     return 1.0 if image is None else np.asarray(image).shape[0] / np.asarray(image).shape[1]
 
 
-def comparison_grid(rows, columns, titles=None):
+def comparison_grid(rows: list[dict[str, Any]], columns: list[str], titles: Optional[list[str]] = None) -> Figure:
     """The paper's comparison grid: one row per photo, one column per image (gray | baselines | ours | truth).
 
     ``rows``: dicts with "photo_id" and one image per name in ``columns``; ``titles`` (optional) head the columns.
@@ -141,7 +141,7 @@ def _shorten(text, width=26):
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def case_triplets(cases, title):
+def case_triplets(cases: list[dict[str, Any]], title: str) -> Figure:
     """Best or worst cases, one row each: gray input | prediction | ground truth, with a caption (e.g. the photo and
     its improvement over the gray input) and the classifier's top-3 classes of the gray photo under the input.
 
@@ -163,7 +163,8 @@ def case_triplets(cases, title):
     return fig
 
 
-def training_curves(history, gray_loss=None, labels=None, logy=False):
+def training_curves(history: pd.DataFrame, gray_loss: Optional[float] = None, labels: Optional[dict[str, str]] = None,
+                    logy: bool = False) -> Figure:
     """Training loss (solid) and validation loss (dashed, where measured) against step, one colour per model; runs
     of one model with several seeds share its colour. `gray_loss`: the validation loss of predicting no color."""
     history = history.copy()
@@ -196,22 +197,34 @@ def training_curves(history, gray_loss=None, labels=None, logy=False):
     return fig
 
 
-def _metric_axes(fig, metrics, ncols=3):
+def _grid_shape(metrics, ncols=3):
+    """(rows, columns) of the grid of one panel per metric, at most `ncols` wide."""
     ncols = max(1, min(ncols, len(metrics)))
-    nrows = int(np.ceil(len(metrics) / ncols))
+    return int(np.ceil(len(metrics) / ncols)), ncols
+
+
+def _metric_axes(fig, metrics, ncols=3):
+    nrows, ncols = _grid_shape(metrics, ncols)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in list(axes.flat)[len(metrics):]:
         ax.set_visible(False)
     return list(axes.flat)[: len(metrics)]
 
 
+def _finish_model_axis(ax, models, labels, metric):
+    """The model names under a metric's panel, its header above, no vertical grid lines."""
+    ax.set_xticks(range(len(models)), [_label(labels, m) for m in models], rotation=30, ha="right")
+    ax.set_title(metric_header(metric))
+    ax.grid(axis="x", visible=False)
+
+
 def _grid_size(metrics, n_models, ncols=3):
-    ncols = max(1, min(ncols, len(metrics)))
-    nrows = int(np.ceil(len(metrics) / ncols))
+    nrows, ncols = _grid_shape(metrics, ncols)
     return (max(2.2, 0.45 * n_models + 0.8) * ncols, 2.4 * nrows)
 
 
-def metric_distributions(per_photo, metrics, by="model", labels=None):
+def metric_distributions(per_photo: pd.DataFrame, metrics: list[str], by: str = "model",
+                         labels: Optional[dict[str, str]] = None) -> Figure:
     """Per metric, a box plot per model with every photo as a jittered dot (jitter is seeded: same data, same figure)."""
     models = list(dict.fromkeys(per_photo[by]))
     colors = model_colors(models)
@@ -226,13 +239,12 @@ def metric_distributions(per_photo, metrics, by="model", labels=None):
             for k, (model, values) in enumerate(zip(models, data)):
                 ax.scatter(k + rng.uniform(-0.18, 0.18, values.size), values, s=6, color=colors[model], alpha=0.7,
                            linewidths=0, zorder=3)
-            ax.set_xticks(range(len(models)), [_label(labels, m) for m in models], rotation=30, ha="right")
-            ax.set_title(metric_header(metric))
-            ax.grid(axis="x", visible=False)
+            _finish_model_axis(ax, models, labels, metric)
     return fig
 
 
-def summary_bars(summary, metrics, by="model", labels=None):
+def summary_bars(summary: pd.DataFrame, metrics: list[str], by: str = "model",
+                 labels: Optional[dict[str, str]] = None) -> Figure:
     """Per metric, the mean of each model as a bar with its 95% bootstrap interval (from ``stats.summarize``)."""
     models = list(dict.fromkeys(summary[by]))
     colors = model_colors(models)
@@ -246,13 +258,12 @@ def summary_bars(summary, metrics, by="model", labels=None):
             ax.bar(range(len(models)), means, color=[colors[m] for m in models], width=0.65)
             ax.errorbar(range(len(models)), means, yerr=[low, high], fmt="none", ecolor="black", capsize=3, lw=0.8)
             ax.axhline(0, color="0.3", lw=0.6)
-            ax.set_xticks(range(len(models)), [_label(labels, m) for m in models], rotation=30, ha="right")
-            ax.set_title(metric_header(metric))
-            ax.grid(axis="x", visible=False)
+            _finish_model_axis(ax, models, labels, metric)
     return fig
 
 
-def photos_with_crops(items, title=None):
+def photos_with_crops(items: list[tuple[str, np.ndarray, list[tuple[int, int, int]]]],
+                      title: Optional[str] = None) -> Figure:
     """Photos with rectangles where the network's training crops lie. ``items``: (name, image, [(y, x, side)])
     with the boxes in the image's own pixels."""
     from matplotlib.patches import Rectangle
@@ -272,7 +283,7 @@ def photos_with_crops(items, title=None):
     return fig
 
 
-def recipe_comparison(recipes):
+def recipe_comparison(recipes: pd.DataFrame) -> Figure:
     """The recipe search: validation CIEDE2000 (against the gray input's) and a*b* variation for each recipe."""
     with use_style():
         fig = Figure(figsize=(7.0, 2.6), layout="constrained")
@@ -294,7 +305,7 @@ def recipe_comparison(recipes):
     return fig
 
 
-def photo_strip(images, title=None):
+def photo_strip(images: list[tuple[str, Optional[np.ndarray]]], title: Optional[str] = None) -> Figure:
     """A row of titled photos, e.g. a historical photo's gray input and its colorization."""
     aspect = max((_aspect(image) for _, image in images), default=1.0)
     with use_style():

@@ -2,7 +2,11 @@
 
 A small Markdown writer of our own, since ``tabulate`` (what ``DataFrame.to_markdown`` needs) may be missing.
 """
+from __future__ import annotations
+
+import os
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -21,7 +25,8 @@ def _cell(value, float_format):
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(df, float_format="{:.4g}", caption=None):
+def to_markdown(df: pd.DataFrame, float_format: str | Callable[[float], str] = "{:.4g}",
+                caption: Optional[str] = None) -> str:
     """A GitHub-flavoured Markdown table of ``df`` (index dropped; numeric columns right-aligned)."""
     header = [_cell(str(c), float_format) for c in df.columns]
     align = ["---:" if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) else "---"
@@ -33,7 +38,9 @@ def to_markdown(df, float_format="{:.4g}", caption=None):
     return f"{caption}\n\n{text}" if caption else text
 
 
-def write_table(df, path_without_suffix, float_format="{:.4g}", caption=None):
+def write_table(df: pd.DataFrame, path_without_suffix: str | os.PathLike,
+                float_format: str | Callable[[float], str] = "{:.4g}",
+                caption: Optional[str] = None) -> tuple[Path, Path]:
     """Write ``df`` as ``<path>.csv`` (full precision, reads back identical) and ``<path>.md`` (rounded).
 
     A named or non-default index becomes ordinary columns. ``float_format`` (a format string or a callable)
@@ -48,7 +55,7 @@ def write_table(df, path_without_suffix, float_format="{:.4g}", caption=None):
     return csv_path, md_path
 
 
-def metric_header(metric):
+def metric_header(metric: str) -> str:
     """Column header of a metric: its label, unit and direction, e.g. 'PSNR (dB) ↑'."""
     info = METRICS.get(metric)
     if info is None:
@@ -58,7 +65,8 @@ def metric_header(metric):
     return f"{info.label or metric}{unit}{' ' + arrow if arrow else ''}"
 
 
-def format_summary(summary_df, by="model", float_format="{:.4g}"):
+def format_summary(summary_df: pd.DataFrame, by: str = "model",
+                   float_format: str | Callable[[float], str] = "{:.4g}") -> pd.DataFrame:
     """``stats.summarize`` output -> one row per model, one "mean [low, high]" column per metric, plus n.
 
     Metrics follow the order of ``METRICS`` (others after, as they come); headers carry arrows (↑ higher is
@@ -88,7 +96,7 @@ def format_summary(summary_df, by="model", float_format="{:.4g}"):
     return pd.DataFrame(rows)
 
 
-def metric_definitions(metrics=None):
+def metric_definitions(metrics: Optional[list[str]] = None) -> pd.DataFrame:
     """The definition of each metric, to print beside every table that reports it."""
     names = list(METRICS) if metrics is None else list(metrics)
     return pd.DataFrame([{"metric": name, "header": metric_header(name), "definition": METRICS[name].definition,
