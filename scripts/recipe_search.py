@@ -37,6 +37,7 @@ RECIPES = [  # (train_scale, train_crop, batch)
     (128, 96, 16),
     (128, 128, 16),
     (96, 96, 32),
+    (128, 128, 8),
 ]
 OUT = "results/recipe_search"
 WORK = "work/recipe_search"
@@ -47,10 +48,16 @@ def main() -> int:
     profile = load_profile("demo")
     rows, curves = [], []
     os.makedirs(OUT, exist_ok=True)
+    if os.path.exists(f"{OUT}/recipes.csv"):  # resume: recipes already measured are kept, not retrained
+        rows = pd.read_csv(f"{OUT}/recipes.csv").to_dict("records")
+        curves = [pd.read_csv(f"{OUT}/curves.csv")]
     first_data = None
     for scale, crop, batch in RECIPES:
         steps = round(BUDGET_PIXELS / (batch * crop * crop))
         name = f"scale{scale}-crop{crop}-batch{batch}"
+        if any(row["recipe"] == name for row in rows):
+            first_data = first_data or f"{WORK}/data-{scale}-{crop}"
+            continue
         data_settings = profile.data.model_copy(update={"train_scale": scale, "train_crop": crop,
                                                         "backbones": ["efficientnet_lite0"]})
         data_dir = f"{WORK}/data-{scale}-{crop}"

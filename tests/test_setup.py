@@ -1,5 +1,4 @@
 """Set-up that waits its turn: the Debian install waits for another package manager's dpkg lock, saying so."""
-import fcntl
 import os
 import subprocess
 import sys

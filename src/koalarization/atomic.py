@@ -11,6 +11,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def _default_mode() -> int:
+    """The mode a plain open() would give a new file: 0666 less the process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, mode: Optional[int] = None) -> Path:
     """Write `data` so that readers, and a crash, see the old file or the new one, never half of one."""
     path = Path(path)
@@ -21,8 +28,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, mode: Optional[int]
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode if mode is not None else _default_mode())  # mkstemp's 0600 is for secrets only
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -18,7 +18,7 @@ from PIL import Image
 from skimage import color as skcolor
 
 from . import backbones, checkpoint
-from .color import AB_SCALE, L_SCALE
+from .color import scale_l, unscale_ab
 from .images import PhotoError, is_photo_path, read_photo, save_image_atomic
 
 log = logging.getLogger(__name__)
@@ -87,13 +87,13 @@ class Colorizer:
                    l_full: Optional[np.ndarray] = None) -> np.ndarray:
         """L at working resolution (h, w) -> a*b* (h, w, 2). Without a cached embedding, the classifier's is
         computed from the photo's full-resolution L (`l_full`, else l_small)."""
-        inputs = {"l": (l_small / L_SCALE - 1.0)[None, ..., None].astype(np.float32)}
+        inputs = {"l": scale_l(l_small)[None, ..., None].astype(np.float32)}
         if self.fusion:
             if embedding is None:
                 embedding = self.embed(l_full if l_full is not None else l_small)
             inputs["embedding"] = np.asarray(embedding, np.float32)[None]
         ab = self.model(inputs if self.fusion else inputs["l"], training=False)
-        return np.asarray(ab)[0] * AB_SCALE
+        return unscale_ab(np.asarray(ab)[0])
 
     def embed(self, lightness_plane: np.ndarray) -> np.ndarray:
         """The classifier's embedding of a photo's colorless version, from its L at (up to) the resolution the

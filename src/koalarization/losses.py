@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .color import AB_SCALE
+from .color import unscale_ab
 
 BIN = 10.0  # a*b* bin width, as Zhang et al.
 EDGE = 130.0  # bins cover a*, b* in [-130, 130)
@@ -68,7 +68,7 @@ class RebalancedMSE(keras.losses.Loss):
             raise ValueError(f"expected {BINS * BINS} bin weights, got {len(self.weights)}")
 
     def call(self, y_true, y_pred):
-        ab = ops.cast(y_true, "float32") * AB_SCALE
+        ab = unscale_ab(ops.cast(y_true, "float32"))
         index = ops.cast(ops.clip(ops.floor((ab + EDGE) / BIN), 0, BINS - 1), "int32")
         flat = index[..., 0] * BINS + index[..., 1]
         weight = ops.take(ops.convert_to_tensor(self.weights, "float32"), flat)

@@ -200,9 +200,15 @@ def _machine_paths(project_dir: str) -> list[tuple[str, str]]:
     return sorted(((p, r) for p, r in pairs if p and p != "/"), key=lambda pair: -len(pair[0]))
 
 
+# Lines TensorFlow's C++ logging writes to stderr at import whatever TF_CPP_MIN_LOG_LEVEL says: noise, not results.
+NOISE = ("All log messages before absl::InitializeLog() is called", "oneDNN custom operations are on",
+         "Kernel is running over TCP without encryption")
+
+
 def sanitize_notebook(path: Path, project_dir: str, staging: str, final: str) -> None:
     """Machine paths out of an executed notebook's sources and text outputs (images untouched): the checkout
-    becomes '.', the Python environment and home placeholders, the staging folder its final name."""
+    becomes '.', the Python environment and home placeholders, the staging folder its final name. TensorFlow's
+    import-time log lines (`NOISE`) are dropped from stderr outputs; nothing else is."""
     import nbformat
 
     pairs = _machine_paths(project_dir) + [(staging, final)]
@@ -219,6 +225,13 @@ def sanitize_notebook(path: Path, project_dir: str, staging: str, final: str) ->
     notebook = nbformat.read(str(path), as_version=4)
     for cell in notebook.cells:
         cell.source = clean(cell.source)
+        for output in cell.get("outputs", []):
+            if output.get("name") == "stderr":
+                text = output["text"] if isinstance(output["text"], str) else "".join(output["text"])
+                output["text"] = "".join(line for line in text.splitlines(keepends=True)
+                                         if not any(noise in line for noise in NOISE))
+        if cell.cell_type == "code":
+            cell["outputs"] = [o for o in cell.outputs if o.get("name") != "stderr" or o["text"]]
         for output in cell.get("outputs", []):
             if "text" in output:
                 output["text"] = clean(output["text"])
@@ -275,6 +288,7 @@ def run_study(profile_name: str, project_dir: str = ".", force: bool = False, on
     from . import __version__
 
     project_dir = os.path.abspath(project_dir)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     profile = load_profile(profile_name, overrides)
     name = profile.profile
     final = Layout.for_profile(name)

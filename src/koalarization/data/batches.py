@@ -24,7 +24,7 @@ from typing import Iterator, Optional
 import numpy as np
 from PIL import Image
 
-from ..color import AB_SCALE, L_SCALE, ops_uint8_to_lab
+from ..color import ops_uint8_to_lab, scale_ab, scale_l
 from ..images import scaled_size
 from . import records
 from .prepare import load_manifest
@@ -108,8 +108,7 @@ def _model_io_function(fusion: bool):
 
     def model_io(crops, embeddings):
         lab = ops_uint8_to_lab(crops)
-        l_input = lab[..., :1] / L_SCALE - 1.0
-        target = lab[..., 1:] / AB_SCALE
+        l_input, target = scale_l(lab[..., :1]), scale_ab(lab[..., 1:])
         return ({"l": l_input, "embedding": ops.cast(embeddings, "float32")} if fusion else l_input), target
 
     if keras.backend.backend() == "jax":

@@ -7,7 +7,7 @@ with parallel map. `batches.py` computes the same batches without TensorFlow for
 """
 import tensorflow as tf
 
-from ..color import AB_SCALE, L_SCALE, ops_rgb_to_lab
+from ..color import ops_rgb_to_lab, scale_ab, scale_l
 from .batches import shard_files
 from .prepare import load_manifest
 
@@ -38,8 +38,7 @@ def _resize_to_scale(image, scale):
 def to_model_io(rgb, embedding):
     """float RGB [0, 1] -> ({"l": L/50 - 1, "embedding": e}, ab/127)."""
     lab = ops_rgb_to_lab(rgb)
-    inputs = {"l": lab[..., :1] / L_SCALE - 1.0, "embedding": embedding}
-    return inputs, lab[..., 1:] / AB_SCALE
+    return {"l": scale_l(lab[..., :1]), "embedding": embedding}, scale_ab(lab[..., 1:])
 
 
 def make_dataset(data_dir, split, batch_size, scale, size, training=True, seed=0, fusion=True, repeat=None,

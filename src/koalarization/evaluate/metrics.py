@@ -14,7 +14,7 @@ import numpy as np
 from skimage.color import deltaE_ciede2000
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from koalarization.color import AB_SCALE, rgb_to_lab
+from koalarization.color import rgb_to_lab, scale_ab
 
 PSNR_CAP_DB = 100.0  # identical images have an infinite PSNR; a cap keeps means and intervals finite
 SSIM_WIN_SIZE = 7  # scikit-image's default: a 7x7 uniform window
@@ -58,7 +58,7 @@ def mse_ab_scaled(pred: np.ndarray, truth: np.ndarray) -> float:
     a*b* come from ``skimage.color.rgb2lab`` of each uint8 image; 0 for identical images.
     """
     pred, truth = _check_pair(pred, truth)
-    diff = (rgb_to_lab(pred)[..., 1:] - rgb_to_lab(truth)[..., 1:]) / AB_SCALE
+    diff = scale_ab(rgb_to_lab(pred)[..., 1:] - rgb_to_lab(truth)[..., 1:])
     return float(np.mean(diff**2))
 
 

@@ -39,7 +39,11 @@ NO_RESPONSES = "No responses yet: the tables below show the published reference 
 
 
 def default_reference_path() -> Path:
-    """user_study/reference_2017.csv of this repository (looked up from the package, then from the working folder)."""
+    """The published figures: the package's copy (resources/reference_2017.csv, a link to the repository's
+    user_study/reference_2017.csv that a wheel carries as a file), else user_study/ above the package or here."""
+    packaged = Path(__file__).resolve().parent.parent / "resources" / "reference_2017.csv"
+    if packaged.is_file():
+        return packaged
     starts = [Path(__file__).resolve(), Path.cwd().resolve()]
     for start in starts:
         for folder in [start, *start.parents]:
