@@ -215,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("koalarization").setLevel(logging.INFO)  # the package says what it does; libraries only warn
     logging.getLogger("absl").setLevel(logging.ERROR)
     try:
         return int(args.func(args) or 0)

@@ -253,6 +253,7 @@ def to_html(ipynb_path: Path, html_path: Path) -> None:
     import nbconvert
     import nbformat
 
+    logging.getLogger("traitlets").setLevel(logging.ERROR)  # "alternative text is missing": figures are captioned
     body, _ = nbconvert.HTMLExporter().from_notebook_node(nbformat.read(str(ipynb_path), as_version=4))
     write_text_atomic(html_path, body)
 
