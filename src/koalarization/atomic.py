@@ -1,4 +1,5 @@
-"""Atomic file writes: write beside the target, then rename. A crash never leaves half a file behind."""
+"""Files the study writes and checks: atomic writes (write beside the target, then rename, so a crash never leaves
+half a file behind) and checksums of large files."""
 from __future__ import annotations
 
 import json
@@ -89,3 +90,14 @@ def _fsync_directory(path):
         pass
     finally:
         os.close(fd)
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB blocks (weights files are hundreds of MB)."""
+    import hashlib
+
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -98,13 +98,9 @@ IRV2_IMAGENET_MD5 = "e693bd0210a403b3192acc6073ad2e96"
 def irv2_weights_are_imagenet(path: str | os.PathLike) -> bool:
     """Whether a local Inception-ResNet-v2 weights file is Keras's ImageNet-trained one (by its MD5): results from
     any other file (random weights in CI, a fine-tuned network) must not be read as the paper's classifier."""
-    import hashlib
+    from .atomic import file_digest
 
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest() == IRV2_IMAGENET_MD5
+    return file_digest(path, "md5") == IRV2_IMAGENET_MD5
 
 
 IRV2_HELP = (

@@ -25,7 +25,7 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .atomic import replace_directory, write_json_atomic, write_text_atomic
+from .atomic import file_digest, replace_directory, write_json_atomic, write_text_atomic
 from .config import Profile, load_profile
 from .errors import KoalaError
 from .layout import STAGES, Layout
@@ -143,14 +143,6 @@ def versions() -> dict[str, str]:
     return found
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def weight_files(backbones: list[str]) -> list[dict[str, Any]]:
     """The classifier weights a run used: package, version, file name and SHA-256 of each file."""
     from .backbones import _LITE_WEIGHTS, WeightsUnavailableError, _lite_weights_path, irv2_weights_are_imagenet
@@ -163,14 +155,14 @@ def weight_files(backbones: list[str]) -> list[dict[str, Any]]:
             try:
                 path = _lite_weights_path(name)
                 entry.update(package=package, version=metadata.version(package), file=os.path.basename(path),
-                             sha256=_sha256(path))
+                             sha256=file_digest(path))
             except (WeightsUnavailableError, metadata.PackageNotFoundError, OSError) as error:
                 entry.update(package=package, error=str(error))
         else:
             path = os.environ.get("KOALA_IRV2_WEIGHTS")
             if path and os.path.exists(path):
                 official = irv2_weights_are_imagenet(path)
-                entry.update(source="KOALA_IRV2_WEIGHTS", file=os.path.basename(path), sha256=_sha256(path),
+                entry.update(source="KOALA_IRV2_WEIGHTS", file=os.path.basename(path), sha256=file_digest(path),
                              imagenet=official, label=("Keras's ImageNet weights (MD5 matches)" if official else
                                                        "NOT Keras's ImageNet weights (MD5 differs): an untrained or "
                                                        "other network"))

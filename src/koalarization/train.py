@@ -18,13 +18,16 @@ import contextlib
 import logging
 import os
 import time
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
 from . import checkpoint
 from .config import TrainingSettings
 from .errors import KoalaError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +290,7 @@ def _StepColumn():
     return _Callback()
 
 
-def read_log(run_dir: str):
+def read_log(run_dir: str) -> "pd.DataFrame":
     import pandas as pd
 
     return pd.read_csv(os.path.join(run_dir, "log.csv"))

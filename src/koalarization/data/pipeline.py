@@ -5,6 +5,8 @@ cached crops with its own embedding, or a random crop with the whole photo's), r
 scalings. Randomness is stateless and keyed by (seed, example counter), so a seeded pipeline is deterministic even
 with parallel map. `batches.py` computes the same batches without TensorFlow for the other Keras backends.
 """
+from __future__ import annotations
+
 import tensorflow as tf
 
 from ..color import ops_rgb_to_lab, scale_ab, scale_l
@@ -35,14 +37,15 @@ def _resize_to_scale(image, scale):
     return tf.image.resize(image, size, antialias=True)
 
 
-def to_model_io(rgb, embedding):
+def to_model_io(rgb: tf.Tensor, embedding: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
     """float RGB [0, 1] -> ({"l": L/50 - 1, "embedding": e}, ab/127)."""
     lab = ops_rgb_to_lab(rgb)
     return {"l": scale_l(lab[..., :1]), "embedding": embedding}, scale_ab(lab[..., 1:])
 
 
-def make_dataset(data_dir, split, batch_size, scale, size, training=True, seed=0, fusion=True, repeat=None,
-                 shuffle_buffer=1024, start_epoch=0):
+def make_dataset(data_dir: str, split: str, batch_size: int, scale: int, size: int, training: bool = True,
+                 seed: int = 0, fusion: bool = True, repeat: bool | None = None, shuffle_buffer: int = 1024,
+                 start_epoch: int = 0) -> tf.data.Dataset:
     """Batches for training (cached or random crops, flips, shuffled, repeated) or evaluation (center crops, in
     order). `start_epoch` re-keys the randomness after a resume so a resumed run does not replay the same batches.
     """

@@ -31,11 +31,11 @@ def describe(row: dict[str, Any], labels: dict[str, str], unit: str = "") -> str
     better = row["higher_is_better"]
     if significant and better is not None:
         a_wins = (row["mean_diff"] > 0) == bool(better)
-        verdict = f'<span class="ok">{html.escape(a if a_wins else b)} is better</span>'
+        verdict = f'<span class="sig">{html.escape(a if a_wins else b)} is better</span>'
     elif significant:
-        verdict = "the difference is significant"
+        verdict = '<span class="sig">the difference is significant</span>'
     else:
-        verdict = '<span class="no">not significant</span>'
+        verdict = '<span class="ns">not significant</span>'
     text = (f"{html.escape(a)} − {html.escape(b)}: {html.escape(row['label'])} {_fmt(row['mean_diff'])}{unit} "
             f"[{_fmt(row['diff_ci_low'])}, {_fmt(row['diff_ci_high'])}], n = {row['n']} photos, Holm p = "
             f"{_p(row['p_holm'])}: {verdict}")
@@ -71,9 +71,11 @@ def findings(evaluation: dict[str, Any], labels: dict[str, str], user_study: Opt
         if ciede and psnr:
             out.append(f"<b>Against the gray input, on {where}:</b> {describe(ciede, labels)}; "
                        f"{describe(psnr, labels, ' dB')}.")
-    fusion = find(rows, main, "no_fusion", "ciede2000")
+    fusion = find(rows, main, "no_fusion", "ciede2000", "unseen") or find(rows, main, "no_fusion", "ciede2000")
     if fusion:
-        out.append(f"<b>Does the classifier's embedding help?</b> {describe(fusion, labels)}. "
+        where = ("every unseen photo (test split and held-out source)" if fusion.get("split") == "unseen"
+                 else "the test split")
+        out.append(f"<b>Does the classifier's embedding help?</b> On {where}: {describe(fusion, labels)}. "
                    f"{html.escape(fusion_meaning(fusion))}")
     means = evaluation.get("means", {}).get("test", {})
     if main in means and "ab_std_ratio" in means[main]:

@@ -32,11 +32,15 @@ def _read(path: Path) -> Optional[dict[str, Any]]:
         return None
 
 
-def _table_html(path: Path, rows: Optional[int] = None) -> str:
-    frame = pd.read_csv(path, keep_default_na=False)
+# Columns of long prose that make a table unreadable on the page; the CSV keeps them.
+PAGE_DROPS = {"comparisons": ["interval_vs_test", "p_value", "rank_biserial", "mean_a", "mean_b"]}
+
+
+def _table_html(path: Path, rows: Optional[int] = None, drop: tuple = ()) -> str:
+    frame = pd.read_csv(path, keep_default_na=False).drop(columns=list(drop), errors="ignore")
     if rows is not None and len(frame) > rows:
         frame = frame.head(rows)
-    return frame.to_html(index=False, escape=True, border=0, float_format=lambda v: f"{v:.4g}")
+    return frame.to_html(index=False, escape=True, border=0, float_format=lambda v: f"{v:.3g}")
 
 
 def run_facts(manifest: dict[str, Any], records: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
@@ -130,7 +134,7 @@ def write_report(results_dir: str | Path) -> Path:
                 "pdf": (results_dir / "figures" / f"{e.name}.pdf").exists()}
                for e in catalog.FIGURES if (results_dir / "figures" / f"{e.name}.png").exists()]
     tables = [{"name": t.name, "title": t.title, "caption": t.caption,
-               "html": _table_html(results_dir / "tables" / f"{t.name}.csv", rows=60)}
+               "html": _table_html(results_dir / "tables" / f"{t.name}.csv", rows=60, drop=PAGE_DROPS.get(t.name, ()))}
               for t in catalog.TABLES if t.name != "headline" and (results_dir / "tables" / f"{t.name}.csv").exists()]
     headline_path = results_dir / "tables" / "headline.csv"
     environment = Environment(loader=PackageLoader("koalarization.report", "templates"),
