@@ -4,7 +4,7 @@ Notebooks and modules ask a `Layout`; none formats a path itself. Paths are rela
 (the notebooks run there), so nothing machine-specific ends up in `results/`.
 
     work/<profile>/                      intermediate, never committed
-        data/<backbone>/                 prepared shards with that classifier's cached embeddings (stage 1)
+        data/<backbone>-<hash>/          prepared shards with that classifier's cached embeddings (stage 1)
         runs/<model>-s<seed>-<hash>/     checkpoints and logs of one training run (stage 2)
         runs.json                        which run folder holds each model and seed (stage 2 -> 3, 4)
         eval/<split>/                    per-photo metrics, classes and the colorized images (stage 3 -> 4, 5)
@@ -47,8 +47,13 @@ class Layout:
         return cls(profile, Path(work_dir or f"work/{profile}"), Path(results_dir or f"results/{profile}"))
 
     # ---- stage 1: data
-    def data_dir(self, backbone: str) -> Path:
-        return self.work_dir / "data" / backbone
+    def data_dir(self, backbone: str, data: Any) -> Path:
+        """A prepared dataset, named by its classifier and a hash of the data settings (a `DataSettings` or its
+        dict, the list of backbones aside): changed settings prepare a new dataset beside the old one."""
+        settings = data.model_dump(mode="json") if hasattr(data, "model_dump") else dict(data)
+        settings.pop("backbones", None)
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        return self.work_dir / "data" / f"{backbone}-{digest}"
 
     # ---- stage 2: training runs
     @property

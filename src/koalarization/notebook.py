@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
+from pathlib import Path
 from typing import Any, Optional
 
 from .config import Profile, load_profile
@@ -63,6 +64,10 @@ class Study:
         shell = _ipython()
         if shell is not None:  # matplotlib Figure objects then display as PNG images in the notebook
             shell.run_line_magic("matplotlib", "inline")
+
+    def data_dir(self, backbone: str) -> Path:
+        """The prepared dataset of this profile's data settings for one classifier."""
+        return self.paths.data_dir(backbone, self.profile.data)
 
     def figure(self, fig, name: str, show: bool = True) -> None:
         """Save a figure (PNG + PDF) under its catalog name, and show it."""

@@ -101,7 +101,7 @@ def stage_hashes(profile: Profile, notebooks_dir: Path, package_root: Optional[P
 def stage_outputs_exist(stage: str, profile: Profile, layout: Layout) -> bool:
     """Whether the work a reused stage left behind is still there (a fresh clone has results but no work/)."""
     if stage == "01_prepare_data":
-        return all((layout.data_dir(b) / "manifest.json").exists() for b in profile.data.backbones)
+        return all((layout.data_dir(b, profile.data) / "manifest.json").exists() for b in profile.data.backbones)
     if stage == "02_train":
         return layout.runs_index.exists()
     if stage in ("03_evaluate", "04_figures"):
