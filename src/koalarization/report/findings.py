@@ -16,7 +16,8 @@ def _fmt(value: float, digits: int = 2) -> str:
 
 
 def _p(value: float) -> str:
-    return f"{value:.2g}" if value >= 0.001 else "< 0.001"
+    """'p = 0.031' or 'p < 0.001'."""
+    return f"= {value:.2g}" if value >= 0.001 else "< 0.001"
 
 
 def find(comparisons: list[dict[str, Any]], a: str, b: str, metric: str, split: str = "test") -> Optional[dict]:
@@ -37,7 +38,7 @@ def describe(row: dict[str, Any], labels: dict[str, str], unit: str = "") -> str
     else:
         verdict = '<span class="ns">not significant</span>'
     text = (f"{html.escape(a)} − {html.escape(b)}: {html.escape(row['label'])} {_fmt(row['mean_diff'])}{unit} "
-            f"[{_fmt(row['diff_ci_low'])}, {_fmt(row['diff_ci_high'])}], n = {row['n']} photos, Holm p = "
+            f"[{_fmt(row['diff_ci_low'])}, {_fmt(row['diff_ci_high'])}], n = {row['n']} photos, Holm p "
             f"{_p(row['p_holm'])}: {verdict}")
     if row.get("interval_vs_test"):
         text += f" ({html.escape(row['interval_vs_test'])})"
