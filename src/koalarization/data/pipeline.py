@@ -7,11 +7,17 @@ with parallel map. `batches.py` computes the same batches without TensorFlow for
 """
 from __future__ import annotations
 
+import os
+
 import tensorflow as tf
 
 from ..color import ops_rgb_to_lab, scale_ab, scale_l
 from .batches import shard_files
 from .prepare import load_manifest
+
+
+DECODED_CACHE_BYTES = 1 << 30  # keep a training split decoded in memory up to about this size
+FEW_CORES = 4  # at most this many cores: a fixed, single input thread (see make_dataset)
 
 
 def _spec(crops):
@@ -53,21 +59,36 @@ def make_dataset(data_dir: str, split: str, batch_size: int, scale: int, size: i
     crops = _crops_in(data_dir, split)
     spec = _spec(crops)
     files = shard_files(data_dir, split)
-    ds = tf.data.TFRecordDataset(files, num_parallel_reads=min(4, len(files)))
-    ds = ds.map(lambda record: tf.io.parse_single_example(record, spec), num_parallel_calls=tf.data.AUTOTUNE)
-    if training:
-        ds = ds.cache()  # prepared JPEG bytes are small; decoding and augmentation still run every step
-        ds = ds.shuffle(shuffle_buffer, seed=seed + 7919 * start_epoch, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
+    # Small datasets keep their photos decoded and resized in memory, so that a training step's input work is only
+    # a crop, a flip and L*a*b*: on a 2-core machine, decoding beside the network's threads slows both.
+    count = load_manifest(data_dir)["counts"].get(split, 0)
+    keep_decoded = training and count * scale * scale * 2 * 3 <= DECODED_CACHE_BYTES
 
-    def load(index, example):
+    def decode(example):
         rgb = tf.image.convert_image_dtype(tf.io.decode_jpeg(example["jpeg"], channels=3), tf.float32)
         rgb = _resize_to_scale(rgb, scale)
         shape = tf.shape(rgb)
         grow = tf.maximum(1.0, tf.cast(size, tf.float32) / tf.cast(tf.reduce_min(shape[:2]), tf.float32))
         rgb = tf.cond(grow > 1.0, lambda: tf.image.resize(rgb, tf.cast(tf.math.ceil(
             tf.cast(shape[:2], tf.float32) * grow), tf.int32)), lambda: rgb)
+        decoded = {k: v for k, v in example.items() if k != "jpeg"}
+        decoded["rgb"] = tf.image.convert_image_dtype(tf.clip_by_value(rgb, 0.0, 1.0), tf.uint8, saturate=True)
+        return decoded
+
+    ds = tf.data.TFRecordDataset(files, num_parallel_reads=min(4, len(files)))
+    ds = ds.map(lambda record: tf.io.parse_single_example(record, spec), num_parallel_calls=tf.data.AUTOTUNE)
+    if keep_decoded:
+        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    if training:
+        ds = ds.cache()  # decoded photos (small datasets) or their JPEG bytes; augmentation still runs every step
+        ds = ds.shuffle(shuffle_buffer, seed=seed + 7919 * start_epoch, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+
+    def load(index, example):
+        if not keep_decoded:
+            example = decode(example)
+        rgb = tf.image.convert_image_dtype(example["rgb"], tf.float32)
         shape = tf.shape(rgb)
         key = tf.stack([tf.cast(seed, tf.int64) + 1_000_003 * start_epoch, index])
         embedding = tf.cast(tf.io.decode_raw(example["embedding"], tf.float16), tf.float32)
@@ -85,11 +106,17 @@ def make_dataset(data_dir: str, split: str, batch_size: int, scale: int, size: i
             rgb = tf.image.resize_with_crop_or_pad(rgb, size, size)
         if training:
             rgb = tf.image.stateless_random_flip_left_right(rgb, seed=key + 1)
-        inputs, target = to_model_io(tf.clip_by_value(rgb, 0.0, 1.0), embedding)
+        inputs, target = to_model_io(rgb, embedding)
         return (inputs if fusion else inputs["l"]), target
 
     ds = ds.enumerate().map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=training)
     options = tf.data.Options()
     options.deterministic = True
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    if (os.cpu_count() or 1) <= FEW_CORES:
+        # On a few cores tf.data's autotuning keeps trying more threads, which then take cores from the network's
+        # own: training ran at half speed in windows of tens of steps (measured on 2 cores). One fixed thread for
+        # the input keeps up (a small share of a core at these rates).
+        options.autotune.enabled = False
+        options.threading.private_threadpool_size = 1
+    return ds.with_options(options).prefetch(2 if (os.cpu_count() or 1) <= FEW_CORES else tf.data.AUTOTUNE)
