@@ -110,3 +110,43 @@ def test_evaluate_pair_reports_every_metric(photo):
     assert scores["auc_ab"] < 1 and scores["psnr"] < PSNR_CAP_DB
     for info in METRICS.values():
         assert info.definition and info.label and info.higher_is_better in (True, False, None)
+
+
+def test_error_by_chroma_splits_the_mean_by_the_true_colour():
+    """Half the truth neutral, half a* +10: gray is exact on the neutral half and wrong on the other; the bands add up
+    to the photo's mean ΔE00, and the pooled table reads the same numbers back."""
+    import pandas as pd
+
+    from koalarization.evaluate.metrics import ciede2000_by_chroma
+    from koalarization.evaluate.run import error_by_chroma
+
+    truth = np.concatenate([GRAY[:8], A_SHIFTED[8:]])
+    bands = {row["band"]: row for row in ciede2000_by_chroma(GRAY, truth)}
+    assert bands["0–5"]["pixels"] == 128 and bands["0–5"]["ciede2000_sum"] == pytest.approx(0, abs=1e-6)
+    assert bands["10–20"]["pixels"] == 128 and bands["10–20"]["ciede2000_sum"] / 128 > 5
+    assert sum(b["pixels"] for b in bands.values()) == 256
+    assert sum(b["ciede2000_sum"] for b in bands.values()) / 256 == pytest.approx(ciede2000_mean(GRAY, truth))
+
+    rows = [{"model": "gray", "seed": -1, "photo_id": "p", **b} for b in ciede2000_by_chroma(GRAY, truth)]
+    rows += [{"model": "cast", "seed": s, "photo_id": "p", **b} for s in (0, 1)
+             for b in ciede2000_by_chroma(A_SHIFTED, truth)]
+    table = error_by_chroma(pd.DataFrame(rows), order=["gray", "cast"]).set_index("true chroma")
+    assert table.loc["0–5", "share of pixels"] == 0.5 and table.loc["0–5", "gray"] == pytest.approx(0, abs=1e-6)
+    assert table.loc["0–5", "cast"] == pytest.approx(table.loc["10–20", "gray"], rel=0.05)
+    assert table.loc["10–20", "cast"] == pytest.approx(0, abs=0.2)
+    assert table.loc["all pixels", "gray"] == pytest.approx(ciede2000_mean(GRAY, truth))
+
+
+def test_the_error_split_finding_names_the_trade():
+    from koalarization.report.findings import error_split
+
+    table = [{"true chroma": "0–5", "share of pixels": 0.2, "gray": 2.6, "main": 8.3},
+             {"true chroma": "5–10", "share of pixels": 0.2, "gray": 7.0, "main": 9.4},
+             {"true chroma": "20–40", "share of pixels": 0.3, "gray": 18.2, "main": 13.6},
+             {"true chroma": "chroma ≥ 40", "share of pixels": 0.1, "gray": 24.3, "main": 18.7},
+             {"true chroma": "all pixels", "share of pixels": 1.0, "gray": 12.5, "main": 12.1}]
+    text = error_split(table, "main")
+    assert "20% of pixels) the main model's ΔE00 is 8.3 against 2.6" in text
+    assert "40% of pixels) 14.9 against 19.7" in text and "a cast over neutral regions" in text
+    table[0]["main"] = 2.0
+    assert "cast" not in error_split(table, "main") and error_split(table, "absent") == ""

@@ -48,6 +48,7 @@ def test_manifest_says_how_the_results_were_made(results):
     photos = manifest["photos"]
     assert len(photos) == 8 and all(re.fullmatch(r"[0-9a-f]{64}", p["sha256"]) for p in photos)
     assert {p["source"] for p in photos} == {"samples"}
+    assert manifest["pruned"] == [], "a file this run wrote was taken for a leftover"
 
 
 def test_every_notebook_shows_every_figure_it_saves(results):
@@ -140,9 +141,14 @@ def test_survey_images_and_screenshots(results):
     assert record["has_responses"] is False and record["survey_images"] == 3
 
 
-def test_unchanged_stages_are_reused(project):
+def test_unchanged_stages_are_reused_and_leftovers_removed(project):
+    tables = project / "results" / "ci" / "tables"
+    (tables / "from_an_old_notebook.csv").write_text("a\n1\n")
+    kept = sorted(path.name for path in tables.iterdir() if path.name != "from_an_old_notebook.csv")
     manifest = run_study("ci", str(project), echo=lambda *a: None)
     assert all(stage.get("reused") for stage in manifest["stages"].values())
+    assert manifest["pruned"] == ["tables/from_an_old_notebook.csv"]
+    assert sorted(path.name for path in tables.iterdir()) == kept and "user_study_overall.csv" in kept
 
 
 def test_what_reruns_when_something_changes(tmp_path):

@@ -85,6 +85,9 @@ class Layout:
     def per_photo_csv(self, split: str = "test") -> Path:
         return self.eval_dir(split) / "per_photo.csv"
 
+    def by_chroma_csv(self, split: str = "test") -> Path:
+        return self.eval_dir(split) / "by_chroma.csv"
+
     def classes_csv(self, split: str = "test") -> Path:
         return self.eval_dir(split) / "classes.csv"
 

@@ -53,7 +53,7 @@ class Study:
         self.paths = Layout.for_profile(self.profile.profile, results_dir, work_dir)
         for folder in (self.paths.tables_dir, self.paths.figures_dir, self.paths.work_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self.published: dict[str, list[str]] = {"figures": [], "tables": []}
+        self.published: dict[str, list[str]] = {"figures": [], "tables": [], "files": []}
         quiet_known_warnings()
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(message)s"))
@@ -101,6 +101,12 @@ class Study:
         if show:
             _display(frame)
         return frame
+
+    def attach(self, written) -> None:
+        """Claim files that other code wrote under results/ (e.g. the survey's tables), so that the study keeps them
+        and prunes what no stage wrote any more."""
+        root = self.paths.results_dir.resolve()
+        self.published["files"] += [str(Path(path).resolve().relative_to(root)) for path in written]
 
     def record(self, stage: str, data: dict[str, Any]) -> None:
         """The stage's key numbers (tests and the report read them), with what it published."""

@@ -337,6 +337,7 @@ def run_study(profile_name: str, project_dir: str = ".", force: bool = False, on
     manifest["recorded"] = {stage: _read_json(staging / f"{stage}.json") for stage in STAGES
                             if (staging / f"{stage}.json").exists()}
     manifest["photos"] = _photo_list(staging)
+    manifest["pruned"] = prune_unpublished(staging)
     manifest.update(status="complete", finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     write_json_atomic(staging / "manifest.json", manifest)
     from .report.page import write_report
@@ -345,6 +346,26 @@ def run_study(profile_name: str, project_dir: str = ".", force: bool = False, on
     replace_directory(staging, results)
     echo(f"results written to results/{name}; open results/{name}/index.html")
     return manifest
+
+
+def prune_unpublished(results_dir: Path) -> list[str]:
+    """Delete figures and tables that no stage record claims: left over from an earlier version of a notebook, they
+    would otherwise sit beside the current results as if this run had made them. Returns what was deleted."""
+    claimed: set[str] = set()
+    for stage in STAGES:
+        published = (_read_json(results_dir / f"{stage}.json") or {}).get("published", {})
+        claimed |= {f"figures/{name}" for name in published.get("figures", [])}
+        claimed |= {f"tables/{name}" for name in published.get("tables", [])}
+        claimed |= {str(Path(name).with_suffix("")) for name in published.get("files", [])}
+    deleted = []
+    for folder in ("figures", "tables"):
+        for path in sorted((results_dir / folder).glob("*")):
+            if path.is_file() and f"{folder}/{path.stem}" not in claimed:
+                path.unlink()
+                deleted.append(f"{folder}/{path.name}")
+    if deleted:
+        log.info("removed %d files that no stage wrote: %s", len(deleted), ", ".join(deleted))
+    return deleted
 
 
 def _photo_list(results_dir: Path) -> list[dict[str, str]]:

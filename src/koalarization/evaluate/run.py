@@ -20,7 +20,7 @@ from ..atomic import write_csv_atomic, write_json_atomic
 from ..colorize import Colorizer, join, lightness
 from ..images import save_image_atomic
 from ..layout import safe_name
-from .metrics import evaluate_pair
+from .metrics import ciede2000_by_chroma, evaluate_pair
 
 log = logging.getLogger(__name__)
 BASELINES = ("gray", "mean_ab")
@@ -46,7 +46,8 @@ def evaluate(models: dict[str, dict[str, Any]], out_dir: str, split: str = "test
     models: {name: {"data_dir": prepared dataset, "checkpoints": {seed: checkpoint or run folder}}}; all data dirs
     hold the same photos (they differ only in the cached embedding). `image_path(model, photo_id)` says where a
     colorized image goes (default: out_dir/images/<model>/<photo>.png). Returns the per-photo DataFrame, one row
-    per model, seed and photo (baselines have seed -1), also written to out_dir/per_photo.csv.
+    per model, seed and photo (baselines have seed -1), also written to out_dir/per_photo.csv. The error split by
+    the true chroma (`ciede2000_by_chroma`) goes to out_dir/by_chroma.csv.
     """
     from tqdm.auto import tqdm
 
@@ -61,7 +62,7 @@ def evaluate(models: dict[str, dict[str, Any]], out_dir: str, split: str = "test
     data_dirs = sorted({spec["data_dir"] for spec in models.values()})
     streams = {d: iterate_photos(d, split) for d in data_dirs}
     prior = mean_ab(data_dirs[0]) if baselines else None
-    rows, classes = [], []
+    rows, classes, bands = [], [], []
     for items in tqdm(zip(*streams.values()), desc=f"evaluate {split}", unit="photo", disable=not progress):
         by_dir = dict(zip(streams, items))
         ids = {item[0] for item in items}
@@ -90,6 +91,8 @@ def evaluate(models: dict[str, dict[str, Any]], out_dir: str, split: str = "test
         for (name, seed), prediction in predictions.items():
             scores = evaluate_pair(prediction, truth)
             rows.append({"model": name, "seed": seed, "photo_id": photo_id, **scores})
+            bands += [{"model": name, "seed": seed, "photo_id": photo_id, **band}
+                      for band in ciede2000_by_chroma(prediction, truth)]
             if save_images and (seed == -1 or seed == first_seed[name]):
                 path = image_path(name, photo_id)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -104,6 +107,7 @@ def evaluate(models: dict[str, dict[str, Any]], out_dir: str, split: str = "test
     os.makedirs(out_dir, exist_ok=True)
     write_csv_atomic(per_photo, os.path.join(out_dir, "per_photo.csv"))
     write_csv_atomic(pd.DataFrame(classes), os.path.join(out_dir, "classes.csv"))
+    write_csv_atomic(pd.DataFrame(bands), os.path.join(out_dir, "by_chroma.csv"))
     if prior is not None:
         write_json_atomic(os.path.join(out_dir, "prior.json"), {"mean_ab": prior.tolist()})
     return per_photo
@@ -131,6 +135,24 @@ def seed_spread(per_photo: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFrame
                          "seed_range": float(values.max() - values.min()) if len(values) else np.nan,
                          "seed_sd": float(values.std(ddof=1)) if len(values) > 1 else np.nan})
     return pd.DataFrame(rows)
+
+
+def error_by_chroma(bands: pd.DataFrame, order: Optional[list[str]] = None) -> pd.DataFrame:
+    """Mean CIEDE2000 per model over all pixels of each true-chroma band (seeds pooled), with the band's share of
+    the pixels: rows are bands, columns models, so a reader sees where each model gains or loses against gray."""
+    band_order = list(dict.fromkeys(bands["band"]))
+    totals = bands.groupby(["band", "model"], sort=False)[["pixels", "ciede2000_sum"]].sum().reset_index()
+    totals["ciede2000"] = totals["ciede2000_sum"] / totals["pixels"].clip(lower=1)
+    table = totals.pivot(index="band", columns="model", values="ciede2000").reindex(band_order)
+    models = [m for m in (order or list(dict.fromkeys(bands["model"]))) if m in table.columns]
+    first = bands[bands["model"] == models[0]]
+    share = first[first["seed"] == first["seed"].min()].groupby("band", sort=False)["pixels"].sum().reindex(band_order)
+    table = table[models]
+    table.insert(0, "share of pixels", share / share.sum())
+    every_pixel = totals.groupby("model", sort=False)[["pixels", "ciede2000_sum"]].sum()
+    table.loc["all pixels"] = [1.0] + [every_pixel.loc[m, "ciede2000_sum"] / every_pixel.loc[m, "pixels"]
+                                      for m in models]
+    return table.rename_axis("true chroma").reset_index()
 
 
 def survey_candidates(per_photo: pd.DataFrame, model: str, image_path) -> pd.DataFrame:

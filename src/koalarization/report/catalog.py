@@ -66,6 +66,10 @@ TABLES = [
           "photos of the held-out source."),
     Entry("comparisons", "03_evaluate", "Paired comparisons", "Wilcoxon signed-rank tests over photos, Holm-adjusted "
           "over the whole family listed here; the verdict follows the adjusted p."),
+    Entry("error_by_chroma", "03_evaluate", "Where the color error is", "Mean CIEDE2000 over all test pixels "
+          "whose true chroma falls in each band (0 is gray, 40 and above a saturated color), seeds pooled. Read a "
+          "column against gray's: a model that lowers the error on colorful pixels but raises it on near-neutral "
+          "ones (white walls, overcast sky) can gain in MSE and PSNR and still tie gray on the photo's mean ΔE00."),
     Entry("seed_spread", "03_evaluate", "Seed to seed", "Mean over test photos for each training seed."),
     Entry("metric_definitions", "03_evaluate", "Metric definitions", "What each number means and how it is "
           "computed."),

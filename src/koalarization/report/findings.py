@@ -61,6 +61,34 @@ def fusion_meaning(row: dict[str, Any]) -> str:
             f"here; it concerns ImageNet-scale training, where the embedding has far more to add.")
 
 
+def error_split(bands: list[dict[str, Any]], main: str, neutral_below: float = 5.0,
+                colorful_from: float = 20.0) -> str:
+    """The main model against gray on near-neutral and on colorful pixels (the `error_by_chroma` table)."""
+    rows = [row for row in bands if row["true chroma"] != "all pixels"]
+    if not rows or main not in rows[0] or "gray" not in rows[0]:
+        return ""
+
+    def low(row):
+        return float(row["true chroma"].split("–")[0].replace("chroma ≥ ", ""))
+
+    def pooled(selected, model):
+        share = sum(row["share of pixels"] for row in selected)
+        return share, sum(row["share of pixels"] * row[model] for row in selected) / share
+
+    neutral = [row for row in rows if low(row) < neutral_below]
+    colorful = [row for row in rows if low(row) >= colorful_from]
+    if not neutral or not colorful:
+        return ""
+    (n_share, n_main), (_, n_gray) = pooled(neutral, main), pooled(neutral, "gray")
+    (c_share, c_main), (_, c_gray) = pooled(colorful, main), pooled(colorful, "gray")
+    return (f"on near-neutral test pixels (true chroma below {neutral_below:g}, {n_share:.0%} of pixels) the main "
+            f"model's ΔE00 is {n_main:.1f} against {n_gray:.1f} for the gray input; on colorful ones (chroma "
+            f"{colorful_from:g} and above, {c_share:.0%} of pixels) {c_main:.1f} against {c_gray:.1f}. "
+            + ("The model gains where there is color and loses where there is none: a cast over neutral regions. "
+               if n_main > n_gray and c_main < c_gray else "")
+            + "Pooled over all pixels, not averaged per photo.")
+
+
 def findings(evaluation: dict[str, Any], labels: dict[str, str], user_study: Optional[dict[str, Any]] = None
              ) -> list[str]:
     """HTML list items of the findings (escaped; only the verdict markup is ours)."""
@@ -84,6 +112,9 @@ def findings(evaluation: dict[str, Any], labels: dict[str, str], user_study: Opt
         out.append(f"<b>Casts:</b> within a photo, the main model's colors vary {ratio:.0%} as much as the truth's "
                    f"(the spatial standard deviation of a*b*, averaged over test photos; a uniform cast would be "
                    f"0%, the no-fusion ablation reaches {means.get('no_fusion', {}).get('ab_std_ratio', float('nan')):.0%}).")
+    where = error_split(evaluation.get("error_by_chroma", []), main)
+    if where:
+        out.append(f"<b>Where the color error is:</b> {html.escape(where)}")
     rebalanced = [m for m in means if evaluation.get("losses", {}).get(m) == "rebalanced"]
     for model in rebalanced:
         gap, ciede = find(rows, model, main, "colorfulness_gap"), find(rows, model, main, "ciede2000")
