@@ -242,9 +242,10 @@ def gpu_note():
     note = "GPU figures: benchmarks/gpu_train.py on a GPU machine"
     if os.path.exists(measured):
         figures = json.load(open(measured))
-        step = max(figures["train_step"].values(), key=lambda v: v["images_per_s"])
-        note += (f"; measured on {figures['device']}: {step['images_per_s']:.0f} img/s at 224 px, "
-                 f"{step['fraction_of_matmul_peak']:.0%} of its bf16 matmul peak, end to end "
+        steps = ", ".join(f"{dtype} {step['images_per_s']:.0f} img/s ({step['fraction_of_matmul_peak']:.0%} of its "
+                          f"{dtype} matmul peak)" for dtype, step in figures["train_step"].items())
+        note += (f"; measured on {figures['device']}, training step at 224 px: {steps}; input pipeline "
+                 f"{figures['pipeline']['images_per_s']:.0f} img/s; end to end "
                  f"{figures['end_to_end']['images_per_s']:.0f} img/s (results/bench/gpu_nvidia_h100.json)")
     gpus = accelerators()
     return note if not gpus else f"{note}; GPUs here: {', '.join(gpus)}"

@@ -133,3 +133,23 @@ def test_holm_adjustment_by_hand():
     # sorted p: 0.01 (x3 = 0.03), 0.02 (x2 = 0.04), 0.04 (x1 = 0.04, kept monotone)
     assert np.allclose(holm([0.04, 0.01, 0.02]), [0.04, 0.03, 0.04])
     assert holm([0.6, 0.9]).max() == 1.0
+
+
+def test_a_finding_is_valid_html_and_follows_the_adjusted_p():
+    from html.parser import HTMLParser
+
+    from koalarization.report.findings import describe
+
+    row = {"model_a": "m", "model_b": "gray", "label": "CIEDE2000", "mean_diff": -1.2, "diff_ci_low": -2.0,
+           "diff_ci_high": -0.4, "n": 97, "p_holm": 2e-5, "higher_is_better": False, "interval_vs_test": ""}
+    text = describe(row, {"m": "main <model>"})
+    assert "Holm p &lt; 0.001" in text and "main &lt;model&gt; is better" in text
+    class Tags(HTMLParser):
+        found: list = []
+
+        def handle_starttag(self, tag, attrs):
+            self.found.append(tag)
+
+    Tags().feed(text)
+    assert Tags.found == ["span"]
+    assert "not significant" in describe({**row, "p_holm": 0.06}, {})

@@ -16,8 +16,8 @@ def _fmt(value: float, digits: int = 2) -> str:
 
 
 def _p(value: float) -> str:
-    """'p = 0.031' or 'p < 0.001'."""
-    return f"= {value:.2g}" if value >= 0.001 else "< 0.001"
+    """'= 0.031' or '< 0.001', as HTML."""
+    return f"= {value:.2g}" if value >= 0.001 else "&lt; 0.001"
 
 
 def find(comparisons: list[dict[str, Any]], a: str, b: str, metric: str, split: str = "test") -> Optional[dict]:
@@ -41,7 +41,9 @@ def describe(row: dict[str, Any], labels: dict[str, str], unit: str = "") -> str
             f"[{_fmt(row['diff_ci_low'])}, {_fmt(row['diff_ci_high'])}], n = {row['n']} photos, Holm p "
             f"{_p(row['p_holm'])}: {verdict}")
     if row.get("interval_vs_test"):
-        text += f" ({html.escape(row['interval_vs_test'])})"
+        excludes_zero = row["diff_ci_low"] > 0 or row["diff_ci_high"] < 0
+        text += (" (the unadjusted interval excludes 0, the adjusted test does not: see the statistics note)"
+                 if excludes_zero else " (most photos move one way, a few large differences pull the mean toward 0)")
     return text
 
 
@@ -119,9 +121,9 @@ def findings(evaluation: dict[str, Any], labels: dict[str, str], user_study: Opt
     for model in rebalanced:
         gap, ciede = find(rows, model, main, "colorfulness_gap"), find(rows, model, main, "ciede2000")
         if gap and ciede:
-            out.append(f"<b>Rarity-weighted loss against the paper's MSE:</b> {describe(gap, labels)} "
-                       f"(ΔCF, 0 is the truth's colorfulness; the rebalanced model's ΔCF is "
-                       f"{means[model]['colorfulness_gap']:+.1f}, the MSE model's {means[main]['colorfulness_gap']:+.1f}); "
+            out.append(f"<b>Rarity-weighted loss against the paper's MSE</b> (ΔCF: 0 is the truth's "
+                       f"colorfulness; the rebalanced model's is {_fmt(means[model]['colorfulness_gap'], 1)}, the "
+                       f"MSE model's {_fmt(means[main]['colorfulness_gap'], 1)}): {describe(gap, labels)}; "
                        f"{describe(ciede, labels)}.")
     if user_study:
         out.append(f"<b>User study:</b> {html.escape(user_study.get('message', ''))}")
@@ -133,4 +135,6 @@ def statistics_note(evaluation: dict[str, Any]) -> str:
             f"percentile-bootstrap intervals of the mean paired difference. Tests are two-sided Wilcoxon "
             f"signed-rank tests over photos, Holm-adjusted over the family of all {evaluation.get('family_size', '?')}"
             f" comparisons in the comparisons table ({evaluation.get('family', '')}); a verdict is stated only "
-            f"where the adjusted p is below {ALPHA}.")
+            f"where the adjusted p is below {ALPHA}. Where an interval excludes 0 but the adjusted test does not "
+            f"reject, the two answer different questions: the interval is about the mean and is not adjusted for "
+            f"the other comparisons, the test is about signed ranks and is; the verdict follows the test.")
