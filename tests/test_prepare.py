@@ -30,7 +30,7 @@ def messy_folder(tmp_path_factory):
     (folder / "truncated.jpg").write_bytes(buffer.getvalue()[:5000])
     (folder / "notes.jpg").write_text("a text file with a photo's name")
     Image.fromarray(china).convert("CMYK").save(folder / "cmyk.jpg")
-    gray16 = (data.camera().astype(np.uint16) * 257)
+    gray16 = (data.camera().astype(np.uint16) * 257)  # read (16-bit), then skipped: a black-and-white photo
     Image.fromarray(gray16).save(folder / "sixteen_bit.png")
     Image.fromarray(np.dstack([flower, np.full(flower.shape[:2], 200, np.uint8)])).save(folder / "rgba.png")
     Image.new("1", (12000, 10000)).save(folder / "huge.png")  # 120 MP: refused as a decompression bomb
@@ -49,9 +49,10 @@ def prepared(messy_folder, tmp_path_factory):
 def test_every_good_photo_is_prepared_and_every_bad_one_reported(prepared):
     out, stdout = prepared
     manifest = json.loads((out / "manifest.json").read_text())
-    assert sum(manifest["counts"].values()) == 7  # 4 JPEGs + CMYK + 16-bit + RGBA
+    assert sum(manifest["counts"].values()) == 6  # 4 JPEGs + CMYK + RGBA
     reasons = {item["photo_id"].split(":")[-1]: item["reason"] for item in manifest["skipped"]}
-    assert set(reasons) == {"zero.jpg", "truncated.jpg", "notes.jpg", "huge.png", "tiny.png"}
+    assert set(reasons) == {"zero.jpg", "truncated.jpg", "notes.jpg", "huge.png", "tiny.png", "sixteen_bit.png"}
+    assert "colorless" in reasons["sixteen_bit.png"]  # the 16-bit photo decodes, and is black and white
     assert "empty" in reasons["zero.jpg"] and "truncated" in reasons["truncated.jpg"]
     assert "too small" in reasons["tiny.png"] and "32 px" in reasons["tiny.png"]
     assert "not an image" in reasons["notes.jpg"] and "too large" in reasons["huge.png"]
@@ -70,7 +71,7 @@ def test_shards_hold_jpeg_embedding_crops_and_provenance(prepared):
             crops = 2 if split == "train" else 1  # training photos: their cached crops; others: the center crop
             assert example.crop_boxes.shape == (crops, 2) and example.crop_embeddings.shape == (crops, 1000)
             assert (example.crop_boxes >= 0).all() and not np.allclose(example.crop_embeddings[0], example.embedding)
-    assert len(seen) == 7 and {"train", "validation", "test"} <= set(seen.values())
+    assert len(seen) == 6 and {"train", "validation", "test"} <= set(seen.values())
 
 
 def test_rerun_reuses_finished_shards_and_split(prepared, messy_folder):

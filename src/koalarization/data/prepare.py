@@ -1,7 +1,7 @@
 """`koala prepare`: photos -> a prepared dataset of TFRecord shards with cached classifier embeddings.
 
 Two phases, both resumable:
-1. index (one process): decode every photo once, report unreadable and too-small ones, drop exact and near
+1. index (one process): decode every photo once, report unreadable, too-small and colorless ones, drop exact and near
    duplicates, keep the held-out sources apart, split the rest train/validation/test by source photo with a fixed
    seed. Written to `index.csv`; reused when present, so the split never changes under a run.
 2. shards (any number of processes or machines: --shard-index i --shard-count n): each photo is resized (short
@@ -39,6 +39,16 @@ class PrepareError(KoalaError, RuntimeError):
     pass
 
 
+COLORLESS_CHROMA = 3.0  # black-and-white photos score ~0, the least colorful real color photo here ~14
+
+
+def color_extent(rgb: np.ndarray) -> float:
+    """The 99th percentile of chroma sqrt(a*² + b*²) over the pixels: ~0 for a black-and-white photo, whose "truth"
+    would teach the network to predict gray and would score a gray prediction as perfect (PSNR at its cap)."""
+    lab = rgb_to_lab(rgb)
+    return float(np.percentile(np.hypot(lab[..., 1], lab[..., 2]), 99))
+
+
 def _sampling_order(photo_id: str, seed: int) -> str:
     return hashlib.sha256(f"{seed}:{photo_id}".encode()).hexdigest()
 
@@ -70,11 +80,15 @@ def build_index(settings: DataSettings, out_dir: str, progress: bool = True) -> 
             row["sha256"] = hashlib.sha256(data).hexdigest()
             rgb = read_photo(data, name=photo.id)
             row.update(height=rgb.shape[0], width=rgb.shape[1])
+            thumbnail = resize_short_side(rgb, 64) if min(rgb.shape[:2]) > 64 else rgb
             if min(rgb.shape[:2]) < minimum:
                 row.update(status="skipped", reason=f"too small ({rgb.shape[1]}x{rgb.shape[0]} px; the short side "
                                                     f"must be at least {minimum} px, data.min_side)")
+            elif (chroma := color_extent(thumbnail)) < COLORLESS_CHROMA:
+                row.update(status="skipped", reason=f"colorless (a black-and-white photo: no color to learn or to "
+                                                    f"score; 99th-percentile chroma {chroma:.1f} < {COLORLESS_CHROMA})")
             else:
-                thumbnails[photo.id] = resize_short_side(rgb, 64) if min(rgb.shape[:2]) > 64 else rgb
+                thumbnails[photo.id] = thumbnail
                 good.append(photo)
         except PhotoError as error:
             row.update(status="skipped", reason=error.reason, height=0, width=0)

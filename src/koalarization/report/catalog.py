@@ -76,8 +76,8 @@ TABLES = [
     Entry("training", "02_train", "Training runs", "Steps, best validation loss and its step, against the gray "
           "baseline, and time."),
     Entry("recipe_search", "02_train", "Recipes tried", "At equal compute, on the validation split."),
-    Entry("data_summary", "01_prepare_data", "Photos per source and split", "After removing unreadable, too small "
-          "and duplicate photos."),
+    Entry("data_summary", "01_prepare_data", "Photos per source and split", "After removing unreadable, too small, "
+          "black-and-white and duplicate photos."),
     Entry("excluded_photos", "01_prepare_data", "Photos left out", "Every photo not used, and why."),
     Entry("photos", "01_prepare_data", "Every photo used", "Id, source, split, license and SHA-256 of the file."),
     Entry("user_study_comparison", "05_user_study", "User study against the paper", "Published figures, with their "

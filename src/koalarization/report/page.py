@@ -61,7 +61,7 @@ def run_facts(manifest: dict[str, Any], records: dict[str, dict[str, Any]]) -> l
     facts = [
         ("Photos", f"{sum(counts.values())} used: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
          + f" (sources: {', '.join(data['sources'])}; held out entirely: {', '.join(data['heldout']) or 'none'}); "
-           f"{prepared.get('excluded', 0)} left out (unreadable, too small or duplicate)"),
+           f"{prepared.get('excluded', 0)} left out (unreadable, too small, black-and-white or duplicate)"),
         ("Photo size", f"stored at {size}; the network trains and colorizes at short side {data['train_scale']} px, "
                        f"on {data['train_crop']} px crops ({data['crops_per_photo']} cached crops per photo, each "
                        f"with its own classifier embedding); outputs keep the stored resolution"),
