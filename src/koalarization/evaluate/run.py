@@ -152,7 +152,7 @@ def error_by_chroma(bands: pd.DataFrame, order: Optional[list[str]] = None) -> p
     every_pixel = totals.groupby("model", sort=False)[["pixels", "ciede2000_sum"]].sum()
     table.loc["all pixels"] = [1.0] + [every_pixel.loc[m, "ciede2000_sum"] / every_pixel.loc[m, "pixels"]
                                       for m in models]
-    return table.rename_axis("true chroma").reset_index()
+    return table.rename_axis(index="true chroma", columns=None).reset_index()
 
 
 def survey_candidates(per_photo: pd.DataFrame, model: str, image_path) -> pd.DataFrame:
