@@ -55,13 +55,13 @@ def test_every_notebook_shows_every_figure_it_saves(results):
     for stage in STAGES:
         executed = read_json(results / "notebooks" / f"{stage}.ipynb")
         images = sum(1 for cell in executed["cells"] for output in cell.get("outputs", [])
-                     if "image/png" in output.get("data", {}))
+                     if {"image/png", "image/jpeg"} & set(output.get("data", {})))
         published = read_json(results / f"{stage}.json")["published"]["figures"]
         assert images == len(published), (stage, images, published)
         for name in published:
             assert (results / "figures" / f"{name}.png").stat().st_size > 5_000, name
         html = (results / "notebooks" / f"{stage}.html").read_text()
-        assert html.count("data:image/png;base64") >= len(published), stage
+        assert len(re.findall(r"data:image/(?:png|jpeg);base64", html)) >= len(published), stage
     assert len(read_json(results / "04_figures.json")["published"]["figures"]) >= 6
 
 

@@ -35,6 +35,20 @@ def _display(*objects: Any) -> None:
         display(*objects)
 
 
+INLINE_DPI = 96  # the notebook's copy; the full-resolution PNG (150 dpi) is in figures/, where color is judged
+
+
+def _inline_jpeg(fig):
+    """A light copy of the figure for the notebook: as PNG, the photo grids made an executed notebook 5 MB."""
+    import io
+
+    from IPython.display import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="jpeg", dpi=INLINE_DPI, pil_kwargs={"quality": 88})
+    return Image(data=buffer.getvalue(), format="jpeg")
+
+
 def quiet_known_warnings() -> None:
     """Warnings from libraries that say nothing about the study (and print machine paths into the notebooks)."""
     for pattern in ("`shuffle=True` was passed", "__array__ implementation doesn't accept a copy keyword",
@@ -76,8 +90,8 @@ class Study:
         catalog.figure(name)
         save_figure(fig, self.paths.figure(name))
         self.published["figures"].append(name)
-        if show:
-            _display(fig)
+        if show and _ipython() is not None:
+            _display(_inline_jpeg(fig))
 
     def image(self, name: str, width: int = 640) -> None:
         """Publish a PNG that something else wrote at the catalog name's path (e.g. a browser screenshot)."""
