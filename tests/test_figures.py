@@ -106,3 +106,15 @@ def test_recipe_comparison(tmp_path):
     fig = figures.recipe_comparison(recipes)
     assert len(fig.axes[0].patches) == 2 and len(fig.axes[1].patches) == 2
     assert_saved(fig, tmp_path / "recipes")
+
+
+def test_data_scaling_plots_each_run_and_the_mean_per_size(tmp_path):
+    runs = pd.DataFrame({"train_photos": [33, 33, 66, 66, 133, 133], "seed": [0, 1] * 3,
+                         "ciede2000": [12.0, 12.4, 11.5, 11.9, 10.8, 11.2], "ciede2000_gray": [11.1] * 6,
+                         "psnr_gain_over_gray": [0.1, 0.3, 0.5, 0.6, 0.8, 0.9]})
+    fig = figures.data_scaling(runs)
+    left, right = fig.axes
+    assert left.get_xscale() == "log" and [t.get_text() for t in left.get_xticklabels()] == ["33", "66", "133"]
+    mean_line = [line for line in left.get_lines() if line.get_marker() == "o"][0]
+    assert list(mean_line.get_ydata()) == pytest.approx([12.2, 11.7, 11.0])
+    assert_saved(fig, tmp_path / "data_scaling")

@@ -153,3 +153,17 @@ def test_a_finding_is_valid_html_and_follows_the_adjusted_p():
     Tags().feed(text)
     assert Tags.found == ["span"]
     assert "not significant" in describe({**row, "p_holm": 0.06}, {})
+
+
+def test_schedule_summary_gives_mean_and_seed_spread_per_schedule():
+    from koalarization.report.tables import schedule_summary
+
+    runs = pd.DataFrame({"schedule": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1],
+                         "ciede2000": [10.0, 12.0, 11.0, 11.0], "ciede2000_gray": [11.5] * 4,
+                         "psnr_gain_over_gray": [1.0, 0.0, 0.5, 0.5], "ab_std_ratio": [0.5] * 4,
+                         "best_val_loss": [0.01] * 4, "final_train_loss": [0.007] * 4})
+    summary = schedule_summary(runs).set_index("schedule")
+    assert summary.loc["a", "ciede2000 mean"] == 11.0 and summary.loc["b", "ciede2000 std"] == 0
+    assert summary.loc["a", "ciede2000 std"] == pytest.approx(2 ** 0.5)
+    assert summary.loc["a", "seeds"] == 2 and summary.loc["b", "ciede2000 gray"] == 11.5
+    assert list(summary.index) == ["a", "b"]

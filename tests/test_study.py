@@ -187,3 +187,19 @@ def test_compare_results_flags_a_metric_outside_the_tolerance(results, tmp_path)
     rows = compare_results(results, tmp_path)
     assert [(r["split"], r["model"], r["metric"]) for r in rows if not r["within_tolerance"]] == [
         ("test", "gray", "psnr")]
+
+
+def test_memorization_sentence_follows_the_recorded_losses():
+    from koalarization.report.page import memorization
+
+    def record(train_loss, best_steps):
+        return {"gray_val_loss": 0.013, "runs": {
+            f"m/seed{k}": {"loss": "mse", "last_train_loss": train_loss, "best_val_loss": 0.010, "best_step": step,
+                           "steps": 400} for k, step in enumerate(best_steps)}}
+
+    sentence = memorization(record(0.007, [250, 350]))
+    assert "0.0070" in sentence and "0.0100" in sentence and "between steps 250 and 350 of 400" in sentence
+    assert "photos more than steps" in sentence
+    assert "still falling" in memorization(record(0.007, [400, 400]))
+    assert memorization(record(0.0095, [250])) == ""  # no real gap: nothing to say
+    assert memorization({"runs": {"m/seed0": {"loss": "mse", "best_val_loss": 0.01}}}) == ""  # older record

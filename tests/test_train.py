@@ -80,6 +80,37 @@ def test_stops_exactly_at_steps_keeps_the_best_and_refuses_changed_settings(smal
     assert longer.returncode == 0 and json.loads(longer.stdout.strip().splitlines()[-1])["last_step"] == 20
 
 
+def test_cosine_schedule_decays_to_zero_resumes_on_its_curve_and_fixes_its_length(small_data, tmp_path):
+    run = tmp_path / "run"
+    cosine = {"--lr-schedule": "cosine", "--warmup-steps": "4"}
+    first = koala(*_args(small_data, run, steps=20, **cosine))
+    assert first.returncode == 0, first.stderr[-3000:]
+    model, config = checkpoint.load_checkpoint(run, compile=True)
+    assert config["training"]["lr_schedule"] == "cosine" and config["training"]["warmup_steps"] == 4
+    from koalarization.config import TrainingSettings
+    from koalarization.train import learning_rate
+
+    curve = learning_rate(TrainingSettings(steps=20, learning_rate=0.01, lr_schedule="cosine", warmup_steps=4))
+    rates = [float(curve(step)) for step in (0, 2, 4, 12, 20)]
+    assert rates[0] == 0 and rates[1] == pytest.approx(0.005) and rates[2] == pytest.approx(0.01)
+    assert 0 < rates[3] < 0.01 and rates[4] == pytest.approx(0, abs=1e-9)
+    # the saved optimizer carries the schedule: at the last step its rate is the curve's end, zero
+    assert float(model.optimizer.learning_rate) == pytest.approx(0, abs=1e-9)
+    longer = koala(*_args(small_data, run, steps=30, **cosine))  # a longer cosine is another curve: refused
+    assert longer.returncode == 2 and "steps" in longer.stderr, longer.stderr[-2000:]
+
+
+def test_default_schedule_leaves_earlier_run_identities_unchanged():
+    from koalarization.config import TrainingSettings
+    from koalarization.train import training_config
+
+    manifest = {"fingerprint": "f", "params": {"backbone": "b", "train_scale": 8, "train_crop": 8}}
+    constant = training_config(manifest, TrainingSettings(steps=10), True, "mse", 0)
+    assert "lr_schedule" not in constant and "warmup_steps" not in constant
+    cosine = training_config(manifest, TrainingSettings(steps=10, lr_schedule="cosine"), True, "mse", 0)
+    assert cosine["lr_schedule"] == "cosine" and "warmup_steps" not in cosine  # each key left out at its default
+
+
 @pytest.mark.slow
 def test_overfits_a_single_photo_far_below_the_gray_baseline(tmp_path):
     from koalarization.config import DataSettings, TrainingSettings

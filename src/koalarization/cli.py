@@ -105,12 +105,15 @@ def _train_parser(commands) -> None:
                                                       "training scale and crop")
     parser.add_argument("--run", required=True, help="run folder: checkpoints and logs; resumed if it exists")
     parser.add_argument("--steps", type=int, required=True, help="total steps; training stops exactly there")
-    for name, kind in (("batch_size", int), ("learning_rate", float), ("checkpoint_every", int),
+    for name, kind in (("batch_size", int), ("learning_rate", float), ("warmup_steps", int), ("checkpoint_every", int),
                        ("validation_batches", int), ("rebalance_lambda", float)):
         field = _field(TrainingSettings, name)
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=field.default, help=field.description)
     parser.add_argument("--keep", choices=["best", "last"], default=_field(TrainingSettings, "keep").default,
                         help=_field(TrainingSettings, "keep").description)
+    parser.add_argument("--lr-schedule", choices=["constant", "cosine"],
+                        default=_field(TrainingSettings, "lr_schedule").default,
+                        help=_field(TrainingSettings, "lr_schedule").description)
     parser.add_argument("--mixed-precision", choices=["float32", "bfloat16", "float16", "auto"],
                         default=_field(TrainingSettings, "mixed_precision").default)
     parser.add_argument("--no-fusion", dest="fusion", action="store_false", help="the ablation without embedding")
@@ -124,7 +127,8 @@ def _train(args) -> int:
     from .train import train
 
     settings = TrainingSettings(batch_size=args.batch_size, steps=args.steps, checkpoint_every=args.checkpoint_every,
-                                learning_rate=args.learning_rate, mixed_precision=args.mixed_precision,
+                                learning_rate=args.learning_rate, lr_schedule=args.lr_schedule,
+                                warmup_steps=args.warmup_steps, mixed_precision=args.mixed_precision,
                                 keep=args.keep, validation_batches=args.validation_batches,
                                 rebalance_lambda=args.rebalance_lambda)
     final = train(args.data, args.run, settings, fusion=args.fusion, loss=args.loss, seed=args.seed,

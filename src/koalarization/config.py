@@ -94,7 +94,10 @@ class TrainingSettings(_Settings):
     batch_size: int = Field(100, ge=1)
     steps: int = Field(ge=1)
     checkpoint_every: int = Field(100, ge=1, description="also how often validation loss is measured")
-    learning_rate: float = Field(1e-3, gt=0)
+    learning_rate: float = Field(1e-3, gt=0, description="Adam's learning rate (the peak, under a schedule)")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="constant (the paper) or cosine decay to zero over `steps` after a linear warm-up")
+    warmup_steps: int = Field(0, ge=0, description="cosine: steps of linear warm-up from zero")
     mixed_precision: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     keep: Literal["best", "last"] = Field("best", description="the checkpoint evaluated: lowest validation loss, "
                                                                "or the last step")

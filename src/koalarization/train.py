@@ -143,11 +143,35 @@ def training_config(data_manifest: dict[str, Any], settings: TrainingSettings, f
     return {"backbone": params["backbone"], "data_fingerprint": data_manifest["fingerprint"],
             "train_scale": params["train_scale"], "train_crop": params["train_crop"],
             "crops_per_photo": params.get("crops_per_photo", 0), "fusion": fusion, "loss": loss, "seed": seed,
-            **{k: v for k, v in settings.model_dump(mode="json").items() if k != "keep"}}
+            **{k: v for k, v in settings.model_dump(mode="json").items()
+               if k != "keep" and not (k in _OMITTED_AT_DEFAULT and v == _OMITTED_AT_DEFAULT[k])}}
+
+
+# Settings added after runs were published: left out of a run's identity while at their default, so the runs and
+# checkpoints made before them keep their names and can still be resumed.
+_OMITTED_AT_DEFAULT = {"lr_schedule": "constant", "warmup_steps": 0}
+
+
+def learning_rate(settings: TrainingSettings) -> Any:
+    """Adam's learning rate: a constant (the paper), or a cosine decay to zero at `steps` after a linear warm-up.
+
+    A Keras schedule is a function of the optimizer's step count, which checkpoints carry, so a resumed run
+    continues on the same curve.
+    """
+    import keras
+
+    if settings.lr_schedule == "constant":
+        return settings.learning_rate
+    warmup = min(settings.warmup_steps, settings.steps - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else settings.learning_rate, decay_steps=settings.steps - warmup, alpha=0.0,
+        warmup_target=settings.learning_rate if warmup else None, warmup_steps=warmup)
 
 
 def _compare(saved: dict[str, Any], wanted: dict[str, Any], run_dir: str) -> None:
-    differing = [k for k in sorted(set(saved) | set(wanted)) if k != "steps" and saved.get(k) != wanted.get(k)]
+    # More steps extend a constant-rate run; under a schedule they change the whole curve, so they must match too.
+    free = {"steps"} if wanted.get("lr_schedule", "constant") == "constant" else set()
+    differing = [k for k in sorted(set(saved) | set(wanted)) if k not in free and saved.get(k) != wanted.get(k)]
     if differing:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in differing)
         raise TrainingError(f"{run_dir} holds a run with other settings ({details}); resuming would mix them. "
@@ -187,7 +211,7 @@ def train(data_dir: str, run_dir: str, settings: TrainingSettings, fusion: bool 
             model, _ = checkpoint.load_checkpoint(latest, compile=True)
         else:
             model = build_colorizer(manifest.get("embedding_dim", 1000), fusion=fusion)
-            model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate(settings)),
                           loss=make_loss(loss, data_dir, wanted, settings.rebalance_lambda))
     done = _step(model) if latest else 0
     if latest:

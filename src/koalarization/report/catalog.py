@@ -46,6 +46,15 @@ FIGURES = [
           "evaluated is each run's lowest validation loss."),
     Entry("recipe_search", "02_train", "How the training recipe was chosen",
           "Validation CIEDE2000 and a*b* variation for each recipe tried at the same compute budget."),
+    Entry("schedule_search", "02_train", "Does a decaying learning rate help?",
+          "Training (solid) and validation (dashed) loss of the main model under the paper's constant rate and "
+          "under a cosine decay, three seeds each, on the demo's photos; the gray line is the validation loss of "
+          "predicting no color. Where the training loss keeps falling while the validation loss stays flat, the "
+          "model is short of photos, not of steps or of a better schedule."),
+    Entry("data_scaling", "02_train", "Would more photos help?",
+          "The main model trained at the demo's recipe and step count on random subsets of the training photos, "
+          "scored on the same validation photos: each dot one run, the line the mean over seeds, the dashed line "
+          "the gray input. The slope per doubling of the photos says how far more data would move the model."),
     Entry("training_examples", "01_prepare_data", "Training photos and the crops the network sees",
           "Prepared training photos at their stored size, with the cached training crops outlined: the encoder and "
           "the classifier see the same crop."),
@@ -76,6 +85,10 @@ TABLES = [
     Entry("training", "02_train", "Training runs", "Steps, best validation loss and its step, against the gray "
           "baseline, and time."),
     Entry("recipe_search", "02_train", "Recipes tried", "At equal compute, on the validation split."),
+    Entry("schedule_search", "02_train", "Learning-rate schedules tried", "The main model at the demo's recipe "
+          "and 400 steps, one row per schedule and seed, on the validation split."),
+    Entry("data_scaling", "02_train", "Training photos against validation error", "The main model on subsets of "
+          "the training photos, one row per subset size and seed, on the validation split."),
     Entry("data_summary", "01_prepare_data", "Photos per source and split", "After removing unreadable, too small, "
           "black-and-white and duplicate photos."),
     Entry("excluded_photos", "01_prepare_data", "Photos left out", "Every photo not used, and why."),

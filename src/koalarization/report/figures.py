@@ -164,16 +164,17 @@ def case_triplets(cases: list[dict[str, Any]], title: str) -> Figure:
 
 
 def training_curves(history: pd.DataFrame, gray_loss: Optional[float] = None, labels: Optional[dict[str, str]] = None,
-                    logy: bool = False) -> Figure:
+                    logy: bool = False, colors: Optional[dict[str, str]] = None) -> Figure:
     """Training loss (solid) and validation loss (dashed, where measured) against step, one colour per model; runs
-    of one model with several seeds share its colour. `gray_loss`: the validation loss of predicting no color."""
+    of one model with several seeds share its colour (`colors` overrides it). `gray_loss`: the validation loss of
+    predicting no color."""
     history = history.copy()
     if "model" not in history:
         history["model"] = ""
     if "seed" not in history:
         history["seed"] = 0
     models = list(dict.fromkeys(history["model"]))
-    colors = model_colors(models)
+    colors = {**model_colors(models), **(colors or {})}
     with use_style():
         fig = Figure(figsize=(6.0, 3.4), layout="constrained")
         ax = fig.subplots()
@@ -323,3 +324,26 @@ def photo_strip(images: list[tuple[str, Optional[np.ndarray]]], title: Optional[
 __all__ = ["use_style", "save_figure", "model_colors", "comparison_grid", "case_triplets", "training_curves",
            "metric_distributions", "summary_bars", "photo_strip", "photos_with_crops", "recipe_comparison",
            "MODEL_COLORS"]
+
+
+def data_scaling(runs: pd.DataFrame) -> Figure:
+    """Validation CIEDE2000 and PSNR gain over gray against the number of training photos: each run a dot, the
+    mean over seeds a line, the gray input's level dashed. The x axis is logarithmic, so equal steps are doublings."""
+    means = runs.groupby("train_photos")[["ciede2000", "psnr_gain_over_gray"]].mean()
+    color = MODEL_COLORS["fusion_lite0"]
+    with use_style():
+        fig = Figure(figsize=(7.0, 2.6), layout="constrained")
+        left, right = fig.subplots(1, 2)
+        for ax, column, label in ((left, "ciede2000", "validation CIEDE2000 (lower is better)"),
+                                  (right, "psnr_gain_over_gray", "PSNR gain over gray, dB (higher is better)")):
+            ax.scatter(runs["train_photos"], runs[column], color=color, s=12, alpha=0.7, label="one run (seed)")
+            ax.plot(means.index, means[column], color=color, lw=1.2, marker="o", ms=4, label="mean over seeds")
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(means.index, [str(n) for n in means.index])
+            ax.minorticks_off()
+            ax.set_xlabel("training photos")
+            ax.set_ylabel(label)
+        left.axhline(runs["ciede2000_gray"].iloc[0], color=MODEL_COLORS["gray"], lw=1.0, ls="--", label="gray input")
+        right.axhline(0.0, color=MODEL_COLORS["gray"], lw=1.0, ls="--", label="gray input")
+        left.legend(frameon=False, fontsize=6.5)
+    return fig

@@ -67,7 +67,9 @@ def run_facts(manifest: dict[str, Any], records: dict[str, dict[str, Any]]) -> l
                        f"with its own classifier embedding); outputs keep the stored resolution"),
         ("Classifier", ", ".join(data["backbones"]) + " (frozen; 1000-d logits of the colorless photo)"),
         ("Models", models),
-        ("Training", f"{training['steps']} steps of batch {training['batch_size']}, Adam {training['learning_rate']}, "
+        ("Training", f"{training['steps']} steps of batch {training['batch_size']}, Adam {training['learning_rate']}"
+                     + (f" with a {training.get('warmup_steps', 0)}-step warm-up and cosine decay to 0, "
+                        if training.get("lr_schedule") == "cosine" else " (constant), ") +
                      f"{training['mixed_precision']} precision (policy used: "
                      f"{records.get('02_train', {}).get('precision', '?')}), validation every "
                      f"{training['checkpoint_every']} steps, the checkpoint with the lowest validation loss kept"),
@@ -78,6 +80,25 @@ def run_facts(manifest: dict[str, Any], records: dict[str, dict[str, Any]]) -> l
         ("Reproducibility", manifest.get("reproducibility", {}).get("meaning", "")),
     ]
     return facts
+
+
+def memorization(training: dict[str, Any]) -> str:
+    """A sentence on how much better the MSE runs fit their training photos than unseen ones, from stage 2's
+    record; empty when the gap is small (under 15%) or the record lacks the training loss."""
+    runs = [r for r in training.get("runs", {}).values() if r.get("loss") == "mse" and "last_train_loss" in r]
+    if not runs:
+        return ""
+    train_end = sum(r["last_train_loss"] for r in runs) / len(runs)
+    val_best = sum(r["best_val_loss"] for r in runs) / len(runs)
+    if train_end > 0.85 * val_best:
+        return ""
+    steps, total = sorted({int(r["best_step"]) for r in runs}), int(runs[0]["steps"])
+    where = f"at step {steps[0]}" if len(steps) == 1 else f"between steps {steps[0]} and {steps[-1]}"
+    return (f"The models fit their training photos much better than unseen ones: the MSE runs end at a training "
+            f"loss of {train_end:.4f} while their best validation loss is {val_best:.4f} (predicting no color: "
+            f"{training.get('gray_val_loss', float('nan')):.4f}), reached {where} of {total}. "
+            + ("Validation loss was still falling at the last step." if steps[-1] == total else
+               "What they lack is photos more than steps (notebook 2)."))
 
 
 def limitations(manifest: dict[str, Any], evaluation: Optional[dict[str, Any]]) -> list[str]:
@@ -98,6 +119,9 @@ def limitations(manifest: dict[str, Any], evaluation: Optional[dict[str, Any]]) 
         out.append(f"{n_train} training photos and CPU minutes of training, against about 54,000 ImageNet photos "
                    f"and days on a GPU in the paper: the models learn the common colors of these photos (sky, "
                    f"plants, skin) and little else; rare colors stay out of reach.")
+    gap = memorization(manifest.get("recorded", {}).get("02_train") or {})
+    if gap:
+        out.append(gap)
     out.append(f"The network works at {p['data']['train_scale']} px: fine color detail is out of reach, and the "
                f"a*b* is upsampled onto the photo's full-resolution lightness.")
     if evaluation:

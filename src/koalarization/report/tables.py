@@ -104,3 +104,16 @@ def metric_definitions(metrics: Optional[list[str]] = None) -> pd.DataFrame:
                           "better": {True: "higher", False: "lower", None: "closer to the ground truth"}[
                               METRICS[name].higher_is_better]}
                          for name in names])
+
+
+def schedule_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """The learning-rate search (scripts/schedule_search.py), one row per schedule: the mean over seeds and the
+    seed-to-seed standard deviation of each validation figure, so a difference between schedules can be read
+    against the spread within one."""
+    columns = ["ciede2000", "psnr_gain_over_gray", "ab_std_ratio", "best_val_loss", "final_train_loss"]
+    grouped = runs.groupby("schedule", sort=False)
+    summary = grouped[columns].agg(["mean", "std"])
+    summary.columns = [f"{column} {stat}" for column, stat in summary.columns]
+    summary.insert(0, "seeds", grouped["seed"].nunique())
+    summary.insert(1, "ciede2000 gray", grouped["ciede2000_gray"].first())
+    return summary.reset_index()
