@@ -192,14 +192,19 @@ def test_compare_results_flags_a_metric_outside_the_tolerance(results, tmp_path)
 def test_memorization_sentence_follows_the_recorded_losses():
     from koalarization.report.page import memorization
 
-    def record(train_loss, best_steps):
-        return {"gray_val_loss": 0.013, "runs": {
-            f"m/seed{k}": {"loss": "mse", "last_train_loss": train_loss, "best_val_loss": 0.010, "best_step": step,
-                           "steps": 400} for k, step in enumerate(best_steps)}}
+    def record(fusion_train_loss):
+        runs = {f"{model}/seed{k}": {"model": model, "loss": "mse", "steps": 400, "best_step": 300 + 50 * k,
+                                     "last_train_loss": train, "best_val_loss": val}
+                for model, train, val in (("fusion", fusion_train_loss, 0.010), ("plain", 0.0234, 0.0113))
+                for k in (0, 1)}
+        runs["rebalanced/seed0"] = {"model": "rebalanced", "loss": "rebalanced", "last_train_loss": 0.001,
+                                    "best_val_loss": 0.02, "best_step": 400, "steps": 400}
+        return {"gray_val_loss": 0.013, "gray_train_loss": 0.026, "runs": runs}
 
-    sentence = memorization(record(0.007, [250, 350]))
-    assert "0.0070" in sentence and "0.0100" in sentence and "between steps 250 and 350 of 400" in sentence
-    assert "photos more than steps" in sentence
-    assert "still falling" in memorization(record(0.007, [400, 400]))
-    assert memorization(record(0.0095, [250])) == ""  # no real gap: nothing to say
-    assert memorization({"runs": {"m/seed0": {"loss": "mse", "best_val_loss": 0.01}}}) == ""  # older record
+    sentence = memorization(record(0.0075), {"fusion": "fusion (Lite0)"})
+    assert "fusion (Lite0) 71% on its training photos and 23% on the validation photos (best step 300, 350)" \
+        in sentence
+    assert "plain 10% on its training photos and 13% on the validation photos" in sentence
+    assert "rebalanced" not in sentence and "memorising" in sentence
+    assert memorization(record(0.022)) == ""  # no model fits its training photos much better: nothing to say
+    assert memorization({"gray_val_loss": 0.013, "runs": record(0.0075)["runs"]}) == ""  # an older record

@@ -334,8 +334,10 @@ def data_scaling(runs: pd.DataFrame) -> Figure:
     with use_style():
         fig = Figure(figsize=(7.0, 2.6), layout="constrained")
         left, right = fig.subplots(1, 2)
-        for ax, column, label in ((left, "ciede2000", "validation CIEDE2000 (lower is better)"),
-                                  (right, "psnr_gain_over_gray", "PSNR gain over gray, dB (higher is better)")):
+        for ax, column, label, title in ((left, "ciede2000", "validation CIEDE2000", "lower is better"),
+                                         (right, "psnr_gain_over_gray", "PSNR gain over gray (dB)",
+                                          "higher is better")):
+            ax.set_title(title, fontsize=8)
             ax.scatter(runs["train_photos"], runs[column], color=color, s=12, alpha=0.7, label="one run (seed)")
             ax.plot(means.index, means[column], color=color, lw=1.2, marker="o", ms=4, label="mean over seeds")
             ax.set_xscale("log", base=2)

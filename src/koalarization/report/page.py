@@ -82,26 +82,33 @@ def run_facts(manifest: dict[str, Any], records: dict[str, dict[str, Any]]) -> l
     return facts
 
 
-def memorization(training: dict[str, Any]) -> str:
-    """A sentence on how much better the MSE runs fit their training photos than unseen ones, from stage 2's
-    record; empty when the gap is small (under 15%) or the record lacks the training loss."""
+def memorization(training: dict[str, Any], labels: Optional[dict[str, str]] = None) -> str:
+    """A sentence comparing, per MSE model, how much of the gray input's error it removes on its training photos
+    (its training loss over the last steps) and on the validation photos (its best checkpoint), from stage 2's
+    record. Empty when no model fits its training photos much better (by 15 points) or the record is older."""
+    gray_train, gray_val = training.get("gray_train_loss"), training.get("gray_val_loss")
     runs = [r for r in training.get("runs", {}).values() if r.get("loss") == "mse" and "last_train_loss" in r]
-    if not runs:
+    if not runs or not gray_train or not gray_val:
         return ""
-    train_end = sum(r["last_train_loss"] for r in runs) / len(runs)
-    val_best = sum(r["best_val_loss"] for r in runs) / len(runs)
-    if train_end > 0.85 * val_best:
+    gains = {}
+    for model in dict.fromkeys(r["model"] for r in runs):
+        mine = [r for r in runs if r["model"] == model]
+        train = 1 - sum(r["last_train_loss"] for r in mine) / len(mine) / gray_train
+        val = 1 - sum(r["best_val_loss"] for r in mine) / len(mine) / gray_val
+        gains[model] = (train, val, sorted({int(r["best_step"]) for r in mine}))
+    if not any(train - val > 0.15 for train, val, _ in gains.values()):
         return ""
-    steps, total = sorted({int(r["best_step"]) for r in runs}), int(runs[0]["steps"])
-    where = f"at step {steps[0]}" if len(steps) == 1 else f"between steps {steps[0]} and {steps[-1]}"
-    return (f"The models fit their training photos much better than unseen ones: the MSE runs end at a training "
-            f"loss of {train_end:.4f} while their best validation loss is {val_best:.4f} (predicting no color: "
-            f"{training.get('gray_val_loss', float('nan')):.4f}), reached {where} of {total}. "
-            + ("Validation loss was still falling at the last step." if steps[-1] == total else
-               "What they lack is photos more than steps (notebook 2)."))
+    parts = [f"{(labels or {}).get(model, model)} {train:.0%} on its training photos and {val:.0%} on the "
+             f"validation photos (best step {', '.join(map(str, steps))})"
+             for model, (train, val, steps) in gains.items()]
+    return ("Share of the gray input's squared a*b* error removed: " + "; ".join(parts) + f", of "
+            f"{int(runs[0]['steps'])} steps. A model that removes far more on its training photos than on new ones "
+            f"is memorising them; its later steps fit those photos better and new ones no better. What it lacks is "
+            f"photos more than steps (notebook 2).")
 
 
-def limitations(manifest: dict[str, Any], evaluation: Optional[dict[str, Any]]) -> list[str]:
+def limitations(manifest: dict[str, Any], evaluation: Optional[dict[str, Any]],
+                labels: Optional[dict[str, str]] = None) -> list[str]:
     p = manifest["parameters"]
     paper_backbone = "inception_resnet_v2" in p["data"]["backbones"]
     out = []
@@ -119,7 +126,7 @@ def limitations(manifest: dict[str, Any], evaluation: Optional[dict[str, Any]]) 
         out.append(f"{n_train} training photos and CPU minutes of training, against about 54,000 ImageNet photos "
                    f"and days on a GPU in the paper: the models learn the common colors of these photos (sky, "
                    f"plants, skin) and little else; rare colors stay out of reach.")
-    gap = memorization(manifest.get("recorded", {}).get("02_train") or {})
+    gap = memorization(manifest.get("recorded", {}).get("02_train") or {}, labels)
     if gap:
         out.append(gap)
     out.append(f"The network works at {p['data']['train_scale']} px: fine color detail is out of reach, and the "
@@ -172,7 +179,7 @@ def write_report(results_dir: str | Path) -> Path:
                       "variation 1 = the truth's, ΔCF 0 = the truth's colorfulness.",
         findings=findings(evaluation, labels, records.get("05_user_study")) if evaluation else [],
         statistics_note=statistics_note(evaluation) if evaluation else "",
-        limitations=limitations(manifest, evaluation), figures=figures, tables=tables,
+        limitations=limitations(manifest, evaluation, labels), figures=figures, tables=tables,
         notebooks=[s for s in STAGES if (results_dir / "notebooks" / f"{s}.html").exists()],
         licences=_licences(results_dir), git_commit=manifest.get("git_commit", "?"),
         finished_at=manifest.get("finished_at", "?"))
