@@ -46,12 +46,12 @@ FIGURES = [
           "evaluated is each run's lowest validation loss."),
     Entry("recipe_search", "02_train", "How the training recipe was chosen",
           "Validation CIEDE2000 and a*b* variation for each recipe tried at the same compute budget."),
-    Entry("schedule_search", "02_train", "Does a decaying learning rate help?",
+    Entry("schedule_search", "02_train", "A constant against a decaying learning rate",
           "Training (solid) and validation (dashed) loss of the main model under the paper's constant rate and "
           "under a cosine decay, three seeds each, on the demo's photos; the gray line is the validation loss of "
           "predicting no color. Where the training loss keeps falling while the validation loss stays flat, the "
           "model is short of photos, not of steps or of a better schedule."),
-    Entry("data_scaling", "02_train", "Would more photos help?",
+    Entry("data_scaling", "02_train", "Validation error against the number of training photos",
           "The main model trained at the demo's recipe and step count on random subsets of the training photos, "
           "scored on the same validation photos: each dot one run, the line the mean over seeds, the dashed line "
           "the gray input. The slope per doubling of the photos says how far more data would move the model."),
