@@ -78,7 +78,6 @@ def main() -> int:
 
     measured = f"{WORK}/subset_runs.csv"  # the subset runs so far: a restarted script skips them
     rows = pd.read_csv(measured).to_dict("records") if os.path.exists(measured) else []
-    schedule_search.WORK = WORK
     for fraction in FRACTIONS:
         subset = subset_dataset(args.data, f"{WORK}/data-{fraction:g}", fraction)
         photos = load_manifest(subset)["counts"]["train"]
@@ -86,7 +85,7 @@ def main() -> int:
             if any(r["train_photos"] == photos and r["seed"] == seed for r in rows):
                 continue
             row = schedule_search.run_job(subset, f"train{photos}", 1e-3, "constant", 0, schedule_search.DEMO_STEPS,
-                                          seed)
+                                          seed, work=WORK)
             rows.append({"train_photos": photos, **row})
             write_csv_atomic(pd.DataFrame(rows), measured)
             print(json.dumps(rows[-1]), flush=True)
@@ -98,7 +97,7 @@ def main() -> int:
     print(everything.groupby("train_photos")[["ciede2000", "psnr_gain_over_gray", "best_val_loss",
                                               "final_train_loss"]].agg(["mean", "std"]).round(4).to_string())
     write_json_atomic(f"{OUT}/data_scaling_run.json", {
-        "date": time.strftime("%Y-%m-%d"), "device": schedule_search.device(), "backend": keras.backend.backend(),
+        "date": time.strftime("%Y-%m-%d"), **schedule_search.machine(), "backend": keras.backend.backend(),
         "keras": keras.__version__, "python": platform.python_version(),
         "profile": "demo", "model": "fusion_lite0, constant learning rate 1e-3, 400 steps",
         "fractions": list(FRACTIONS), "seeds": list(SEEDS), "argv": sys.argv[1:]})

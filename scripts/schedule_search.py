@@ -1,6 +1,6 @@
 """How the demo's learning-rate schedule was chosen: train the main model (fusion with EfficientNet-Lite0) on the
-demo's prepared data at the demo's recipe (128 px photos, 128 px crops, batch 16) under several learning rates and
-schedules, three seeds each, and compare them on the validation split.
+demo's prepared data at the demo's recipe (128 px photos, 128 px crops, batch 16) with a constant learning rate (the
+paper's) and with a cosine decay, three seeds each, and compare them on the validation split.
 
 The recipe search (scripts/recipe_search.py) fixed the scale, crop and batch at a constant learning rate. The demo's
 models then differed by 1.07 CIEDE2000 between two seeds on the test split, as much as any difference between
@@ -10,12 +10,13 @@ training and validation losses logged every 50 steps also show how soon the runs
 
 Each run is judged as the study judges test photos (scripts/recipe_search.py says how), on the validation split:
 mean CIEDE2000 and PSNR against the gray input, and the a*b* variation against the truth's; means over seeds and
-the seed-to-seed spread. Runs go in parallel worker processes (one per GPU share, or one on a CPU):
+the seed-to-seed spread. `--workers N` trains N runs at once in separate processes (on a machine with the cores
+for it; the default, one, suits a 2-core CPU):
 
     .venv/bin/python scripts/schedule_search.py --data work/demo/data/efficientnet_lite0-<fingerprint>
 about 30 minutes on 2 cores (6 runs); a run folder left by an identical earlier run (the demo's own, say) is reused.
 Writes results/recipe_search/schedules.csv (one row per run), schedule_curves.csv (the loss logs) and
-schedules_run.json (device, backend, date);
+schedules_run.json (machine, backend, date);
 notebook 02 shows them. Runs already measured are kept when the script is started again.
 """
 from __future__ import annotations
@@ -47,8 +48,11 @@ def jobs() -> list[tuple]:
     return [(*schedule, seed) for schedule in SCHEDULES for seed in SEEDS]
 
 
-def run_job(data_dir: str, name: str, lr: float, schedule: str, warmup: int, steps: int, seed: int) -> dict:
-    """Train one run and score its best checkpoint on the validation photos."""
+def run_job(data_dir: str, name: str, lr: float, schedule: str, warmup: int, steps: int, seed: int,
+            work: str = WORK) -> dict:
+    """Train one run into work/runs (a finished identical run there is reused) and score its best checkpoint on the
+    validation photos."""
+    from koalarization import checkpoint as checkpoints
     from koalarization.config import TrainingSettings, load_profile
     from koalarization.evaluate.run import evaluate
     from koalarization.train import backend, read_log, train
@@ -57,28 +61,26 @@ def run_job(data_dir: str, name: str, lr: float, schedule: str, warmup: int, ste
     settings = TrainingSettings(**{**profile.training.model_dump(), "steps": steps, "learning_rate": lr,
                                    "lr_schedule": schedule, "warmup_steps": warmup,
                                    "checkpoint_every": DEMO_STEPS // 8})
-    from koalarization import checkpoint as checkpoints
-
-    run_dir = f"{WORK}/runs/{name}-s{seed}"
+    run_dir = f"{work}/runs/{name}-s{seed}"
     latest = checkpoints.latest_or_none(run_dir)
-    reused = bool(latest) and checkpoints.read_config(latest)["step"] >= steps  # a finished identical run
+    reused = bool(latest) and checkpoints.read_config(latest)["step"] >= steps
     started = time.time()
     checkpoint = train(data_dir, run_dir, settings, fusion=True, seed=seed, verbose=0)
     trained = time.time()
     per_photo = evaluate({"fusion_lite0": {"data_dir": data_dir, "checkpoints": {seed: checkpoint}}},
-                         f"{WORK}/eval/{name}-s{seed}", split="validation", save_images=False, progress=False)
+                         f"{work}/eval/{name}-s{seed}", split="validation", save_images=False, progress=False)
     means = per_photo.groupby("model")[["ciede2000", "psnr", "ab_std_ratio", "colorfulness_gap"]].mean()
     log = read_log(run_dir)
     best = log.loc[log["val_loss"].idxmin()]
-    return {"schedule": name, "final_train_loss": float(log["loss"].iloc[-1]), "learning_rate": lr, "lr_schedule": schedule, "warmup_steps": warmup, "steps": steps,
+    main = means.loc["fusion_lite0"]
+    return {"schedule": name, "learning_rate": lr, "lr_schedule": schedule, "warmup_steps": warmup, "steps": steps,
             "seed": seed, "best_step": int(best["step"]), "best_val_loss": float(best["val_loss"]),
-            "last_val_loss": float(log["val_loss"].iloc[-1]),
-            "ciede2000": means.loc["fusion_lite0", "ciede2000"], "ciede2000_gray": means.loc["gray", "ciede2000"],
-            "psnr_gain_over_gray": means.loc["fusion_lite0", "psnr"] - means.loc["gray", "psnr"],
-            "ab_std_ratio": means.loc["fusion_lite0", "ab_std_ratio"],
-            "colorfulness_gap": means.loc["fusion_lite0", "colorfulness_gap"],
-            "validation_photos": int(per_photo["photo_id"].nunique()), "backend": backend(),
-            "reused_run": reused, "train_seconds": None if reused else round(trained - started, 1)}
+            "last_val_loss": float(log["val_loss"].iloc[-1]), "final_train_loss": float(log["loss"].iloc[-1]),
+            "ciede2000": main["ciede2000"], "ciede2000_gray": means.loc["gray", "ciede2000"],
+            "psnr_gain_over_gray": main["psnr"] - means.loc["gray", "psnr"], "ab_std_ratio": main["ab_std_ratio"],
+            "colorfulness_gap": main["colorfulness_gap"], "validation_photos": int(per_photo["photo_id"].nunique()),
+            "backend": backend(), "reused_run": reused,
+            "train_seconds": None if reused else round(trained - started, 1)}
 
 
 def worker(data_dir: str, index: int, count: int) -> int:
@@ -94,19 +96,12 @@ def worker(data_dir: str, index: int, count: int) -> int:
     return 0
 
 
-def device() -> str:
-    from koalarization.train import accelerators
+def machine() -> dict:
+    """Where the runs ran, as the study's manifest records it."""
+    from koalarization.study import hardware
 
-    gpus = accelerators()
-    if gpus:
-        try:
-            import jax
-
-            return jax.devices()[0].device_kind
-        except Exception:
-            return gpus[0]
-    return next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                platform.processor())
+    info = hardware()
+    return {"cpu": info.get("cpu_model", "?"), "cores": info.get("cpu_count"), "gpus": info.get("gpus")}
 
 
 def main() -> int:
@@ -148,7 +143,7 @@ def main() -> int:
 
     gray = gray_baseline_loss(evaluation_arrays(args.data, "validation", 128, 128, fusion=False)[1])
     write_json_atomic(f"{OUT}/schedules_run.json", {"gray_val_loss": gray,
-        "date": time.strftime("%Y-%m-%d"), "device": device(), "backend": keras.backend.backend(),
+        "date": time.strftime("%Y-%m-%d"), **machine(), "backend": keras.backend.backend(),
         "keras": keras.__version__, "python": platform.python_version(), "workers": args.workers, "profile": "demo", "model": "fusion_lite0",
         "recipe": "train_scale 128, train_crop 128, batch 16", "seeds": list(SEEDS), "argv": sys.argv[1:]})
     return 1 if failed else 0

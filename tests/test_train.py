@@ -97,7 +97,7 @@ def test_cosine_schedule_decays_to_zero_resumes_on_its_curve_and_fixes_its_lengt
     # the saved optimizer carries the schedule: at the last step its rate is the curve's end, zero
     assert float(model.optimizer.learning_rate) == pytest.approx(0, abs=1e-9)
     longer = koala(*_args(small_data, run, steps=30, **cosine))  # a longer cosine is another curve: refused
-    assert longer.returncode == 2 and "steps" in longer.stderr, longer.stderr[-2000:]
+    assert longer.returncode == 2 and "steps: 20 -> 30" in longer.stderr, longer.stderr[-2000:]
 
 
 def test_default_schedule_leaves_earlier_run_identities_unchanged():
