@@ -109,3 +109,33 @@ def test_twelve_megapixel_photo_stays_under_2_5_gb(ckpt, tmp_path):
     peak_gb = int(result.stdout.split("PEAK_KB")[1].split()[0]) / 1e6
     assert peak_gb < 2.5, f"peak {peak_gb:.2f} GB"
     assert read_photo(tmp_path / "out" / "big.png").shape == (3000, 4000, 3)
+
+
+def test_an_ensemble_averages_its_members_and_refuses_a_mismatched_one(tmp_path, real_photos):
+    from koalarization.colorize import Ensemble, load_colorizer
+
+    first, second = (save_untrained_checkpoint(str(tmp_path / name)) for name in ("s0", "s1"))
+    ensemble = load_colorizer([first, second])
+    assert isinstance(ensemble, Ensemble) and len(ensemble) == 2
+    members = [Colorizer(first), Colorizer(second)]
+    l_full, l_small = ensemble.lightness_planes(real_photos["chelsea"])
+    embedding = members[0].embed(l_full)
+    each = [member.predict_ab(l_small, embedding) for member in members]
+    assert np.abs(each[0] - each[1]).mean() > 1  # two networks, two answers
+    np.testing.assert_allclose(ensemble.predict_ab(l_small, l_full=l_full), (each[0] + each[1]) / 2, atol=1e-4)
+    assert ensemble.colorize(real_photos["chelsea"]).shape == real_photos["chelsea"].shape
+    no_fusion = save_untrained_checkpoint(str(tmp_path / "nf"), fusion=False)
+    with pytest.raises(ValueError, match="fusion"):
+        Ensemble([first, no_fusion])
+
+
+def test_cli_colorizes_with_several_checkpoints_as_one_ensemble(tmp_path):
+    from koalarization.colorize import load_colorizer
+
+    first, second = (save_untrained_checkpoint(str(tmp_path / name)) for name in ("s0", "s1"))
+    photos = write_sample_jpegs(tmp_path / "in", names=("coffee",))
+    out = tmp_path / "out"
+    result = koala("colorize", photos, "--checkpoint", first, second, "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    expected = load_colorizer([first, second]).colorize(read_photo(os.path.join(photos, "coffee.jpg")))
+    assert np.abs(read_photo(out / "coffee.png").astype(int) - expected).max() <= 1

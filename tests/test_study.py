@@ -93,6 +93,7 @@ def test_the_report_page_answers_the_readers_questions_and_has_no_broken_links(r
     assert "arXiv:1712.03400" in page and "Not the paper's model" in page
     assert page.index("Findings") < page.index('id="tables"')  # what it found comes before the long tables
     assert "Holm p" in page and "not significant" in page
+    assert "The seeds averaged" in page and "fusion (Lite0), 2-seed ensemble" in page
     links = _Links()
     links.feed(page)
     local = [t for t in links.targets if not t.startswith(("http://", "https://", "#"))]
@@ -122,7 +123,13 @@ def test_training_records_every_seed_and_its_best_checkpoint(results):
 def test_evaluation_covers_models_baselines_and_the_family_of_tests(results):
     record = read_json(results / "03_evaluate.json")
     assert set(record["means"]["test"]) == {"gray", "mean_ab", "fusion_lite0", "no_fusion", "rebalanced_lite0",
-                                            "fusion_lite2"}
+                                            "fusion_lite2", "fusion_lite0_ensemble", "no_fusion_ensemble"}
+    assert record["ensembles"] == {"fusion_lite0_ensemble": "fusion (Lite0), 2-seed ensemble",
+                                   "no_fusion_ensemble": "no fusion, 2-seed ensemble"}
+    ensemble_tests = {(row["split"], row["model_b"], row["metric"]) for row in record["comparisons"]
+                      if row["model_a"] == "fusion_lite0_ensemble"}
+    assert ensemble_tests == {(split, b, m) for split, b in (("test", "fusion_lite0"), ("test", "gray"),
+                                                             ("heldout", "gray")) for m in ("ciede2000", "psnr")}
     assert record["means"]["test"]["gray"]["colorfulness"] < 1.0
     for model, means in record["means"]["test"].items():
         assert 0.0 <= means["auc_ab"] <= 1.0 and means["ciede2000"] > 0 and means["psnr"] > 10, model

@@ -29,7 +29,9 @@ def _colorize_parser(commands) -> None:
     parser = commands.add_parser("colorize", help="colorize photos or folders with a trained checkpoint",
                                  description=colorize.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", help="photo files and/or folders (searched recursively)")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint, or training run folder (its best one)")
+    parser.add_argument("--checkpoint", required=True, nargs="+",
+                        help="checkpoint, or training run folder (its best one); several (a model's seeds) are "
+                             "colorized as an ensemble: their a*b* averaged")
     parser.add_argument("--output", required=True, help="output folder (PNG files)")
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
     parser.add_argument("--side-by-side", action="store_true", help="also write gray | colorized images")
@@ -43,7 +45,8 @@ def _colorize_parser(commands) -> None:
 def _colorize(args) -> int:
     from .colorize import colorize_paths
 
-    written, failures = colorize_paths(args.inputs, args.checkpoint, args.output, force=args.force,
+    checkpoints = args.checkpoint[0] if len(args.checkpoint) == 1 else args.checkpoint
+    written, failures = colorize_paths(args.inputs, checkpoints, args.output, force=args.force,
                                        with_side_by_side=args.side_by_side, short_side=args.short_side,
                                        backbone_weights=args.backbone_weights, progress=sys.stderr.isatty())
     for path, reason in failures:

@@ -121,6 +121,57 @@ class Colorizer:
         return join(l_full, self.predict_ab(l_small, l_full=l_full))
 
 
+class Ensemble:
+    """Several checkpoints of one model (its training seeds) as one colorizer: their a*b* predictions averaged.
+
+    Trained on a few hundred photos, each seed settles on casts of its own; the average keeps the colors the seeds
+    agree on and lets the rest cancel (measured in notebook 3). The members share the classifier (one embedding per
+    photo) and must agree on the backbone, on fusion and on the working scale."""
+
+    def __init__(self, checkpoint_paths, backbone_weights="imagenet", short_side=None, cached_embeddings=False):
+        paths = [os.fspath(path) for path in checkpoint_paths]
+        if not paths:
+            raise ValueError("an ensemble needs at least one checkpoint")
+        first = Colorizer(paths[0], backbone_weights, short_side, cached_embeddings=cached_embeddings)
+        self.members = [first] + [Colorizer(path, short_side=short_side, cached_embeddings=True) for path in paths[1:]]
+        self.short_side, self.fusion, self.embedder = first.short_side, first.fusion, first.embedder
+        self.config = first.config
+        for path, member in zip(paths[1:], self.members[1:]):
+            mismatched = [f"{key}: {member.config.get(key)!r} (first: {first.config.get(key)!r})"
+                          for key in ("backbone", "fusion") if member.config.get(key) != first.config.get(key)]
+            if member.short_side != self.short_side:
+                mismatched.append(f"scale: {member.short_side} (first: {self.short_side})")
+            if mismatched:
+                raise ValueError(f"{path} cannot join an ensemble with {paths[0]}: " + "; ".join(mismatched))
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def predict_ab(self, l_small: np.ndarray, embedding: Optional[np.ndarray] = None,
+                   l_full: Optional[np.ndarray] = None) -> np.ndarray:
+        """The members' a*b* averaged; the classifier runs once."""
+        if self.fusion and embedding is None:
+            embedding = self.members[0].embed(l_full if l_full is not None else l_small)
+        return np.mean([member.predict_ab(l_small, embedding) for member in self.members], axis=0)
+
+    def lightness_planes(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.members[0].lightness_planes(rgb)
+
+    def colorize(self, rgb: np.ndarray) -> np.ndarray:
+        l_full, l_small = self.lightness_planes(rgb)
+        return join(l_full, self.predict_ab(l_small, l_full=l_full))
+
+
+def load_colorizer(checkpoint_paths, backbone_weights="imagenet", short_side=None):
+    """One checkpoint (or run folder) -> a Colorizer; several -> an Ensemble of them."""
+    if isinstance(checkpoint_paths, (str, os.PathLike)):
+        checkpoint_paths = [checkpoint_paths]
+    paths = list(checkpoint_paths)
+    if len(paths) == 1:
+        return Colorizer(paths[0], backbone_weights, short_side)
+    return Ensemble(paths, backbone_weights, short_side)
+
+
 def _collect(inputs):
     """Files and folders -> [(path, output name relative to its input root)]."""
     found = []
@@ -141,13 +192,14 @@ def side_by_side(gray_rgb: np.ndarray, colorized: np.ndarray) -> np.ndarray:
     return np.concatenate([gray_rgb, np.full((gray_rgb.shape[0], 8, 3), 255, np.uint8), colorized], axis=1)
 
 
-def colorize_paths(inputs: list[str | os.PathLike], checkpoint_path: str | os.PathLike | Colorizer,
+def colorize_paths(inputs: list[str | os.PathLike], checkpoint_path, 
                    output_dir: str | os.PathLike, force: bool = False, with_side_by_side: bool = False,
                    short_side: Optional[int] = None, backbone_weights: Optional[str | os.PathLike] = "imagenet",
                    progress: bool = True) -> tuple[list[str], list[tuple[str, str]]]:
     """Colorize every photo in `inputs` into `output_dir` (PNG). Returns (written, failures [(path, reason)]).
 
-    `checkpoint_path` may also be a ready Colorizer (to colorize several batches without reloading).
+    `checkpoint_path`: one checkpoint or run folder, a list of them (an Ensemble: their a*b* averaged), or a ready
+    Colorizer or Ensemble (to colorize several batches without reloading).
 
     A bad file is reported and skipped; existing outputs are kept unless `force`.
     """
@@ -156,8 +208,8 @@ def colorize_paths(inputs: list[str | os.PathLike], checkpoint_path: str | os.Pa
     jobs = _collect(inputs)
     if not jobs:
         raise FileNotFoundError(f"no photos found in {list(inputs)}")
-    colorizer = (checkpoint_path if isinstance(checkpoint_path, Colorizer)
-                 else Colorizer(checkpoint_path, backbone_weights, short_side))
+    colorizer = (checkpoint_path if isinstance(checkpoint_path, (Colorizer, Ensemble))
+                 else load_colorizer(checkpoint_path, backbone_weights, short_side))
     written, failures = [], []
     todo = []
     for path, rel in jobs:

@@ -24,6 +24,18 @@ from .metrics import ciede2000_by_chroma, evaluate_pair
 
 log = logging.getLogger(__name__)
 BASELINES = ("gray", "mean_ab")
+ENSEMBLE_SUFFIX = "_ensemble"
+
+
+def ensemble_name(model: str) -> str:
+    """The model id under which a model's seed ensemble is scored."""
+    return model + ENSEMBLE_SUFFIX
+
+
+def ensemble_labels(labels: dict[str, str], seeds: dict[str, int]) -> dict[str, str]:
+    """Readable names of the seed ensembles of the models trained with several seeds ({model: seed count})."""
+    return {ensemble_name(model): f"{labels.get(model, model)}, {count}-seed ensemble"
+            for model, count in seeds.items() if count > 1}
 
 
 def mean_ab(data_dir: str) -> np.ndarray:
@@ -40,13 +52,14 @@ def mean_ab(data_dir: str) -> np.ndarray:
 
 
 def evaluate(models: dict[str, dict[str, Any]], out_dir: str, split: str = "test", baselines: bool = True,
-             save_images: bool = True, progress: bool = True, image_path=None) -> pd.DataFrame:
+             save_images: bool = True, progress: bool = True, image_path=None, ensembles: bool = True
+             ) -> pd.DataFrame:
     """Colorize every photo of a split with every model (and seed) and score it.
 
     models: {name: {"data_dir": prepared dataset, "checkpoints": {seed: checkpoint or run folder}}}; all data dirs
     hold the same photos (they differ only in the cached embedding). `image_path(model, photo_id)` says where a
     colorized image goes (default: out_dir/images/<model>/<photo>.png). Returns the per-photo DataFrame, one row
-    per model, seed and photo (baselines have seed -1), also written to out_dir/per_photo.csv. The error split by
+    per model, seed and photo (baselines and ensembles have seed -1), also written to out_dir/per_photo.csv. The error split by
     the true chroma (`ciede2000_by_chroma`) goes to out_dir/by_chroma.csv.
     """
     from tqdm.auto import tqdm
@@ -59,6 +72,7 @@ def evaluate(models: dict[str, dict[str, Any]], out_dir: str, split: str = "test
     colorizers = {(name, int(seed)): (Colorizer(path, cached_embeddings=True), spec["data_dir"])
                   for name, spec in models.items() for seed, path in spec["checkpoints"].items()}
     first_seed = {name: min(int(s) for s in spec["checkpoints"]) for name, spec in models.items()}
+    several = [name for name, spec in models.items() if len(spec["checkpoints"]) > 1] if ensembles else []
     data_dirs = sorted({spec["data_dir"] for spec in models.values()})
     streams = {d: iterate_photos(d, split) for d in data_dirs}
     prior = mean_ab(data_dirs[0]) if baselines else None
@@ -77,12 +91,15 @@ def evaluate(models: dict[str, dict[str, Any]], out_dir: str, split: str = "test
             predictions[("gray", -1)] = join(l_full, np.zeros(l_full.shape + (2,), np.float32))
             predictions[("mean_ab", -1)] = join(l_full, np.broadcast_to(prior.astype(np.float32),
                                                                         l_full.shape + (2,)))
-        small = {}
+        small, predicted = {}, {}
         for (name, seed), (colorizer, data) in colorizers.items():
             if colorizer.short_side not in small:
                 small[colorizer.short_side] = colorizer.lightness_planes(truth)[1]
-            ab = colorizer.predict_ab(small[colorizer.short_side], by_dir[data][2])
-            predictions[(name, seed)] = join(l_full, ab)
+            predicted[(name, seed)] = colorizer.predict_ab(small[colorizer.short_side], by_dir[data][2])
+            predictions[(name, seed)] = join(l_full, predicted[(name, seed)])
+        for name in several:
+            members = [ab for (model, _seed), ab in predicted.items() if model == name]
+            predictions[(ensemble_name(name), -1)] = join(l_full, np.mean(members, axis=0))
         for data, item in by_dir.items():
             row = {"photo_id": photo_id, "data_dir": data}
             for k, (class_name, probability) in enumerate(top_classes(item[2], 3), start=1):

@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from koalarization.atomic import write_bytes_atomic
+from koalarization.evaluate.run import ENSEMBLE_SUFFIX
 from koalarization.report.tables import metric_header
 
 if TYPE_CHECKING:
@@ -63,11 +64,16 @@ MODEL_COLORS = {"gray": "#7F7F7F", "mean_ab": "#56B4E9", "no_fusion": "#E69F00",
 
 def model_colors(models: Iterable[str]) -> dict[str, str]:
     """A fixed colour per model: the same model has the same colour in every figure."""
+    from matplotlib.colors import to_hex, to_rgb
+
     spare = [c for c in PALETTE if c not in MODEL_COLORS.values()] + PALETTE
     colors, k = {}, 0
     for model in models:
+        base = model.removesuffix(ENSEMBLE_SUFFIX)
         if model in MODEL_COLORS:
             colors[model] = MODEL_COLORS[model]
+        elif base != model and base in MODEL_COLORS:  # a seed ensemble: its model's colour, darker
+            colors[model] = to_hex([0.55 * channel for channel in to_rgb(MODEL_COLORS[base])])
         else:
             colors[model] = spare[k % len(spare)]
             k += 1

@@ -8,6 +8,8 @@ from __future__ import annotations
 import html
 from typing import Any, Optional
 
+from ..evaluate.run import ensemble_name
+
 ALPHA = 0.05
 
 
@@ -91,6 +93,23 @@ def error_split(bands: list[dict[str, Any]], main: str, neutral_below: float = 5
             + "Pooled over all pixels, not averaged per photo.")
 
 
+def seed_ensemble(rows: list[dict[str, Any]], main: str, labels: dict[str, str]) -> str:
+    """The main model's seed ensemble against a single network and against the gray input."""
+    ensemble = ensemble_name(main)
+    parts = []
+    for a, b, split, where in ((ensemble, main, "test", "against one network (scores averaged over its seeds), on "
+                                                        "the random test split"),
+                               (ensemble, "gray", "test", "against the gray input, on the random test split"),
+                               (ensemble, "gray", "heldout", "against the gray input, on the held-out source")):
+        ciede, psnr = find(rows, a, b, "ciede2000", split), find(rows, a, b, "psnr", split)
+        if ciede and psnr:
+            parts.append(f"{where}: {describe(ciede, labels)}; {describe(psnr, labels, ' dB')}")
+    if not parts:
+        return ""
+    return (f"<b>The seeds averaged</b> ({html.escape(labels.get(ensemble, ensemble))}: the seeds' a*b* averaged "
+            f"photo by photo, as <code>koala colorize --checkpoint A B</code> does). " + ". ".join(parts) + ".")
+
+
 def findings(evaluation: dict[str, Any], labels: dict[str, str], user_study: Optional[dict[str, Any]] = None
              ) -> list[str]:
     """HTML list items of the findings (escaped; only the verdict markup is ours)."""
@@ -102,6 +121,9 @@ def findings(evaluation: dict[str, Any], labels: dict[str, str], user_study: Opt
         if ciede and psnr:
             out.append(f"<b>Against the gray input, on {where}:</b> {describe(ciede, labels)}; "
                        f"{describe(psnr, labels, ' dB')}.")
+    ensemble = seed_ensemble(rows, main, labels)
+    if ensemble:
+        out.append(ensemble)
     fusion = find(rows, main, "no_fusion", "ciede2000", "unseen") or find(rows, main, "no_fusion", "ciede2000")
     if fusion:
         where = ("every unseen photo (test split and held-out source)" if fusion.get("split") == "unseen"

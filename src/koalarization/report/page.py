@@ -15,6 +15,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..atomic import write_text_atomic
+from ..evaluate.run import ensemble_labels
 from ..layout import STAGES
 from . import catalog
 from .findings import findings, statistics_note
@@ -161,6 +162,8 @@ def write_report(results_dir: str | Path) -> Path:
     evaluation = records.get("03_evaluate") or None
     labels = {m["name"]: (m.get("label") or m["name"]) for m in manifest["parameters"]["models"]}
     labels.update(gray="gray input", mean_ab="mean a*b* prior")
+    seeds = {m["name"]: len(m.get("seeds") or [0]) for m in manifest["parameters"]["models"]}
+    labels.update(ensemble_labels(labels, seeds))
     figures = [{"name": e.name, "title": e.title, "caption": e.caption, "stage": e.stage,
                 "pdf": (results_dir / "figures" / f"{e.name}.pdf").exists()}
                for e in catalog.FIGURES if (results_dir / "figures" / f"{e.name}.png").exists()]
