@@ -118,3 +118,28 @@ def test_data_scaling_plots_each_run_and_the_mean_per_size(tmp_path):
     mean_line = [line for line in left.get_lines() if line.get_marker() == "o"][0]
     assert list(mean_line.get_ydata()) == pytest.approx([12.2, 11.7, 11.0])
     assert_saved(fig, tmp_path / "data_scaling")
+
+
+def test_ensemble_size_table_and_figure_follow_the_seeds(tmp_path):
+    from koalarization.report.tables import ensemble_size
+
+    rows = []
+    for split in ("test", "heldout"):
+        for photo, gray in (("p1", 12.0), ("p2", 14.0)):
+            rows.append({"split": split, "photo_id": photo, "model": "gray", "k": 0, "ciede2000": gray,
+                         "psnr": 20.0, "ab_std_ratio": 0.0})
+            for model, k, error in (("seed", 1, 13.0), ("seed", 2, 11.0), ("ensemble", 2, 10.0)):
+                rows.append({"split": split, "photo_id": photo, "model": model, "k": k,
+                             "ciede2000": error + (photo == "p2"), "psnr": 20.0 + 16.0 / error,
+                             "ab_std_ratio": 0.5})
+    table = ensemble_size(pd.DataFrame(rows))
+    assert list(table["split"]) == ["test"] * 3 + ["heldout"] * 3  # validation, test, held-out; seeds first
+    assert list(table["model"][:3]) == ["seed", "seed", "ensemble"]
+    first = table.iloc[2]
+    assert first["ciede2000"] == pytest.approx(10.5) and first["ciede2000_gray"] == pytest.approx(13.0)
+    assert first["photos"] == 2 and first["psnr_gain_over_gray"] == pytest.approx(1.6)
+    fig = figures.ensemble_size(table)
+    left, right = fig.axes
+    test_line = [line for line in left.get_lines() if line.get_label() == "test split"][0]
+    assert list(test_line.get_xdata()) == [1, 2] and list(test_line.get_ydata()) == pytest.approx([13.5, 10.5])
+    assert_saved(fig, tmp_path / "seed_ensemble")

@@ -355,3 +355,37 @@ def data_scaling(runs: pd.DataFrame) -> Figure:
         right.axhline(0.0, color=MODEL_COLORS["gray"], lw=1.0, ls="--", label="gray input")
         left.legend(frameon=False, fontsize=6.5)
     return fig
+
+
+SPLIT_STYLES = {"validation": ("validation", "#009E73", ":"), "test": ("test split", "#0072B2", "-"),
+                "heldout": ("held-out source", "#D55E00", "--")}
+
+
+def ensemble_size(table: pd.DataFrame) -> Figure:
+    """CIEDE2000 and PSNR gain over gray against the number of seeds averaged, per split (`tables.ensemble_size`):
+    the single seeds as dots at k = 1, the ensembles of the first k seeds as a line that starts at the first seed,
+    the gray input's level as a thin line in the split's colour."""
+    with use_style():
+        fig = Figure(figsize=(7.0, 2.8), layout="constrained")
+        left, right = fig.subplots(1, 2)
+        for split, (name, color, style) in SPLIT_STYLES.items():
+            rows = table[table["split"] == split]
+            if rows.empty:
+                continue
+            seeds, ensembles = rows[rows["model"] == "seed"], rows[rows["model"] == "ensemble"]
+            first = seeds[seeds["k"] == 1]
+            ks = np.concatenate([first["k"], ensembles["k"]])
+            for ax, column in ((left, "ciede2000"), (right, "psnr_gain_over_gray")):
+                ax.scatter(np.ones(len(seeds)), seeds[column], color=color, s=10, alpha=0.6)
+                ax.plot(ks, np.concatenate([first[column], ensembles[column]]), color=color, ls=style, lw=1.3,
+                        marker="o", ms=3, label=name)
+            left.axhline(rows["ciede2000_gray"].iloc[0], color=color, lw=0.8, alpha=0.6, ls=style)
+        right.axhline(0.0, color=MODEL_COLORS["gray"], lw=1.0, ls="-", label="gray input")
+        for ax, label, title in ((left, "CIEDE2000 (thin lines: gray input)", "lower is better"),
+                                 (right, "PSNR gain over gray (dB)", "higher is better")):
+            ax.set_title(title, fontsize=8)
+            ax.set_xlabel("seeds averaged (dots: each seed alone)")
+            ax.set_ylabel(label)
+            ax.set_xticks(sorted(table["k"].unique()))
+        right.legend(frameon=False, fontsize=6.5)
+    return fig

@@ -117,3 +117,19 @@ def schedule_summary(runs: pd.DataFrame) -> pd.DataFrame:
     summary.insert(0, "seeds", grouped["seed"].nunique())
     summary.insert(1, "ciede2000 gray", grouped["ciede2000_gray"].first())
     return summary.reset_index()
+
+
+def ensemble_size(per_photo: pd.DataFrame) -> pd.DataFrame:
+    """The seed-ensemble measurement (scripts/seed_ensemble.py), one row per split and model: `ensemble` k (the
+    average of the first k seeds) or `seed` k (the k-th seed alone), with the means over photos of CIEDE2000 (and
+    the gray input's), of the PSNR gain over gray and of the a*b* variation."""
+    gray = per_photo[per_photo["model"] == "gray"].set_index(["split", "photo_id"])
+    scored = per_photo[per_photo["model"] != "gray"].join(gray[["ciede2000", "psnr"]].add_suffix("_gray"),
+                                                          on=["split", "photo_id"])
+    scored["psnr_gain_over_gray"] = scored["psnr"] - scored["psnr_gray"]
+    columns = ["ciede2000", "ciede2000_gray", "psnr_gain_over_gray", "ab_std_ratio"]
+    table = scored.groupby(["split", "model", "k"], sort=False)[columns].mean().reset_index()
+    table.insert(3, "photos", table["split"].map(scored.groupby("split")["photo_id"].nunique()))
+    order = {"validation": 0, "test": 1, "heldout": 2, "seed": 0, "ensemble": 1}
+    return table.sort_values(["split", "model", "k"], ignore_index=True,
+                             key=lambda column: column if pd.api.types.is_numeric_dtype(column) else column.map(order))
