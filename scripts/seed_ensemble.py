@@ -82,20 +82,6 @@ def score(data_dir: str, checkpoints: list[str], processes: int):
         return pd.DataFrame([row for job in jobs for row in job.result()])
 
 
-def summary(per_photo):
-    """Per split and ensemble size: mean CIEDE2000 and PSNR against gray (single seeds: their average)."""
-    import pandas as pd
-
-    gray = per_photo[per_photo.model == "gray"].set_index(["split", "photo_id"])[["ciede2000", "psnr"]]
-    rows = []
-    for (split, model, k), group in per_photo[per_photo.model != "gray"].groupby(["split", "model", "k"]):
-        base = gray.loc[split].loc[group.photo_id]
-        rows.append({"split": split, "model": model, "k": k, "ciede2000": group.ciede2000.mean(),
-                     "ciede2000_gray": base.ciede2000.mean(), "psnr_gain_over_gray": (group.psnr.to_numpy()
-                     - base.psnr.to_numpy()).mean(), "ab_std_ratio": group.ab_std_ratio.mean()})
-    return pd.DataFrame(rows)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="the demo's prepared dataset (make study's stage 01)")
@@ -123,7 +109,8 @@ def main() -> int:
     if any(proc.wait() != 0 for proc in procs):
         return 1
     trained = time.time()
-    checkpoints = [train_seed(args.data, seed, args.work, args.steps) for seed in range(args.seeds)]  # all reused: finished
+    # every run is finished now: these calls only load each best checkpoint
+    checkpoints = [train_seed(args.data, seed, args.work, args.steps) for seed in range(args.seeds)]
     per_photo = score(args.data, checkpoints, args.processes)
 
     import keras
@@ -143,9 +130,11 @@ def main() -> int:
         "gpus": info.get("gpus"), "backend": keras.backend.backend(), "keras": keras.__version__,
         "python": platform.python_version(), "seeds": args.seeds, "workers": args.workers, "profile": "demo",
         "model": "fusion_lite0", "recipe": "the demo's: train_scale 128, train_crop 128, batch 16, 400 steps",
-        "steps": args.steps or None, "train_seconds": round(trained - started), "score_seconds": round(time.time() - trained),
-        "argv": sys.argv[1:]})
-    print(summary(per_photo).round(3).to_string(), flush=True)
+        "steps": args.steps or None, "train_seconds": round(trained - started),
+        "score_seconds": round(time.time() - trained), "argv": sys.argv[1:]})
+    from koalarization.report.tables import ensemble_size
+
+    print(ensemble_size(per_photo).round(3).to_string(), flush=True)
     return 0
 
 

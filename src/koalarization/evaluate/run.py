@@ -59,8 +59,9 @@ def evaluate(models: dict[str, dict[str, Any]], out_dir: str, split: str = "test
     models: {name: {"data_dir": prepared dataset, "checkpoints": {seed: checkpoint or run folder}}}; all data dirs
     hold the same photos (they differ only in the cached embedding). `image_path(model, photo_id)` says where a
     colorized image goes (default: out_dir/images/<model>/<photo>.png). Returns the per-photo DataFrame, one row
-    per model, seed and photo (baselines and ensembles have seed -1), also written to out_dir/per_photo.csv. The error split by
-    the true chroma (`ciede2000_by_chroma`) goes to out_dir/by_chroma.csv.
+    per model, seed and photo (baselines and ensembles have seed -1), also written to out_dir/per_photo.csv. The
+    error split by the true chroma (`ciede2000_by_chroma`) goes to out_dir/by_chroma.csv. `ensembles`: also score
+    each model with several seeds as `<model>_ensemble`, the seeds' a*b* averaged.
     """
     from tqdm.auto import tqdm
 

@@ -133,9 +133,10 @@ def findings(evaluation: dict[str, Any], labels: dict[str, str], user_study: Opt
     means = evaluation.get("means", {}).get("test", {})
     if main in means and "ab_std_ratio" in means[main]:
         ratio = means[main]["ab_std_ratio"]
+        ablation = means.get("no_fusion", {}).get("ab_std_ratio", float("nan"))
         out.append(f"<b>Casts:</b> within a photo, the main model's colors vary {ratio:.0%} as much as the truth's "
                    f"(the spatial standard deviation of a*b*, averaged over test photos; a uniform cast would be "
-                   f"0%, the no-fusion ablation reaches {means.get('no_fusion', {}).get('ab_std_ratio', float('nan')):.0%}).")
+                   f"0%, the no-fusion ablation reaches {ablation:.0%}).")
     where = error_split(evaluation.get("error_by_chroma", []), main)
     if where:
         out.append(f"<b>Where the color error is:</b> {html.escape(where)}")
