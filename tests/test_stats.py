@@ -185,6 +185,6 @@ def test_the_seed_ensemble_finding_reports_each_comparison_it_has():
     rows = [row("m", "ciede2000", "test", -1.0, 1e-6), row("m", "psnr", "test", 0.7, 1e-6),
             row("gray", "ciede2000", "test", -0.8, 0.4), row("gray", "psnr", "test", 1.5, 1e-4)]
     text = seed_ensemble(rows, "m", labels)
-    assert "main, 3-seed ensemble" in text and "against the gray input, on the random test split" in text
+    assert "main, 3-seed ensemble" in text and "Against the gray input, on the random test split" in text
     assert text.count("is better") == 3 and "not significant" in text and "held-out" not in text
     assert seed_ensemble([], "m", labels) == ""

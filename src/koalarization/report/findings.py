@@ -97,10 +97,10 @@ def seed_ensemble(rows: list[dict[str, Any]], main: str, labels: dict[str, str])
     """The main model's seed ensemble against a single network and against the gray input."""
     ensemble = ensemble_name(main)
     parts = []
-    for a, b, split, where in ((ensemble, main, "test", "against one network (scores averaged over its seeds), on "
+    for a, b, split, where in ((ensemble, main, "test", "Against one network (scores averaged over its seeds), on "
                                                         "the random test split"),
-                               (ensemble, "gray", "test", "against the gray input, on the random test split"),
-                               (ensemble, "gray", "heldout", "against the gray input, on the held-out source")):
+                               (ensemble, "gray", "test", "Against the gray input, on the random test split"),
+                               (ensemble, "gray", "heldout", "Against the gray input, on the held-out source")):
         ciede, psnr = find(rows, a, b, "ciede2000", split), find(rows, a, b, "psnr", split)
         if ciede and psnr:
             parts.append(f"{where}: {describe(ciede, labels)}; {describe(psnr, labels, ' dB')}")
