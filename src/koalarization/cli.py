@@ -45,8 +45,7 @@ def _colorize_parser(commands) -> None:
 def _colorize(args) -> int:
     from .colorize import colorize_paths
 
-    checkpoints = args.checkpoint[0] if len(args.checkpoint) == 1 else args.checkpoint
-    written, failures = colorize_paths(args.inputs, checkpoints, args.output, force=args.force,
+    written, failures = colorize_paths(args.inputs, args.checkpoint, args.output, force=args.force,
                                        with_side_by_side=args.side_by_side, short_side=args.short_side,
                                        backbone_weights=args.backbone_weights, progress=sys.stderr.isatty())
     for path, reason in failures:

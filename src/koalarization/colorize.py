@@ -192,7 +192,7 @@ def side_by_side(gray_rgb: np.ndarray, colorized: np.ndarray) -> np.ndarray:
     return np.concatenate([gray_rgb, np.full((gray_rgb.shape[0], 8, 3), 255, np.uint8), colorized], axis=1)
 
 
-def colorize_paths(inputs: list[str | os.PathLike], checkpoint_path, 
+def colorize_paths(inputs: list[str | os.PathLike], checkpoint_path: str | os.PathLike | list | Colorizer | Ensemble,
                    output_dir: str | os.PathLike, force: bool = False, with_side_by_side: bool = False,
                    short_side: Optional[int] = None, backbone_weights: Optional[str | os.PathLike] = "imagenet",
                    progress: bool = True) -> tuple[list[str], list[tuple[str, str]]]:
