@@ -180,13 +180,14 @@ def main(argv=None) -> int:
 
     report["matmul_tflops"] = {}
     for precision in args.precisions:
-        value = attempt(f"matmul {precision}", lambda: matmul_tflops(precision, args.matmul_n))
+        value = attempt(f"matmul {precision}", lambda precision=precision: matmul_tflops(precision, args.matmul_n))
         if value:
             report["matmul_tflops"][precision] = value
     print("matmul TFLOP/s:", {k: round(v, 1) for k, v in report["matmul_tflops"].items()}, flush=True)
     report["train_step"] = {}
     for precision in args.precisions:
-        step = attempt(f"train step {precision}", lambda: step_rate(precision, args.size, args.batch, args.steps))
+        step = attempt(f"train step {precision}",
+                       lambda precision=precision: step_rate(precision, args.size, args.batch, args.steps))
         if step:
             step["fraction_of_matmul_peak"] = step["tflops"] / report["matmul_tflops"].get(precision, float("nan"))
             report["train_step"][precision] = step

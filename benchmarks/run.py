@@ -94,7 +94,8 @@ def prepare_rates(photos_dir):
     embedding = np.zeros(1000, np.float32)
 
     def write():
-        serialized = [records.encode_example({"jpeg": encode_jpeg(image), "embedding": embedding.astype("<f2").tobytes(),
+        serialized = [records.encode_example({"jpeg": encode_jpeg(image),
+                                               "embedding": embedding.astype("<f2").tobytes(),
                                               "photo_id": b"x", "height": [image.shape[0]], "width": [image.shape[1]]})
                       for image in small]
         records.write_records(os.path.join(photos_dir, "..", "bench.tfrecord"), serialized)
@@ -105,7 +106,7 @@ def prepare_rates(photos_dir):
         start = time.perf_counter()
         embedder = Embedder(backbone, weights)
         rates[f"build {backbone} (s)"] = time.perf_counter() - start
-        rates[f"embed {backbone}"] = n / timed(lambda: embedder(grays), 1, 1)
+        rates[f"embed {backbone}"] = n / timed(lambda embedder=embedder: embedder(grays), 1, 1)
         per_photo = 1 / rates["decode"] + 1 / rates["resize"] + 1 / rates[f"embed {backbone}"] + \
             1 / rates["encode_and_write"]
         rates[f"total {backbone}"] = 1 / per_photo
@@ -143,7 +144,6 @@ def colorize_costs(ckpts, work):
     """Seconds and peak memory per photo, each in a fresh process: EfficientNet-Lite0 at 0.25, 1 and 12 MP,
     EfficientNet-Lite2 at 1 MP."""
     from PIL import Image
-
     from skimage import data
 
     rows = {}
@@ -253,14 +253,12 @@ def gpu_note():
 
 def main():
     import tensorflow as tf
-
     from helpers import save_untrained_checkpoint, write_sample_jpegs
 
     started = time.perf_counter()
     work = tempfile.mkdtemp(prefix="koala-bench-")
-    from koalarization.train import cpu_has_bf16
-
     from koalarization.study import hardware
+    from koalarization.train import cpu_has_bf16
 
     machine = hardware()
     report = {"cpu": machine.get("cpu_model", "?"), "cpu_count": os.cpu_count(), "tensorflow": tf.__version__,
@@ -327,19 +325,22 @@ def print_table(r):
     for precision, t in r["train"].items():
         lines.append((f"train step 224x224 {precision}", f"{t['images_per_s']:.2f} img/s, {t['gflops']:.1f} GFLOP/s",
                       f"{t['fraction_of_float32_peak']:.0%} of float32 peak"))
-    lines.append(("bf16 / float32 training", f"{r['train']['bfloat16']['images_per_s'] / r['train']['float32']['images_per_s']:.2f}x", "target 1.5x where the CPU has bf16"))
+    speedup = r['train']['bfloat16']['images_per_s'] / r['train']['float32']['images_per_s']
+    lines.append(("bf16 / float32 training", f"{speedup:.2f}x", "target 1.5x where the CPU has bf16"))
     d = r["demo_train"]
     lines.append((f"demo training, {d['crop']} px crops, batch {d['batch']}", f"{d['images_per_s']:.1f} img/s, "
                   f"{d['gflops']:.1f} GFLOP/s ({d['policy']})", f"{d['fraction_of_peak']:.0%} of the "
                   f"{d['reference_peak']} matmul peak (target 80%); model.fit on the tf.data pipeline"))
     p = r["pipeline"]
-    lines.append(("tf.data pipeline 224x224", f"{p['images_per_s']:.1f} img/s", f"{p['ratio']:.1f}x what training consumes"))
+    lines.append(("tf.data pipeline 224x224", f"{p['images_per_s']:.1f} img/s",
+                  f"{p['ratio']:.1f}x what training consumes"))
     prep = r["prepare_photos_per_s"]
     for step in ("decode", "resize", "encode_and_write"):
         lines.append((f"prepare: {step}", f"{prep[step]:.1f} photos/s", f"{prep['photos']} photos of 0.3-0.5 MP"))
     for backbone in ("efficientnet_lite0", "efficientnet_lite2", "inception_resnet_v2"):
         lines.append((f"prepare: embed {backbone}", f"{prep['embed ' + backbone]:.1f} photos/s",
-                      f"whole prepare {prep['total ' + backbone]:.1f} photos/s; built in {prep['build ' + backbone + ' (s)']:.1f} s"))
+                      f"whole prepare {prep['total ' + backbone]:.1f} photos/s; "
+                      f"built in {prep['build ' + backbone + ' (s)']:.1f} s"))
     base = r["colorize"]["efficientnet_lite0 1.0 MP"]
     base_extra = max(base["peak_rss_gb"] - base["rss_before_gb"], 1e-3)
     for name, c in r["colorize"].items():
@@ -348,7 +349,8 @@ def print_table(r):
                       f"+{extra:.2f} GB while colorizing; per pixel {extra / base_extra / c['megapixels']:.2f}x "
                       f"the 1 MP photo's"))
     f = r["colorize_folder"]
-    lines.append((f"colorize folder ({f['photos']} x 1 MP)", f"{f['pipelined_s']:.1f} s, {f['pipelined_cores']:.2f} cores busy",
+    lines.append((f"colorize folder ({f['photos']} x 1 MP)",
+                  f"{f['pipelined_s']:.1f} s, {f['pipelined_cores']:.2f} cores busy",
                   f"{f['speedup']:.2f}x one-by-one ({f['sequential_s']:.1f} s, {f['sequential_cores']:.2f} cores)"))
     for profile, stages in r["study_seconds"].items():
         lines.append((f"study {profile}", f"{sum(v or 0 for v in stages.values()):.0f} s",

@@ -144,7 +144,8 @@ def main() -> int:
     gray = gray_baseline_loss(evaluation_arrays(args.data, "validation", 128, 128, fusion=False)[1])
     write_json_atomic(f"{OUT}/schedules_run.json", {"gray_val_loss": gray,
         "date": time.strftime("%Y-%m-%d"), **machine(), "backend": keras.backend.backend(),
-        "keras": keras.__version__, "python": platform.python_version(), "workers": args.workers, "profile": "demo", "model": "fusion_lite0",
+        "keras": keras.__version__, "python": platform.python_version(), "workers": args.workers, "profile": "demo",
+        "model": "fusion_lite0",
         "recipe": "train_scale 128, train_crop 128, batch 16", "seeds": list(SEEDS), "argv": sys.argv[1:]})
     return 1 if failed else 0
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import write_sample_jpegs
 
 ROOT = Path(__file__).resolve().parent.parent

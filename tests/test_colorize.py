@@ -4,9 +4,9 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import koala, save_untrained_checkpoint, write_sample_jpegs
 from PIL import Image
 
-from helpers import koala, save_untrained_checkpoint, write_sample_jpegs
 from koalarization.colorize import Colorizer, working_size
 from koalarization.images import read_photo
 
@@ -71,7 +71,8 @@ def test_cli_on_files_and_folders_with_a_bad_file(ckpt, tmp_path):
     assert chelsea.shape == read_photo(os.path.join(photos, "chelsea.jpg")).shape
     before = (out / "rocket.png").stat().st_mtime_ns
     again = koala("colorize", os.path.join(single, "rocket.jpg"), "--checkpoint", ckpt, "--output", str(out))
-    assert again.returncode == 1 and "--force" in again.stdout + again.stderr and (out / "rocket.png").stat().st_mtime_ns == before
+    assert again.returncode == 1 and "--force" in again.stdout + again.stderr
+    assert (out / "rocket.png").stat().st_mtime_ns == before
     forced = koala("colorize", os.path.join(single, "rocket.jpg"), "--checkpoint", ckpt, "--output", str(out),
                    "--force")
     assert forced.returncode == 0 and (out / "rocket.png").stat().st_mtime_ns != before

@@ -53,6 +53,7 @@ def test_every_notebooks_parameter_cell_is_the_ci_profile():
 
 def test_no_notebook_formats_a_path():
     for stage in STAGES:
-        source = "".join("".join(c["source"]) for c in json.loads((ROOT / "notebooks" / f"{stage}.ipynb").read_text())["cells"]
+        cells = json.loads((ROOT / "notebooks" / f"{stage}.ipynb").read_text())["cells"]
+        source = "".join("".join(c["source"]) for c in cells
                          if c["cell_type"] == "code")
         assert 'f"{work_dir}' not in source and 'f"{results_dir}' not in source and "os.path.join" not in source, stage

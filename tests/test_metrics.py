@@ -6,8 +6,17 @@ import pytest
 
 from koalarization.color import rgb_to_lab
 from koalarization.evaluate.metrics import (
-    METRICS, PSNR_CAP_DB, ab_error_auc, ciede2000_mean, colorfulness, colorfulness_gap, evaluate_pair,
-    mse_ab_scaled, psnr_rgb, ssim_rgb)
+    METRICS,
+    PSNR_CAP_DB,
+    ab_error_auc,
+    ciede2000_mean,
+    colorfulness,
+    colorfulness_gap,
+    evaluate_pair,
+    mse_ab_scaled,
+    psnr_rgb,
+    ssim_rgb,
+)
 
 # sRGB gray 118 has L* = 49.64, a* = b* = 0; (135, 112, 118) is the uint8 pixel closest to L* 49.64, a* +10, b* 0
 # (found by search: it lands within 0.09 of that Lab value).

@@ -45,7 +45,8 @@ def test_flop_count_matches_a_layer_by_layer_count(model):
     # Count MACs from the built layers' kernels and output sizes at 64 x 96.
     import keras
 
-    probe = keras.Model(model.inputs, [layer.output for layer in model.layers if isinstance(layer, keras.layers.Conv2D)])
+    convolutions = [layer.output for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    probe = keras.Model(model.inputs, convolutions)
     outputs = probe([np.zeros((1, 64, 96, 1), "float32"), np.zeros((1, 1000), "float32")])
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     macs = sum(int(np.prod(o.shape[1:3])) * int(np.prod(c.kernel.shape)) for c, o in zip(convs, outputs))

@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import read_json
 from PIL import Image
 
-from helpers import read_json
 from koalarization import checkpoint
 from koalarization.config import load_profile
 from koalarization.study import run_study

@@ -4,9 +4,9 @@ import os
 
 import numpy as np
 import pytest
+from helpers import koala, write_sample_jpegs
 from PIL import Image
 
-from helpers import koala, write_sample_jpegs
 from koalarization.data.batches import TrainingBatches, evaluation_arrays, iterate_photos, load_split
 from koalarization.data.pipeline import make_dataset
 
@@ -20,7 +20,6 @@ def messy_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("messy")
     write_sample_jpegs(folder)
     from skimage import data
-
     from sklearn.datasets import load_sample_images
 
     china, flower = load_sample_images().images  # other photos, so that dedup keeps them
@@ -139,7 +138,8 @@ def test_the_pipeline_without_tensorflow_gives_the_same_batches(prepared):
     resumed = next(batches.stream(start_step=2))
     assert np.array_equal(ops.convert_to_numpy(resumed[1]), ops.convert_to_numpy(streamed[2][1]))
     (inputs, target) = streamed[0]
-    assert ops.convert_to_numpy(inputs["l"]).shape == (3, 32, 32, 1) and ops.convert_to_numpy(target).shape == (3, 32, 32, 2)
+    assert ops.convert_to_numpy(inputs["l"]).shape == (3, 32, 32, 1)
+    assert ops.convert_to_numpy(target).shape == (3, 32, 32, 2)
     known = np.concatenate([e.crop_embeddings for e in batches.examples])
     for row in ops.convert_to_numpy(inputs["embedding"]):
         assert np.isclose(known, row).all(axis=1).any()  # every training sample carries one of its cached crops

@@ -217,8 +217,10 @@ def fake_imagenet(root, counts):
 def test_imagenet_class_subset_and_per_class_cap(tmp_path):
     fake_imagenet(tmp_path / "train", {"n01440764": 4, "n01443537": 2, "n01484850": 3})
     photos = open_source(f"imagenet:{tmp_path}?classes=n01484850,n01440764&per_class=2")
-    assert [p.id for p in photos] == ["imagenet:n01440764/n01440764_00000.JPEG", "imagenet:n01440764/n01440764_00001.JPEG",
-                                      "imagenet:n01484850/n01484850_00000.JPEG", "imagenet:n01484850/n01484850_00001.JPEG"]
+    assert [p.id for p in photos] == ["imagenet:n01440764/n01440764_00000.JPEG",
+                                      "imagenet:n01440764/n01440764_00001.JPEG",
+                                      "imagenet:n01484850/n01484850_00000.JPEG",
+                                      "imagenet:n01484850/n01484850_00001.JPEG"]
     assert [p.label for p in photos] == ["n01440764"] * 2 + ["n01484850"] * 2
     assert read_photo(photos[0].read_bytes()).shape == (12, 16, 3)
     assert len(open_source(f"imagenet:{tmp_path}")) == 9

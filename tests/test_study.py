@@ -10,8 +10,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from helpers import read_json
+
 from koalarization.config import load_profile
 from koalarization.layout import STAGES
 from koalarization.study import StageFailed, run_study, stage_hashes

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from survey_fixtures import make_survey
 
 from koalarization.survey.app import create_app
 from koalarization.survey.screenshot import CHROMIUM, DESKTOP, PHONE, launch_chromium, screenshot_survey
 from koalarization.survey.server import running_in_thread
 from koalarization.survey.store import sequence_for
-from survey_fixtures import make_survey
 
 pytestmark = [
     pytest.mark.browser,

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from survey_fixtures import make_candidates
 
 from koalarization.atomic import replace_directory
 from koalarization.errors import KoalaError
 from koalarization.survey.build import build_survey, load_candidates, load_truth, pad_jpeg, select_photos
 from koalarization.survey.store import Store
-from survey_fixtures import make_candidates
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import uvicorn
+from survey_fixtures import make_candidates
 
 from koalarization.survey import cli
 from koalarization.survey.build import load_truth
 from koalarization.survey.store import open_store
-from survey_fixtures import make_candidates
 
 
 def make_survey_dir(tmp_path):

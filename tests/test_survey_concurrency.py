@@ -5,11 +5,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from survey_fixtures import make_survey
 
 from koalarization.survey.app import create_app
 from koalarization.survey.security import ParticipationLimits, RateLimit
 from koalarization.survey.server import running_in_thread
-from survey_fixtures import make_survey
 
 PARTICIPANTS = 50
 TOKEN = "concurrency-token"
@@ -42,7 +42,7 @@ def simulated_participant(base_url, index, barrier):
                     "response_ms": 500 + position}
             if position == total - 1:
                 with ThreadPoolExecutor(2) as pair:
-                    results = list(pair.map(lambda _: client.post("/api/answers", json=body), range(2)))
+                    results = list(pair.map(lambda _, body=body: client.post("/api/answers", json=body), range(2)))
                 assert sorted(r.json()["stored"] for r in results) == [False, True]
                 state = results[0].json()
             else:

@@ -5,11 +5,11 @@ import sqlite3
 import warnings
 
 import pytest
+from survey_fixtures import make_survey
 
 from koalarization.survey.app import COOKIE, create_app
 from koalarization.survey.build import load_truth
 from koalarization.survey.store import sequence_for
-from survey_fixtures import make_survey
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's note about httpx versions, raised at import

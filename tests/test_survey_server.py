@@ -16,12 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from survey_fixtures import make_survey
 
 from koalarization.survey.app import create_app
 from koalarization.survey.build import load_truth
 from koalarization.survey.security import ParticipationLimits, RateLimit
 from koalarization.survey.server import ServerLimits, free_port, running_in_thread
-from survey_fixtures import make_survey
 
 TIMEOUT = 1.0  # the request deadline these tests configure (the default is 10 s)
 SLACK = 1.5  # scheduling slack on a busy 2-core machine
@@ -56,7 +56,7 @@ def wait_closed(sock, limit):
         try:
             if sock.recv(4096) == b"":
                 return time.monotonic() - start
-        except socket.timeout:
+        except TimeoutError:
             continue
         except (ConnectionResetError, BrokenPipeError):
             return time.monotonic() - start
@@ -72,7 +72,7 @@ def slow_loris(sock, request, every, limit):
             sock.sendall(bytes([byte]))
             if sock.recv(4096) == b"":
                 return time.monotonic() - start
-        except socket.timeout:
+        except TimeoutError:
             pass
         except (ConnectionResetError, BrokenPipeError):
             return time.monotonic() - start

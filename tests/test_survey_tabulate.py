@@ -15,8 +15,15 @@ import pandas as pd
 import pytest
 
 from koalarization.report.tables import to_markdown
-from koalarization.survey.tabulate import (NO_RESPONSES, clean_responses, load_reference, participant_bootstrap,
-                                           save_user_study, tabulate_responses, wilson_interval)
+from koalarization.survey.tabulate import (
+    NO_RESPONSES,
+    clean_responses,
+    load_reference,
+    participant_bootstrap,
+    save_user_study,
+    tabulate_responses,
+    wilson_interval,
+)
 
 FIXTURE = Path(__file__).parent / "survey_fixtures" / "responses_small.csv"
 Z = 1.959963984540054  # the 97.5% quantile of the standard normal
@@ -55,7 +62,8 @@ def test_headline_shares(tables):
     low, high = wilson_by_formula(7, 12)
     assert (colorized["wilson_low_pct"], colorized["wilson_high_pct"]) == pytest.approx((100 * low, 100 * high))
     # participant bootstrap: A gives 3/4, B and C 2/4, so any resample pools 6..9 of 12
-    assert 50.0 <= colorized["bootstrap_low_pct"] <= colorized["judged_real_pct"] <= colorized["bootstrap_high_pct"] <= 75
+    assert 50.0 <= colorized["bootstrap_low_pct"] <= colorized["judged_real_pct"]
+    assert colorized["judged_real_pct"] <= colorized["bootstrap_high_pct"] <= 75
     assert (real["judged_real"], real["answers"]) == (2, 3)
     assert real["judged_real_pct"] == pytest.approx(66.6667, abs=1e-4)
     assert tables.has_responses and tables.message.startswith("15 answers from 3 participants on 5 photos; 6 row(s)")

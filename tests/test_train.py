@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 import pytest
-
 from helpers import koala, write_sample_jpegs
+
 from koalarization import checkpoint
 
 DATA = ["--short-side", "48", "--train-scale", "40", "--train-crop", "32", "--crops-per-photo", "2",

@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,7 +19,7 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes, mode: Optional[int] = None) -> Path:
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, mode: int | None = None) -> Path:
     """Write `data` so that readers, and a crash, see the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,12 +37,12 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, mode: Optional[int]
     return path
 
 
-def write_text_atomic(path: str | os.PathLike, text: str, mode: Optional[int] = None) -> Path:
+def write_text_atomic(path: str | os.PathLike, text: str, mode: int | None = None) -> Path:
     """`write_bytes_atomic` for text (UTF-8)."""
     return write_bytes_atomic(path, text.encode("utf-8"), mode=mode)
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any, mode: Optional[int] = None) -> Path:
+def write_json_atomic(path: str | os.PathLike, obj: Any, mode: int | None = None) -> Path:
     """`write_bytes_atomic` for JSON (indented; other values as their str): records that must never be half-written."""
     return write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n", mode=mode)
 

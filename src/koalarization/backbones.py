@@ -12,9 +12,10 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import numpy as np
+
 from .errors import KoalaError
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def preprocess(name: str, rgb: np.ndarray) -> np.ndarray:
     return (rgb * 255.0 - 127.0) / 128.0
 
 
-def build_backbone(name: str, weights: Optional[str | os.PathLike] = "imagenet") -> "keras.Model":
+def build_backbone(name: str, weights: str | os.PathLike | None = "imagenet") -> keras.Model:
     """A frozen Keras model: preprocessed (N, S, S, 3) -> logits (N, 1000).
 
     weights: "imagenet" (the real pretrained weights), None (random, for fast tests), or a path to a weights file.
@@ -191,7 +192,8 @@ def _efficientnet_lite(name, weights):
         h = x
         if expand != 1:
             h = layers.ReLU(6.0)(bn(p + "_bn0")(conv(h, filters_in * expand, 1, 1, p + "_expand_conv")))
-        h = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=p + "_depthwise_conv")(h)
+        h = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False,
+                                   name=p + "_depthwise_conv")(h)
         h = layers.ReLU(6.0)(bn(p + "_bn1")(h))
         h = bn(p + "_bn2")(conv(h, filters_out, 1, 1, p + "_project_conv"))
         x = layers.Add()([x, h]) if stride == 1 and filters_in == filters_out else h

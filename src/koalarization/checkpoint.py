@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .atomic import write_json_atomic
@@ -32,7 +32,7 @@ class CheckpointError(KoalaError, RuntimeError):
     pass
 
 
-def model_config(backbone: str, embedding_dim: int, fusion: bool, train_scale: int, train_crop: Optional[int] = None,
+def model_config(backbone: str, embedding_dim: int, fusion: bool, train_scale: int, train_crop: int | None = None,
                  **extra: Any) -> dict[str, Any]:
     """What a checkpoint must carry to be used alone: the classifier it pairs with, the scale it learned at (the
     network's working resolution when colorizing), the scalings, versions."""
@@ -44,7 +44,7 @@ def model_config(backbone: str, embedding_dim: int, fusion: bool, train_scale: i
             **extra}
 
 
-def save_checkpoint(model: "keras.Model", run_dir: str | os.PathLike, step: int, config: dict[str, Any],
+def save_checkpoint(model: keras.Model, run_dir: str | os.PathLike, step: int, config: dict[str, Any],
                     keep: int = 3) -> str:
     """Write run_dir/step-NNNNNN atomically, point latest.json at it, keep the newest `keep` checkpoints."""
     os.makedirs(run_dir, exist_ok=True)
@@ -82,7 +82,7 @@ def mark_best(run_dir: str | os.PathLike, checkpoint_dir: str | os.PathLike, val
     return record
 
 
-def read_best(run_dir: str | os.PathLike) -> Optional[dict[str, Any]]:
+def read_best(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     """{"step", "val_loss"} of the best checkpoint so far, or None."""
     try:
         with open(os.path.join(run_dir, BEST_NAME + ".json")) as handle:
@@ -105,7 +105,7 @@ def resolve(path: str | os.PathLike, which: str = "latest") -> str:
     raise CheckpointError(f"{path}: no checkpoint here (expected {CONFIG_NAME} or {LATEST_NAME})")
 
 
-def latest_or_none(run_dir: str | os.PathLike) -> Optional[str]:
+def latest_or_none(run_dir: str | os.PathLike) -> str | None:
     """`resolve`, or None where the run has no checkpoint yet (a run that starts from scratch)."""
     try:
         return resolve(run_dir)
@@ -119,8 +119,8 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
         return json.load(handle)
 
 
-def load_checkpoint(path: str | os.PathLike, compile: bool = False, expect_backbone: Optional[str] = None,
-                    which: str = "latest") -> tuple["keras.Model", dict[str, Any]]:
+def load_checkpoint(path: str | os.PathLike, compile: bool = False, expect_backbone: str | None = None,
+                    which: str = "latest") -> tuple[keras.Model, dict[str, Any]]:
     """-> (keras model, config). `expect_backbone` guards against pairing a model with the wrong classifier;
     `which` picks a run folder's "latest" or "best" checkpoint."""
     import keras

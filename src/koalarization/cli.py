@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import sys
-from typing import Optional
 
 from .config import DataSettings, TrainingSettings
 from .errors import KoalaError
@@ -219,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     logging.getLogger("koalarization").setLevel(logging.INFO)  # the package says what it does; libraries only warn

@@ -1,9 +1,9 @@
 """Colorize photos of any size and aspect ratio (the paper's claim, delivered).
 
 The network runs at a working resolution (by default the scale the checkpoint was trained at, sides multiples of 8,
-long side capped); the predicted a*b* is upsampled and joined to the photo's own full-resolution L. Color input is desaturated first
-(only its L is used). Photos smaller than the working resolution are upsampled for the network and keep their own
-size in the output; nothing is too small.
+long side capped); the predicted a*b* is upsampled and joined to the photo's own full-resolution L. Color input is
+desaturated first (only its L is used). Photos smaller than the working resolution are upsampled for the network
+and keep their own size in the output; nothing is too small.
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import logging
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import Optional
 
 import numpy as np
 from PIL import Image
@@ -83,8 +82,8 @@ class Colorizer:
         if self.fusion and not cached_embeddings:
             self.embedder = embedder or backbones.Embedder(self.config["backbone"], backbone_weights)
 
-    def predict_ab(self, l_small: np.ndarray, embedding: Optional[np.ndarray] = None,
-                   l_full: Optional[np.ndarray] = None) -> np.ndarray:
+    def predict_ab(self, l_small: np.ndarray, embedding: np.ndarray | None = None,
+                   l_full: np.ndarray | None = None) -> np.ndarray:
         """L at working resolution (h, w) -> a*b* (h, w, 2). Without a cached embedding, the classifier's is
         computed from the photo's full-resolution L (`l_full`, else l_small)."""
         inputs = {"l": scale_l(l_small)[None, ..., None].astype(np.float32)}
@@ -147,8 +146,8 @@ class Ensemble:
     def __len__(self) -> int:
         return len(self.members)
 
-    def predict_ab(self, l_small: np.ndarray, embedding: Optional[np.ndarray] = None,
-                   l_full: Optional[np.ndarray] = None) -> np.ndarray:
+    def predict_ab(self, l_small: np.ndarray, embedding: np.ndarray | None = None,
+                   l_full: np.ndarray | None = None) -> np.ndarray:
         """The members' a*b* averaged; the classifier runs once."""
         if self.fusion and embedding is None:
             embedding = self.members[0].embed(l_full if l_full is not None else l_small)
@@ -194,7 +193,7 @@ def side_by_side(gray_rgb: np.ndarray, colorized: np.ndarray) -> np.ndarray:
 
 def colorize_paths(inputs: list[str | os.PathLike], checkpoint_path: str | os.PathLike | list | Colorizer | Ensemble,
                    output_dir: str | os.PathLike, force: bool = False, with_side_by_side: bool = False,
-                   short_side: Optional[int] = None, backbone_weights: Optional[str | os.PathLike] = "imagenet",
+                   short_side: int | None = None, backbone_weights: str | os.PathLike | None = "imagenet",
                    progress: bool = True) -> tuple[list[str], list[tuple[str, str]]]:
     """Colorize every photo in `inputs` into `output_dir` (PNG). Returns (written, failures [(path, reason)]).
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from importlib import resources
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -37,14 +37,14 @@ class DataSettings(_Settings):
                                                        "entirely: the source-held-out test set")
     backbones: list[str] = Field(description="one prepared dataset (cached embeddings) per classifier")
     short_side: int = Field(256, ge=8, description="stored photos: short side in pixels (aspect kept)")
-    letterbox_size: Optional[int] = Field(None, ge=8, description="the paper's white letterbox to a square")
+    letterbox_size: int | None = Field(None, ge=8, description="the paper's white letterbox to a square")
     train_scale: int = Field(224, ge=8, description="short side the network works at, in training and colorizing")
     train_crop: int = Field(224, ge=8, description="training crop side, at train_scale")
     crops_per_photo: int = Field(0, ge=0, description="cached training crops per photo, each with its own "
                                                       "embedding (0: random crops with the whole photo's embedding)")
-    min_side: Optional[int] = Field(None, ge=1, description="photos with a shorter side are skipped "
+    min_side: int | None = Field(None, ge=1, description="photos with a shorter side are skipped "
                                                             "(default: the training crop)")
-    max_photos: Optional[int] = Field(None, ge=3, description="use at most this many photos (first by id)")
+    max_photos: int | None = Field(None, ge=3, description="use at most this many photos (first by id)")
     shard_size: int = Field(64, ge=1)
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 0
@@ -57,7 +57,7 @@ class DataSettings(_Settings):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "DataSettings":
+    def _consistent(self) -> DataSettings:
         if self.train_crop > self.train_scale:
             raise ValueError(f"train_crop {self.train_crop} is larger than train_scale {self.train_scale}")
         stored = self.letterbox_size or self.short_side
@@ -101,14 +101,14 @@ class TrainingSettings(_Settings):
     mixed_precision: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     keep: Literal["best", "last"] = Field("best", description="the checkpoint evaluated: lowest validation loss, "
                                                                "or the last step")
-    validation_batches: Optional[int] = Field(None, ge=1)
+    validation_batches: int | None = Field(None, ge=1)
     rebalance_lambda: float = Field(0.5, ge=0, le=1, description="rebalanced loss: mix of the a*b* prior with "
                                                                   "a uniform one (Zhang et al. use 0.5)")
 
 
 class EvaluationSettings(_Settings):
     main_model: str
-    historical_dir: Optional[str] = None
+    historical_dir: str | None = None
     reproducibility_tolerance: float = Field(0.05, gt=0)
 
 
@@ -131,7 +131,7 @@ class Profile(_Settings):
     survey: SurveySettings = SurveySettings()
 
     @model_validator(mode="after")
-    def _models_match(self) -> "Profile":
+    def _models_match(self) -> Profile:
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError(f"model names must be unique, got {names}")
@@ -184,7 +184,7 @@ def read_profile_json(name_or_path: str) -> dict:
         raise ProfileError(f"profile {name_or_path!r} is not valid JSON: {error}") from None
 
 
-def load_profile(name_or_path: str, overrides: Optional[dict[str, Any]] = None) -> Profile:
+def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> Profile:
     """Load, override and validate a profile. Errors name the offending key."""
     raw = _apply_overrides(read_profile_json(name_or_path), overrides or {})
     try:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
 from .errors import KoalaError
 
 MAX_PIXELS = 100_000_000  # above this a file is refused as a possible decompression bomb (12 MP photos are fine)
@@ -41,7 +42,7 @@ def _to_rgb(image):
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-def read_photo(source: str | os.PathLike | bytes | bytearray, name: Optional[str] = None,
+def read_photo(source: str | os.PathLike | bytes | bytearray, name: str | None = None,
                max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Path or bytes -> uint8 RGB array (H, W, 3), upright per EXIF. Raises PhotoError for anything unreadable."""
     label = name or (source if not isinstance(source, (bytes, bytearray)) else "<bytes>")

@@ -43,7 +43,7 @@ class Layout:
 
     @classmethod
     def for_profile(cls, profile: str, results_dir: str | Path | None = None,
-                    work_dir: str | Path | None = None) -> "Layout":
+                    work_dir: str | Path | None = None) -> Layout:
         return cls(profile, Path(work_dir or f"work/{profile}"), Path(results_dir or f"results/{profile}"))
 
     # ---- stage 1: data

@@ -12,7 +12,7 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from .config import Profile, load_profile
 from .layout import Layout
@@ -61,8 +61,8 @@ def quiet_known_warnings() -> None:
 class Study:
     """A notebook's view of one profile's run."""
 
-    def __init__(self, profile: str = "ci", overrides: Optional[dict[str, Any]] = None,
-                 results_dir: Optional[str] = None, work_dir: Optional[str] = None):
+    def __init__(self, profile: str = "ci", overrides: dict[str, Any] | None = None,
+                 results_dir: str | None = None, work_dir: str | None = None):
         self.profile: Profile = load_profile(profile, overrides)
         self.paths = Layout.for_profile(self.profile.profile, results_dir, work_dir)
         for folder in (self.paths.tables_dir, self.paths.figures_dir, self.paths.work_dir):
@@ -105,7 +105,7 @@ class Study:
 
             _display(Image(str(path), width=width))
 
-    def table(self, frame, name: str, caption: Optional[str] = None, show: bool = True, float_format="{:.4g}"):
+    def table(self, frame, name: str, caption: str | None = None, show: bool = True, float_format="{:.4g}"):
         """Save a table (CSV + Markdown) under its catalog name, and show it."""
         from .report.tables import write_table
 

@@ -21,9 +21,10 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from importlib import metadata, resources
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from .atomic import file_digest, replace_directory, write_json_atomic, write_text_atomic
 from .config import Profile, load_profile
@@ -67,7 +68,7 @@ def _hash(*parts: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def code_fingerprint(paths: list[str], root: Optional[Path] = None) -> str:
+def code_fingerprint(paths: list[str], root: Path | None = None) -> str:
     """Hash of the package files under `paths` (relative to the package root): what a stage's code is."""
     root = Path(root) if root is not None else Path(str(resources.files("koalarization")))
     digest = hashlib.sha256()
@@ -82,14 +83,14 @@ def code_fingerprint(paths: list[str], root: Optional[Path] = None) -> str:
 
 
 def stage_hash(stage: str, notebook: bytes, profile: Profile, upstream_hashes: dict[str, str],
-               package_root: Optional[Path] = None) -> str:
+               package_root: Path | None = None) -> str:
     """What a stage reads, hashed: its notebook, its profile sections, its code, and its upstream stages' hashes."""
     inputs = STAGE_INPUTS[stage]
     return _hash(notebook, profile.section(*inputs["sections"]), code_fingerprint(inputs["code"], package_root),
                  {u: upstream_hashes.get(u) for u in inputs["upstream"]})
 
 
-def stage_hashes(profile: Profile, notebooks_dir: Path, package_root: Optional[Path] = None) -> dict[str, str]:
+def stage_hashes(profile: Profile, notebooks_dir: Path, package_root: Path | None = None) -> dict[str, str]:
     """Every stage's hash, in order (each depends on those upstream of it)."""
     hashes: dict[str, str] = {}
     for stage in STAGES:
@@ -274,8 +275,8 @@ def run_stage(stage: str, parameters: dict[str, Any], layout: Layout, project_di
             to_html(executed, executed.with_suffix(".html"))
 
 
-def run_study(profile_name: str, project_dir: str = ".", force: bool = False, only: Optional[list[str]] = None,
-              kernel: str = "python3", overrides: Optional[dict[str, Any]] = None,
+def run_study(profile_name: str, project_dir: str = ".", force: bool = False, only: list[str] | None = None,
+              kernel: str = "python3", overrides: dict[str, Any] | None = None,
               echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every stage (or `only` those) for a profile; returns the manifest written to results/<profile>."""
     from . import __version__
@@ -378,7 +379,7 @@ def _photo_list(results_dir: Path) -> list[dict[str, str]]:
     return frame[["photo_id", "source", "sha256"]].to_dict("records")
 
 
-def _read_json(path: Path) -> Optional[dict[str, Any]]:
+def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         with open(path) as handle:
             return json.load(handle)
@@ -386,7 +387,7 @@ def _read_json(path: Path) -> Optional[dict[str, Any]]:
         return None
 
 
-def compare_results(dir_a: str, dir_b: str, tolerance: Optional[float] = None) -> list[dict[str, Any]]:
+def compare_results(dir_a: str, dir_b: str, tolerance: float | None = None) -> list[dict[str, Any]]:
     """Metric means of two runs of a profile (03_evaluate.json) -> rows (model, metric, a, b, relative difference,
     within tolerance). The tolerance defaults to the profile's `reproducibility_tolerance`."""
     a, b = (_read_json(Path(d) / "03_evaluate.json") for d in (dir_a, dir_b))

@@ -11,6 +11,7 @@ import pickle
 import struct
 
 import numpy as np
+
 from .errors import KoalaError
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -89,7 +89,7 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def set_precision(mixed_precision: Optional[str]) -> str:
+def set_precision(mixed_precision: str | None) -> str:
     """'float32', 'bfloat16', 'float16', or 'auto': bfloat16 on GPUs that have it (else float16), bfloat16 on CPUs
     with native bf16 instructions (AVX512-BF16, AMX), float32 elsewhere (emulated bf16 is slower than float32)."""
     import keras
@@ -314,7 +314,7 @@ def _StepColumn():
     return _Callback()
 
 
-def read_log(run_dir: str) -> "pd.DataFrame":
+def read_log(run_dir: str) -> pd.DataFrame:
     import pandas as pd
 
     return pd.read_csv(os.path.join(run_dir, "log.csv"))

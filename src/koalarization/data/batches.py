@@ -13,13 +13,13 @@ batch costs a fraction of a millisecond instead of a CPU core's tenth of a secon
 from __future__ import annotations
 
 import io
-import os
 import multiprocessing
+import os
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator, Optional
 
 import numpy as np
 from PIL import Image
@@ -78,7 +78,7 @@ def to_scale(rgb: np.ndarray, scale: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((width, height), Image.BILINEAR))
 
 
-def crop_example(example: Example, scale: int, size: int, rng: Optional[np.random.Generator]):
+def crop_example(example: Example, scale: int, size: int, rng: np.random.Generator | None):
     """-> (uint8 crop (size, size, 3), embedding). Training (rng given): one of the cached crops, or a random crop
     with the photo's embedding, then a random flip; evaluation: the center crop (its cached embedding if any)."""
     rgb = to_scale(decode(example.jpeg), scale)
@@ -129,10 +129,16 @@ class _Crops:
     def __init__(self, data_dir, split, batch_size, scale, size, seed):
         self.examples = load_split(data_dir, split)
         self.batch_size, self.scale, self.size, self.seed = batch_size, scale, size, seed
+        self._orders: dict[int, np.ndarray] = {}
 
-    @lru_cache(maxsize=4)
     def _order(self, data_pass: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, 104729, data_pass]).permutation(len(self.examples))
+        """The photo order of one pass over the data (the last few are kept: a batch can straddle two passes)."""
+        if data_pass not in self._orders:
+            if len(self._orders) >= 4:
+                self._orders.pop(min(self._orders))
+            self._orders[data_pass] = np.random.default_rng([self.seed, 104729, data_pass]).permutation(
+                len(self.examples))
+        return self._orders[data_pass]
 
     def __call__(self, step: int):
         crops, embeddings = [], []
@@ -145,7 +151,7 @@ class _Crops:
         return np.stack(crops), np.stack(embeddings).astype(np.float32)
 
 
-_WORKER: Optional[_Crops] = None
+_WORKER: _Crops | None = None
 
 
 def _start_worker(*args) -> None:
@@ -165,7 +171,7 @@ class TrainingBatches:
     """
 
     def __init__(self, data_dir: str, batch_size: int, scale: int, size: int, seed: int = 0, fusion: bool = True,
-                 workers: Optional[int] = None, split: str = "train"):
+                 workers: int | None = None, split: str = "train"):
         self._args = (data_dir, split, batch_size, scale, size, seed)
         self._crops = _Crops(*self._args)
         self.examples = self._crops.examples
@@ -186,7 +192,7 @@ class TrainingBatches:
                                        initializer=_start_worker, initargs=self._args), _worker_crops
         return ThreadPoolExecutor(self.workers, thread_name_prefix="koala-batches"), self.crops
 
-    def stream(self, start_step: int = 0, ahead: Optional[int] = None) -> Iterator:
+    def stream(self, start_step: int = 0, ahead: int | None = None) -> Iterator:
         """Batches from `start_step` on, forever, `ahead` of them in preparation at any time."""
         ahead = ahead or 2 * self.workers
         executor, work = self._executor()
@@ -201,7 +207,7 @@ class TrainingBatches:
 
 
 def evaluation_arrays(data_dir: str, split: str, scale: int, size: int, fusion: bool = True,
-                      limit: Optional[int] = None):
+                      limit: int | None = None):
     """Center crops of a split as one (inputs, target) pair of numpy arrays: the validation data of training."""
     from keras import ops
 

@@ -7,8 +7,9 @@ resized or recompressed copies and recolored ones too, which for colorization sh
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Optional
+from typing import TYPE_CHECKING
 
 import imagehash
 import numpy as np
@@ -39,8 +40,8 @@ def perceptual_hash(rgb: np.ndarray) -> int:
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
-def find_duplicates(photos: Iterable[Photo], load_rgb: Callable[[Photo], np.ndarray], hamming: Optional[int] = 6,
-                    on_error: Optional[Callable[[Photo, PhotoError], None]] = None) -> list[Duplicate]:
+def find_duplicates(photos: Iterable[Photo], load_rgb: Callable[[Photo], np.ndarray], hamming: int | None = 6,
+                    on_error: Callable[[Photo, PhotoError], None] | None = None) -> list[Duplicate]:
     """-> [Duplicate], in input order of the dropped photo. The earlier photo of a pair is always the one kept.
 
     `load_rgb(photo)` gives the uint8 RGB pixels (a thumbnail is fine: phash looks at 32x32). A photo is compared

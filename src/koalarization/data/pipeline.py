@@ -15,7 +15,6 @@ from ..color import ops_rgb_to_lab, scale_ab, scale_l
 from .batches import shard_files
 from .prepare import load_manifest
 
-
 DECODED_CACHE_BYTES = 1 << 30  # keep a training split decoded in memory up to about this size
 FEW_CORES = 4  # at most this many cores: a fixed, single input thread (see make_dataset)
 

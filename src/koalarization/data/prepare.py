@@ -19,7 +19,8 @@ import json
 import logging
 import os
 import time
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -122,7 +123,7 @@ def shard_plan(index: pd.DataFrame, shard_size: int) -> list[tuple[str, str, lis
     return plan
 
 
-def prepare_image(rgb: np.ndarray, short_side: int = 256, letterbox_size: Optional[int] = None) -> np.ndarray:
+def prepare_image(rgb: np.ndarray, short_side: int = 256, letterbox_size: int | None = None) -> np.ndarray:
     """The stored image: short side `short_side` (aspect kept), or the paper's letterbox to a white square."""
     return letterbox(rgb, letterbox_size) if letterbox_size else resize_short_side(rgb, short_side)
 
@@ -197,7 +198,7 @@ def write_shard(name: str, split: str, photo_ids: Sequence[str], photos_by_id: d
 
 def prepare(settings: DataSettings, out_dir: str, backbone: str, backbone_weights: str = "imagenet",
             shard_index: int = 0, shard_count: int = 1, progress: bool = True,
-            index_from: Optional[str] = None) -> Optional[dict[str, Any]]:
+            index_from: str | None = None) -> dict[str, Any] | None:
     """Prepare (or finish preparing) a dataset for one classifier. Returns the manifest when every shard is
     done, else None (other processes still have shards to write).
 
@@ -259,7 +260,7 @@ def _minimum(params: dict) -> int:
     return params.get("min_side") or params.get("train_crop")
 
 
-def finalize(out_dir: str, plan: list, index: pd.DataFrame, params: dict) -> Optional[dict[str, Any]]:
+def finalize(out_dir: str, plan: list, index: pd.DataFrame, params: dict) -> dict[str, Any] | None:
     """Write manifest.json if every shard of the plan is done (by whichever process finishes last)."""
     sidecars = {}
     for name, _split, _ids in plan:

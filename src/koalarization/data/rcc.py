@@ -25,8 +25,8 @@ import os
 import struct
 import types
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from ..errors import KoalaError
 

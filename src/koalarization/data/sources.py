@@ -93,7 +93,7 @@ _SAMPLES = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sample_pixels_or_bytes(name):
     if name in ("astronaut", "chelsea", "coffee", "rocket"):
         from skimage import data
@@ -221,7 +221,7 @@ def _system_photo(row, gcompris):
     return Photo(photo_id, "system", origin, row["license"], photo_id)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _phash_of(photo):
     from .dedup import perceptual_hash
     return perceptual_hash(read_photo(photo.read_bytes(), name=photo.id))
@@ -307,7 +307,8 @@ def _folder(path):
         subdirs.sort()
         relative += [os.path.relpath(os.path.join(directory, f), root) for f in files if is_photo_path(f)]
     if not relative:
-        raise SourceError(f"folder source: no photos (files ending in {', '.join(sorted(PHOTO_SUFFIXES))}) under {root}")
+        raise SourceError(f"folder source: no photos (files ending in {', '.join(sorted(PHOTO_SUFFIXES))}) "
+                          f"under {root}")
     photos = []
     for rel in sorted(p.replace(os.sep, "/") for p in relative):
         photo_id = f"folder:{rel}"

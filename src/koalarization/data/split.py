@@ -7,13 +7,14 @@ the small-set rule below), and every photo of a group lands in the same split, s
 test photo is ever trained on.
 
 Small sets: with 3 or more groups, every split whose fraction is above zero gets at least one group (in the
-order train, validation, test). An empty split takes, from the split holding the most groups (train first on ties), the group whose
-u lies nearest to the empty split's interval. This is deterministic and moves as few groups as possible.
+order train, validation, test). An empty split takes, from the split holding the most groups (train first on ties),
+the group whose u lies nearest to the empty split's interval. This is deterministic and moves as few groups as possible.
 """
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .sources import Photo
@@ -27,7 +28,7 @@ class SplitAssignment(dict):
 
 def group_position(group: str, seed: int = 0) -> float:
     """The group's place in [0, 1): the first 8 bytes of SHA-256("seed:group"), as a fraction of 2**64."""
-    digest = hashlib.sha256(f"{seed}:{group}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}:{group}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0 ** 64
 
 

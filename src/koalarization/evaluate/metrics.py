@@ -8,7 +8,8 @@ Colour conversions are scikit-image's (``rgb2lab``, sRGB, D65), as everywhere el
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from skimage.color import deltaE_ciede2000
@@ -26,7 +27,7 @@ class MetricInfo(NamedTuple):
     """What a report needs to know about one metric."""
 
     function: Callable[[np.ndarray, np.ndarray], float]
-    higher_is_better: Optional[bool]  # None: no better direction (the ideal is matching the ground truth)
+    higher_is_better: bool | None  # None: no better direction (the ideal is matching the ground truth)
     unit: str
     definition: str
     label: str = ""

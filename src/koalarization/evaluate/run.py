@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -131,7 +132,7 @@ def evaluate(models: dict[str, dict[str, Any]], out_dir: str, split: str = "test
     return per_photo
 
 
-def average_seeds(per_photo: pd.DataFrame, metrics: Optional[Iterable[str]] = None) -> pd.DataFrame:
+def average_seeds(per_photo: pd.DataFrame, metrics: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per model and photo: each metric averaged over the model's seeds (the unit of the paired tests)."""
     metrics = list(metrics) if metrics is not None else [c for c in per_photo.select_dtypes("number").columns
                                                          if c != "seed"]
@@ -155,7 +156,7 @@ def seed_spread(per_photo: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def error_by_chroma(bands: pd.DataFrame, order: Optional[list[str]] = None) -> pd.DataFrame:
+def error_by_chroma(bands: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
     """Mean CIEDE2000 per model over all pixels of each true-chroma band (seeds pooled), with the band's share of
     the pixels: rows are bands, columns models, so a reader sees where each model gains or loses against gray."""
     band_order = list(dict.fromkeys(bands["band"]))

@@ -6,7 +6,8 @@ model A better than model B?" is answered by a paired test over the same photos,
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,13 +54,13 @@ def _metric_columns(per_photo, by, metrics):
     return [c for c in per_photo.select_dtypes("number").columns if c not in (by, "photo_id")]
 
 
-def higher_is_better(metric: str) -> Optional[bool]:
+def higher_is_better(metric: str) -> bool | None:
     """The metric's direction from ``METRICS`` (None for a metric with no better direction or an unknown one)."""
     info = METRICS.get(metric)
     return None if info is None else info.higher_is_better
 
 
-def summarize(per_photo: pd.DataFrame, by: str = "model", metrics: Optional[list[str]] = None,
+def summarize(per_photo: pd.DataFrame, by: str = "model", metrics: list[str] | None = None,
               **bootstrap_kwargs: Any) -> pd.DataFrame:
     """One row per model and metric: model, metric, mean, ci_low, ci_high, n, higher_is_better.
 
@@ -113,7 +114,7 @@ def _verdict(model_a, model_b, metric, p_value, direction, better, alpha):
 
 
 def paired_comparison(per_photo: pd.DataFrame, model_a: str, model_b: str, metric: str, *, by: str = "model",
-                      alpha: float = 0.05, better: Optional[bool] = None, seed: int = 0) -> dict[str, Any]:
+                      alpha: float = 0.05, better: bool | None = None, seed: int = 0) -> dict[str, Any]:
     """Compare two models photo by photo on one metric; reported whatever the answer is.
 
     Uses the photos present (with a value) for both models. Returns n, both means, the mean difference a - b with

@@ -8,8 +8,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 import numpy as np
@@ -122,7 +123,7 @@ def _aspect(image):
     return 1.0 if image is None else np.asarray(image).shape[0] / np.asarray(image).shape[1]
 
 
-def comparison_grid(rows: list[dict[str, Any]], columns: list[str], titles: Optional[list[str]] = None) -> Figure:
+def comparison_grid(rows: list[dict[str, Any]], columns: list[str], titles: list[str] | None = None) -> Figure:
     """The paper's comparison grid: one row per photo, one column per image (gray | baselines | ours | truth).
 
     ``rows``: dicts with "photo_id" and one image per name in ``columns``; ``titles`` (optional) head the columns.
@@ -169,8 +170,8 @@ def case_triplets(cases: list[dict[str, Any]], title: str) -> Figure:
     return fig
 
 
-def training_curves(history: pd.DataFrame, gray_loss: Optional[float] = None, labels: Optional[dict[str, str]] = None,
-                    logy: bool = False, colors: Optional[dict[str, str]] = None) -> Figure:
+def training_curves(history: pd.DataFrame, gray_loss: float | None = None, labels: dict[str, str] | None = None,
+                    logy: bool = False, colors: dict[str, str] | None = None) -> Figure:
     """Training loss (solid) and validation loss (dashed, where measured) against step, one colour per model; runs
     of one model with several seeds share its colour (`colors` overrides it). `gray_loss`: the validation loss of
     predicting no color."""
@@ -231,8 +232,9 @@ def _grid_size(metrics, n_models, ncols=3):
 
 
 def metric_distributions(per_photo: pd.DataFrame, metrics: list[str], by: str = "model",
-                         labels: Optional[dict[str, str]] = None) -> Figure:
-    """Per metric, a box plot per model with every photo as a jittered dot (jitter is seeded: same data, same figure)."""
+                         labels: dict[str, str] | None = None) -> Figure:
+    """Per metric, a box plot per model with every photo as a jittered dot (jitter is seeded: same data, same
+    figure)."""
     models = list(dict.fromkeys(per_photo[by]))
     colors = model_colors(models)
     rng = np.random.default_rng(0)
@@ -251,7 +253,7 @@ def metric_distributions(per_photo: pd.DataFrame, metrics: list[str], by: str = 
 
 
 def summary_bars(summary: pd.DataFrame, metrics: list[str], by: str = "model",
-                 labels: Optional[dict[str, str]] = None) -> Figure:
+                 labels: dict[str, str] | None = None) -> Figure:
     """Per metric, the mean of each model as a bar with its 95% bootstrap interval (from ``stats.summarize``)."""
     models = list(dict.fromkeys(summary[by]))
     colors = model_colors(models)
@@ -270,7 +272,7 @@ def summary_bars(summary: pd.DataFrame, metrics: list[str], by: str = "model",
 
 
 def photos_with_crops(items: list[tuple[str, np.ndarray, list[tuple[int, int, int]]]],
-                      title: Optional[str] = None) -> Figure:
+                      title: str | None = None) -> Figure:
     """Photos with rectangles where the network's training crops lie. ``items``: (name, image, [(y, x, side)])
     with the boxes in the image's own pixels."""
     from matplotlib.patches import Rectangle
@@ -312,7 +314,7 @@ def recipe_comparison(recipes: pd.DataFrame) -> Figure:
     return fig
 
 
-def photo_strip(images: list[tuple[str, Optional[np.ndarray]]], title: Optional[str] = None) -> Figure:
+def photo_strip(images: list[tuple[str, np.ndarray | None]], title: str | None = None) -> Figure:
     """A row of titled photos, e.g. a historical photo's gray input and its colorization."""
     aspect = max((_aspect(image) for _, image in images), default=1.0)
     with use_style():

@@ -6,7 +6,7 @@ as its Holm-adjusted p-value allows, and where the bootstrap interval and the te
 from __future__ import annotations
 
 import html
-from typing import Any, Optional
+from typing import Any
 
 from ..evaluate.run import ensemble_name
 
@@ -22,7 +22,7 @@ def _p(value: float) -> str:
     return f"= {value:.2g}" if value >= 0.001 else "&lt; 0.001"
 
 
-def find(comparisons: list[dict[str, Any]], a: str, b: str, metric: str, split: str = "test") -> Optional[dict]:
+def find(comparisons: list[dict[str, Any]], a: str, b: str, metric: str, split: str = "test") -> dict | None:
     return next((c for c in comparisons if c["model_a"] == a and c["model_b"] == b and c["metric"] == metric
                  and c.get("split", "test") == split), None)
 
@@ -110,7 +110,7 @@ def seed_ensemble(rows: list[dict[str, Any]], main: str, labels: dict[str, str])
             f"photo by photo, as <code>koala colorize --checkpoint A B</code> does). " + ". ".join(parts) + ".")
 
 
-def findings(evaluation: dict[str, Any], labels: dict[str, str], user_study: Optional[dict[str, Any]] = None
+def findings(evaluation: dict[str, Any], labels: dict[str, str], user_study: dict[str, Any] | None = None
              ) -> list[str]:
     """HTML list items of the findings (escaped; only the verdict markup is ours)."""
     rows = evaluation.get("comparisons", [])

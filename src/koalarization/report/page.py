@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -26,7 +26,7 @@ SUBSTITUTES = ("This profile runs offline: EfficientNet-Lite ImageNet classifier
                "claims at this scale; it is not the paper's model.")
 
 
-def _read(path: Path) -> Optional[dict[str, Any]]:
+def _read(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -37,7 +37,7 @@ def _read(path: Path) -> Optional[dict[str, Any]]:
 PAGE_DROPS = {"comparisons": ["interval_vs_test", "p_value", "rank_biserial", "mean_a", "mean_b"]}
 
 
-def _table_html(path: Path, rows: Optional[int] = None, drop: tuple = ()) -> str:
+def _table_html(path: Path, rows: int | None = None, drop: tuple = ()) -> str:
     frame = pd.read_csv(path, keep_default_na=False).drop(columns=list(drop), errors="ignore")
     if rows is not None and len(frame) > rows:
         frame = frame.head(rows)
@@ -83,7 +83,7 @@ def run_facts(manifest: dict[str, Any], records: dict[str, dict[str, Any]]) -> l
     return facts
 
 
-def memorization(training: dict[str, Any], labels: Optional[dict[str, str]] = None) -> str:
+def memorization(training: dict[str, Any], labels: dict[str, str] | None = None) -> str:
     """A sentence comparing, per MSE model, how much of the gray input's error it removes on its training photos
     (its training loss over the last steps) and on the validation photos (its best checkpoint), from stage 2's
     record. Empty when no model fits its training photos much better (by 15 points) or the record is older."""
@@ -108,8 +108,8 @@ def memorization(training: dict[str, Any], labels: Optional[dict[str, str]] = No
             f"photos more than steps (notebook 2).")
 
 
-def limitations(manifest: dict[str, Any], evaluation: Optional[dict[str, Any]],
-                labels: Optional[dict[str, str]] = None) -> list[str]:
+def limitations(manifest: dict[str, Any], evaluation: dict[str, Any] | None,
+                labels: dict[str, str] | None = None) -> list[str]:
     p = manifest["parameters"]
     paper_backbone = "inception_resnet_v2" in p["data"]["backbones"]
     out = []

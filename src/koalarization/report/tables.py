@@ -5,8 +5,8 @@ A small Markdown writer of our own, since ``tabulate`` (what ``DataFrame.to_mark
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ def _cell(value, float_format):
 
 
 def to_markdown(df: pd.DataFrame, float_format: str | Callable[[float], str] = "{:.4g}",
-                caption: Optional[str] = None) -> str:
+                caption: str | None = None) -> str:
     """A GitHub-flavoured Markdown table of ``df`` (index dropped; numeric columns right-aligned)."""
     header = [_cell(str(c), float_format) for c in df.columns]
     align = ["---:" if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) else "---"
@@ -40,7 +40,7 @@ def to_markdown(df: pd.DataFrame, float_format: str | Callable[[float], str] = "
 
 def write_table(df: pd.DataFrame, path_without_suffix: str | os.PathLike,
                 float_format: str | Callable[[float], str] = "{:.4g}",
-                caption: Optional[str] = None) -> tuple[Path, Path]:
+                caption: str | None = None) -> tuple[Path, Path]:
     """Write ``df`` as ``<path>.csv`` (full precision, reads back identical) and ``<path>.md`` (rounded).
 
     A named or non-default index becomes ordinary columns. ``float_format`` (a format string or a callable)
@@ -96,7 +96,7 @@ def format_summary(summary_df: pd.DataFrame, by: str = "model",
     return pd.DataFrame(rows)
 
 
-def metric_definitions(metrics: Optional[list[str]] = None) -> pd.DataFrame:
+def metric_definitions(metrics: list[str] | None = None) -> pd.DataFrame:
     """The definition of each metric, to print beside every table that reports it."""
     names = list(METRICS) if metrics is None else list(metrics)
     return pd.DataFrame([{"metric": name, "header": metric_header(name), "definition": METRICS[name].definition,

@@ -6,8 +6,8 @@ The app reads only the survey's `public/` half; the truth labels are read only b
 """
 import logging
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
@@ -40,8 +40,8 @@ class SurveyAPI(FastAPI):
         return SecurityHeaders(super().build_middleware_stack(), max_bytes=self.max_body_bytes)
 
 
-def create_app(survey_dir, db_path=None, organiser_token: Optional[str] = None,
-               max_body_bytes: int = MAX_BODY_BYTES, limits: Optional[ParticipationLimits] = None,
+def create_app(survey_dir, db_path=None, organiser_token: str | None = None,
+               max_body_bytes: int = MAX_BODY_BYTES, limits: ParticipationLimits | None = None,
                public_origins: Iterable[str] = ()) -> FastAPI:
     """The ASGI app for one survey folder.
 

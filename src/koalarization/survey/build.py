@@ -21,7 +21,6 @@ import secrets
 import shutil
 import struct
 from pathlib import Path
-from typing import Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -47,7 +46,7 @@ SELECTION_RULES = {
 }
 
 
-def load_candidates(candidates: Union[pd.DataFrame, str, os.PathLike]) -> tuple:
+def load_candidates(candidates: pd.DataFrame | str | os.PathLike) -> tuple:
     """DataFrame or CSV path -> (DataFrame with absolute paths, description of the source).
 
     Relative paths in a CSV are resolved against the CSV's folder, so a run folder can be moved whole.
@@ -162,8 +161,8 @@ def _opaque_ids(count: int) -> list:
 
 def build_survey(candidates, out_dir, selection: str = "best", metric: str = "ciede2000",
                  lower_is_better: bool = True, n_fake: int = 9, n_real: int = 3, seed: int = 0,
-                 exposure_ms: Optional[int] = None, short_side: int = 256, allow_upscale: bool = False,
-                 title: str = "Real or fake?", contact: Optional[str] = None, overwrite: bool = False) -> dict:
+                 exposure_ms: int | None = None, short_side: int = 256, allow_upscale: bool = False,
+                 title: str = "Real or fake?", contact: str | None = None, overwrite: bool = False) -> dict:
     """Write a survey folder: `public/` (images + survey.json, no truth) and `private/` (truth.csv, manifest.json).
 
     `candidates`: DataFrame or CSV with photo_id, colorized_path, real_path and metric columns. Each shown photo
@@ -249,7 +248,7 @@ def build_survey(candidates, out_dir, selection: str = "best", metric: str = "ci
             "encoding": {
                 "format": "JPEG", "quality": JPEG_QUALITY, "subsampling": JPEG_SUBSAMPLING,
                 "short_side": int(short_side), "allow_upscale": bool(allow_upscale), "upscaled": len(small),
-                "canvas": list(canvas), "canvas_colour": "#%02x%02x%02x" % CANVAS_COLOUR, "bytes": length,
+                "canvas": list(canvas), "canvas_colour": "#{:02x}{:02x}{:02x}".format(*CANVAS_COLOUR), "bytes": length,
                 "fit": "whole photo, aspect kept, short side scaled (Lanczos), centred on one common canvas",
                 "metadata": "none (EXIF and ICC stripped); zero-byte comment segments pad every file to one length",
             },

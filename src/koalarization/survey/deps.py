@@ -4,7 +4,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 from fastapi import Depends, Form, Header, Request
 from fastapi.responses import HTMLResponse
@@ -31,7 +31,7 @@ class SurveyContext:
     organiser_token: str
     templates: Environment
     limiter: ParticipationLimiter
-    max_participants: Optional[int] = None
+    max_participants: int | None = None
     public_origins: frozenset = field(default_factory=frozenset)
 
     @property
@@ -73,15 +73,15 @@ def current_participant(participant_id: str, store: StoreDep) -> dict:
 Participant = Annotated[dict, Depends(current_participant)]
 
 
-def _check_token(context: SurveyContext, given: Optional[str]) -> None:
+def _check_token(context: SurveyContext, given: str | None) -> None:
     if not given or not secrets.compare_digest(given.encode(), context.organiser_token.encode()):
         log.warning("organiser view refused: missing or wrong token")
         raise SurveyError(403, "organiser token required: send it in the X-Organiser-Token header (or as "
                                "Authorization: Bearer), or enter it on the /admin page")
 
 
-def organiser_by_header(context: Context, x_organiser_token: Annotated[Optional[str], Header()] = None,
-                        authorization: Annotated[Optional[str], Header()] = None) -> None:
+def organiser_by_header(context: Context, x_organiser_token: Annotated[str | None, Header()] = None,
+                        authorization: Annotated[str | None, Header()] = None) -> None:
     """The organiser's token from a header. Never from the query string: URLs end up in browser history, proxy
     logs and Referer headers."""
     given = x_organiser_token

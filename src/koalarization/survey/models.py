@@ -5,7 +5,7 @@ handler is already valid, and a bad one is answered 422 with the field that is w
 JSON integers or as text of ASCII digits 0-9: `str.isdigit()` and `int()` also accept '²' (which int() then
 rejects) and Arabic-Indic digits (which int() converts), so neither is used anywhere on participant input.
 """
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
@@ -17,7 +17,7 @@ PARTICIPANT_ID = r"^[A-Za-z0-9_-]{16,64}$"
 IMAGE_ID = r"^[0-9a-f]{16}$"
 
 DigitText = Annotated[str, StringConstraints(pattern=ASCII_DIGITS)]
-AsciiInt = Annotated[Union[StrictInt, DigitText], AfterValidator(int)]
+AsciiInt = Annotated[StrictInt | DigitText, AfterValidator(int)]
 """A whole number: a JSON integer (not a bool, float or string of other digits) or form text of 1-9 ASCII digits."""
 
 Milliseconds = Annotated[AsciiInt, Field(ge=0, le=MAX_RESPONSE_MS)]
@@ -50,7 +50,7 @@ class AnswerForm(Strict):
 
     image_id: ImageId
     answer: Answer
-    response_ms: Optional[Milliseconds] = None
+    response_ms: Milliseconds | None = None
 
 
 class CommentForm(Strict):
@@ -80,7 +80,7 @@ class NewAnswer(Strict):
     participant_id: ParticipantId
     image_id: ImageId
     answer: Answer
-    response_ms: Optional[Milliseconds] = None
+    response_ms: Milliseconds | None = None
 
 
 FRIENDLY = {

@@ -5,7 +5,7 @@ exposure limit). Every form field is checked by the pydantic models in `models.p
 post is checked for a cross-site origin (`security.same_origin`).
 """
 import logging
-from typing import Annotated, Optional
+from typing import Annotated
 
 from fastapi import APIRouter, Cookie, Depends, Form, Header, Request
 from fastapi.responses import RedirectResponse, Response
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(dependencies=[Depends(same_origin)])
 
 
-def _known(store, participant_id: Optional[str]) -> Optional[str]:
+def _known(store, participant_id: str | None) -> str | None:
     """The cookie's participant id if it names a participant of this survey, else None."""
     if not participant_id:
         return None
@@ -32,7 +32,7 @@ def _known(store, participant_id: Optional[str]) -> Optional[str]:
 
 
 @router.get("/")
-def landing(context: Context, participant_cookie: Annotated[Optional[str], Cookie(alias=COOKIE)] = None):
+def landing(context: Context, participant_cookie: Annotated[str | None, Cookie(alias=COOKIE)] = None):
     """The consent page; offers to resume when this browser already started the survey."""
     resume = _known(context.store, participant_cookie)
     survey = context.survey
@@ -44,7 +44,7 @@ def landing(context: Context, participant_cookie: Annotated[Optional[str], Cooki
 
 @router.post("/start")
 def start(request: Request, context: Context, form: Annotated[StartForm, Form()],
-          participant_cookie: Annotated[Optional[str], Cookie(alias=COOKIE)] = None,
+          participant_cookie: Annotated[str | None, Cookie(alias=COOKIE)] = None,
           user_agent: Annotated[str, Header()] = ""):
     """Consent given: a new participant (bound to this browser by a cookie), or the one this browser started."""
     existing = _known(context.store, participant_cookie)

@@ -7,7 +7,6 @@ import logging
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Tuple
 
 from .app import create_app
 from .server import running_in_thread
@@ -26,7 +25,7 @@ def launch_chromium(playwright, executable_path: str = CHROMIUM):
     return playwright.chromium.launch(executable_path=executable_path, args=CHROMIUM_ARGS, headless=True)
 
 
-def screenshot_survey(survey_dir, out_png, viewport: Tuple[int, int] = PHONE, page: str = "question",
+def screenshot_survey(survey_dir, out_png, viewport: tuple[int, int] = PHONE, page: str = "question",
                       executable_path: str = CHROMIUM, browser=None, device_scale_factor: float = 2) -> Path:
     """Start the app on a free local port, open the consent page, start, and save the first question page
     (page="question") or the consent page (page="landing") as a PNG of the whole page.

@@ -13,7 +13,6 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Optional
 from urllib.parse import urlsplit
 
 from fastapi import Request
@@ -171,7 +170,7 @@ class ParticipationLimits:
 
     per_client: RateLimit = field(default_factory=lambda: RateLimit(10, 60.0))
     overall: RateLimit = field(default_factory=lambda: RateLimit(200, 6.0))
-    max_participants: Optional[int] = 1000
+    max_participants: int | None = 1000
 
     def __post_init__(self):
         if self.max_participants is not None and self.max_participants < 1:
@@ -199,7 +198,7 @@ class ParticipationLimiter:
         self._clients: dict = {}
         self._overall = _Bucket(float(limits.overall.burst), clock())
 
-    def admit(self, client: Optional[str]) -> None:
+    def admit(self, client: str | None) -> None:
         """Take one token from the client's bucket and from the overall one, or raise SurveyError(429) saying when
         to come back. Nothing is taken when either bucket is empty."""
         now = self.clock()

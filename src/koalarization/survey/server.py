@@ -17,9 +17,9 @@ import resource
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Optional
 
 import h11
 import uvicorn
@@ -55,7 +55,7 @@ class ServerLimits:
 
     request_timeout: float = 10.0
     keep_alive: float = 5.0
-    limit_concurrency: Optional[int] = None
+    limit_concurrency: int | None = None
     max_header_bytes: int = 8 * 1024
 
     def __post_init__(self):
@@ -149,7 +149,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
-def uvicorn_config(app, host: str, port: int, limits: Optional[ServerLimits] = None, **options) -> uvicorn.Config:
+def uvicorn_config(app, host: str, port: int, limits: ServerLimits | None = None, **options) -> uvicorn.Config:
     """The uvicorn configuration of the survey server.
 
     No access log: it would record participants' IP addresses, which the consent text says we do not keep.
@@ -165,7 +165,7 @@ def uvicorn_config(app, host: str, port: int, limits: Optional[ServerLimits] = N
         ws="none", lifespan="off", **options)
 
 
-def serve(app, host: str = "127.0.0.1", port: int = 8000, limits: Optional[ServerLimits] = None) -> None:
+def serve(app, host: str = "127.0.0.1", port: int = 8000, limits: ServerLimits | None = None) -> None:
     """Serve `app` in the foreground until interrupted (Ctrl+C)."""
     limits = limits or ServerLimits()
     log.info("serving on %s:%d (request timeout %.3g s, keep-alive %.3g s, at most %d connections)", host, port,
@@ -174,8 +174,8 @@ def serve(app, host: str = "127.0.0.1", port: int = 8000, limits: Optional[Serve
 
 
 @contextmanager
-def running_in_thread(app, host: str = "127.0.0.1", port: Optional[int] = None, start_timeout: float = 20.0,
-                      limits: Optional[ServerLimits] = None) -> Iterator[str]:
+def running_in_thread(app, host: str = "127.0.0.1", port: int | None = None, start_timeout: float = 20.0,
+                      limits: ServerLimits | None = None) -> Iterator[str]:
     """Serve `app` on host:port (a free port by default) while the block runs; yields the base URL."""
     port = port or free_port(host)
     server = uvicorn.Server(uvicorn_config(app, host, port, limits))

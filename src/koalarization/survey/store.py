@@ -12,10 +12,10 @@ import random
 import re
 import secrets
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 from ..errors import KoalaError
 from .files import DEFAULT_DB, SurveyDataError, load_public_survey
@@ -58,7 +58,7 @@ class SurveyError(KoalaError):
     """A request that cannot be honoured; `status` is the HTTP status the app answers with, `headers` any extra
     response headers (Retry-After)."""
 
-    def __init__(self, status: int, message: str, headers: Optional[dict] = None):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -138,7 +138,7 @@ class Store:
     # participants -------------------------------------------------------------------------------------------
 
     def create_participant(self, age_bracket: str = "", colour_vision: str = "", comment: str = "",
-                           user_agent: str = "", max_participants: Optional[int] = None) -> str:
+                           user_agent: str = "", max_participants: int | None = None) -> str:
         """A new participant with a random id and its own photo order; returns the id.
 
         `max_participants`: refuse (SurveyError 403) once the survey has that many, checked in the same
@@ -208,7 +208,7 @@ class Store:
     # answers ------------------------------------------------------------------------------------------------
 
     def record_answer(self, participant_id: str, image_id: str, answer: str,
-                      response_ms: Optional[int] = None) -> AnswerResult:
+                      response_ms: int | None = None) -> AnswerResult:
         """Store one answer, in its own transaction. A repeat of a stored answer is a no-op (stored=False).
 
         400: the image is not in this participant's sequence (unknown ids included), or the answer is not real/fake;

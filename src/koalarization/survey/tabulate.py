@@ -13,7 +13,6 @@ each figure. Tables and figures are written through the package's shared writers
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -95,7 +94,7 @@ def paper_per_photo(reference) -> pd.Series:
 
 # cleaning --------------------------------------------------------------------------------------------------------
 
-def clean_responses(responses) -> Tuple[pd.DataFrame, pd.DataFrame]:
+def clean_responses(responses) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(clean answers, rejected rows with a `reason`). Rejected: missing ids, unknown kind, an answer other than
     real/fake, a negative or non-numeric response time, a repeated (participant, image) answer, an image id that
     maps to another photo or kind than in its first row."""
@@ -150,7 +149,7 @@ def clean_responses(responses) -> Tuple[pd.DataFrame, pd.DataFrame]:
 
 # statistics ------------------------------------------------------------------------------------------------------
 
-def wilson_interval(k, n, confidence=0.95) -> Tuple[float, float]:
+def wilson_interval(k, n, confidence=0.95) -> tuple[float, float]:
     """Wilson score interval for k successes out of n (NaN, NaN for n = 0)."""
     if n == 0:
         return float("nan"), float("nan")
@@ -158,7 +157,7 @@ def wilson_interval(k, n, confidence=0.95) -> Tuple[float, float]:
     return float(interval.low), float(interval.high)
 
 
-def participant_bootstrap(clean, kind, n_boot=2000, seed=0, confidence=0.95) -> Tuple[float, float]:
+def participant_bootstrap(clean, kind, n_boot=2000, seed=0, confidence=0.95) -> tuple[float, float]:
     """Interval of the pooled share judged real when participants (not answers) are resampled.
 
     The resampled unit is the participant, so the statistic is the pooled share of the drawn participants
@@ -372,7 +371,7 @@ class UserStudyTables:
         return per_photo_figure(self.per_photo, self.reference, title)
 
 
-def read_responses(responses) -> Tuple[Optional[pd.DataFrame], str]:
+def read_responses(responses) -> tuple[pd.DataFrame | None, str]:
     """A DataFrame, a CSV path or None -> (DataFrame or None, note)."""
     if responses is None:
         return None, "no responses file given"
@@ -421,7 +420,7 @@ SECTIONS = [("overall", "Share judged real"), ("comparison", "Paper, replication
 
 
 def save_user_study(tables: "UserStudyTables", out_dir, prefix: str = "user_study",
-                    figures_dir=None) -> List[Path]:
+                    figures_dir=None) -> list[Path]:
     """Write every table as `<prefix>_<name>.csv` + `.md` (the package's `write_table`), one Markdown report
     `<prefix>.md` with all of them, and the per-photo figure as `<prefix>.png` + `.pdf` into `figures_dir`
     (default: `out_dir`), all atomically. The side-by-side table is rounded to 2 decimals (a presentation
