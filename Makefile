@@ -12,7 +12,7 @@ export PYTHONUNBUFFERED := 1
 # already crosses the backends, with TensorFlow blocked on the JAX side).
 JAX_TESTS := tests/test_train.py tests/test_colorize.py
 
-.PHONY: study test test-fast lab bench venv system-photos browser clean
+.PHONY: study test test-fast lint lab bench venv system-photos browser clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ study: $(STAMP) system-photos  ## run the whole study for PROFILE (default: demo
 test: $(STAMP) system-photos browser  ## everything CI runs: unit, integration, browser, notebook (ci, paper) tests, then training and colorizing again under JAX
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 	KERAS_BACKEND=jax $(PY) -m pytest -q -ra -p no:cacheprovider $(JAX_TESTS) $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## style, import order and types: ruff over the code, mypy over the package (configured in pyproject.toml)
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/mypy
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser" $(PYTEST_ARGS)
