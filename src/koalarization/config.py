@@ -12,13 +12,43 @@ from __future__ import annotations
 import json
 import os
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import KoalaError
+from .evaluate.metrics import MetricName
 
 PROFILE_NAMES = ("ci", "demo", "paper")
+
+# Where the frozen classifier's knowledge enters the network (DESIGN.md section 7):
+#   none         the ablation: no classifier at all
+#   global       the paper's fusion: the 1000 logits tiled over the H/8 grid, before the 1x1 fusion convolution
+#   spatial      global, plus the classifier's stride-8, -16 and -32 feature maps resized to H/8 and fused there
+#   hypercolumn  spatial, plus the stride-8 maps fed to the decoder again at H/4 and H/2
+Fusion = Literal["none", "global", "spatial", "hypercolumn"]
+FUSIONS: tuple[str, ...] = get_args(Fusion)
+Loss = Literal["mse", "rebalanced"]
+LOSSES: tuple[str, ...] = get_args(Loss)
+
+
+def uses_embedding(fusion: str) -> bool:
+    """Whether a network of this fusion takes the classifier's global embedding."""
+    return fusion != "none"
+
+
+def uses_feature_maps(fusion: str) -> bool:
+    """Whether a network of this fusion takes the classifier's spatial feature maps."""
+    return fusion in ("spatial", "hypercolumn")
+
+
+def as_fusion(value: Any) -> Any:
+    """Profiles and checkpoints written before the spatial models said `fusion: true/false`."""
+    if value is True:
+        return "global"
+    if value is False:
+        return "none"
+    return value
 
 
 class ProfileError(KoalaError, ValueError):
@@ -42,6 +72,10 @@ class DataSettings(_Settings):
     train_crop: int = Field(224, ge=8, description="training crop side, at train_scale")
     crops_per_photo: int = Field(0, ge=0, description="cached training crops per photo, each with its own "
                                                       "embedding (0: random crops with the whole photo's embedding)")
+    feature_maps: bool = Field(False, description="also cache the classifier's stride-8, -16 and -32 feature maps "
+                                                  "of every stored photo and crop (spatial fusion needs them; about "
+                                                  "140 kB per image for EfficientNet-Lite0, 1.6 MB for "
+                                                  "Inception-ResNet-v2)")
     min_side: int | None = Field(None, ge=1, description="photos with a shorter side are skipped "
                                                             "(default: the training crop)")
     max_photos: int | None = Field(None, ge=3, description="use at most this many photos (first by id)")
@@ -77,11 +111,24 @@ class ModelSpec(_Settings):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_]+$")
     backbone: str
-    fusion: bool = True
-    loss: Literal["mse", "rebalanced"] = Field("mse", description="mse: the paper's; rebalanced: each pixel "
-                                                                  "weighted by the rarity of its a*b* (Zhang 2016)")
+    fusion: Fusion = Field("global", description="where the classifier's knowledge enters: none, global (the "
+                                                 "paper's), spatial or hypercolumn (see config.Fusion)")
+    loss: Loss = Field("mse", description="mse: the paper's; rebalanced: each pixel weighted by the rarity of its "
+                                          "a*b* (Zhang 2016)")
     seeds: list[int] = Field(default=[0], min_length=1)
     label: str = ""
+
+    @field_validator("fusion", mode="before")
+    @classmethod
+    def _fusion_from_bool(cls, value: Any) -> Any:
+        return as_fusion(value)
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"seeds must be distinct, got {value}")
+        return value
 
     @property
     def title(self) -> str:
@@ -114,7 +161,7 @@ class EvaluationSettings(_Settings):
 
 class SurveySettings(_Settings):
     selection: Literal["best", "random"] = "best"
-    metric: str = "ciede2000"
+    metric: MetricName = "ciede2000"
     n_fake: int = Field(9, ge=1)
     n_real: int = Field(3, ge=1)
     short_side: int = Field(256, ge=32, description="images are shown full frame at this short side")
@@ -141,7 +188,21 @@ class Profile(_Settings):
             if model.backbone not in self.data.backbones:
                 raise ValueError(f"model {model.name!r} uses backbone {model.backbone!r}, which data.backbones "
                                  f"{self.data.backbones} does not prepare")
+            if uses_feature_maps(model.fusion):
+                self._check_feature_maps(model)
         return self
+
+    def _check_feature_maps(self, model: ModelSpec) -> None:
+        """A spatial model trains on cached feature maps that must cover exactly the crop the encoder sees."""
+        data = self.data
+        if not data.feature_maps:
+            raise ValueError(f"model {model.name!r} fuses feature maps ({model.fusion}): set data.feature_maps "
+                             f"to true so that preparation caches them")
+        whole_photo = data.letterbox_size is not None and data.train_crop == data.train_scale
+        if data.crops_per_photo == 0 and not whole_photo:
+            raise ValueError(f"model {model.name!r} fuses feature maps ({model.fusion}): they are cached for the "
+                             f"cached crops (data.crops_per_photo > 0) or for whole letterboxed photos "
+                             f"(train_crop equal to train_scale), not for random crops")
 
     def model(self, name: str) -> ModelSpec:
         return next(m for m in self.models if m.name == name)

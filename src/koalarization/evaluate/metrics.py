@@ -9,7 +9,7 @@ Colour conversions are scikit-image's (``rgb2lab``, sRGB, D65), as everywhere el
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import numpy as np
 from skimage.color import deltaE_ciede2000
@@ -177,7 +177,10 @@ def ab_std_ratio(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(spread[0] / spread[1]) if spread[1] > 1e-6 else float("nan")
 
 
-METRICS = {
+MetricName = Literal["mse_ab", "psnr", "ssim", "ciede2000", "auc_ab", "colorfulness", "colorfulness_gap",
+                     "ab_std_ratio"]
+
+METRICS: dict[str, MetricInfo] = {
     "mse_ab": MetricInfo(mse_ab_scaled, False, "",
                          "mean squared error on a*b*/127 (the paper's training loss), skimage rgb2lab", "MSE a*b*/127"),
     "psnr": MetricInfo(psnr_rgb, True, "dB",
@@ -205,3 +208,12 @@ def evaluate_pair(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """All metrics of one prediction against its ground truth, keyed by the names in ``METRICS``."""
     pred, truth = _check_pair(pred, truth)
     return {name: info.function(pred, truth) for name, info in METRICS.items()}
+
+
+def higher_is_better(metric: str) -> bool | None:
+    """The metric's direction, from ``METRICS`` (None: no better direction, or not a metric of the study)."""
+    info = METRICS.get(metric)
+    return None if info is None else info.higher_is_better
+
+
+assert set(get_args(MetricName)) == set(METRICS), "MetricName and METRICS must name the same metrics"

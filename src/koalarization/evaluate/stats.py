@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from koalarization.evaluate.metrics import METRICS
+from koalarization.evaluate.metrics import METRICS, higher_is_better
 
 
 def bootstrap_ci(values: np.ndarray, statistic: Callable[[np.ndarray], float] = np.mean, n_resamples: int = 2000,
@@ -52,12 +52,6 @@ def _metric_columns(per_photo, by, metrics):
     if known:
         return known
     return [c for c in per_photo.select_dtypes("number").columns if c not in (by, "photo_id")]
-
-
-def higher_is_better(metric: str) -> bool | None:
-    """The metric's direction from ``METRICS`` (None for a metric with no better direction or an unknown one)."""
-    info = METRICS.get(metric)
-    return None if info is None else info.higher_is_better
 
 
 def summarize(per_photo: pd.DataFrame, by: str = "model", metrics: list[str] | None = None,
