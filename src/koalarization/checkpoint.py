@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .atomic import write_json_atomic
 from .color import AB_SCALE, L_SCALE
+from .config import as_fusion, uses_embedding
 from .errors import KoalaError
 
 if TYPE_CHECKING:
@@ -32,13 +33,14 @@ class CheckpointError(KoalaError, RuntimeError):
     pass
 
 
-def model_config(backbone: str, embedding_dim: int, fusion: bool, train_scale: int, train_crop: int | None = None,
-                 **extra: Any) -> dict[str, Any]:
-    """What a checkpoint must carry to be used alone: the classifier it pairs with, the scale it learned at (the
-    network's working resolution when colorizing), the scalings, versions."""
+def model_config(backbone: str, embedding_dim: int, fusion: str | bool, train_scale: int,
+                 train_crop: int | None = None, **extra: Any) -> dict[str, Any]:
+    """What a checkpoint must carry to be used alone: the classifier it pairs with, how it fuses it (and the shapes
+    of the feature maps a spatial network takes), the scale it learned at (the network's working resolution when
+    colorizing), the scalings, versions. Format 3: `fusion` is a level (format 2 said true/false)."""
     import keras
 
-    return {"format": 2, "backbone": backbone, "embedding_dim": embedding_dim, "fusion": fusion,
+    return {"format": 3, "backbone": backbone, "embedding_dim": embedding_dim, "fusion": as_fusion(fusion),
             "train_scale": train_scale, "train_crop": train_crop or train_scale, "l_scaling": f"L/{L_SCALE:g} - 1",
             "ab_scaling": f"ab/{AB_SCALE:g}", "koalarization_version": __version__, "keras_version": keras.__version__,
             **extra}
@@ -113,6 +115,11 @@ def latest_or_none(run_dir: str | os.PathLike) -> str | None:
         return None
 
 
+def fusion_of(config: dict[str, Any]) -> str:
+    """A checkpoint's fusion level (none, global, spatial, hypercolumn), from either format."""
+    return as_fusion(config.get("fusion", True))
+
+
 def read_config(path: str | os.PathLike) -> dict[str, Any]:
     """A checkpoint's config (of a run folder: its latest checkpoint's), read without loading the model."""
     with open(os.path.join(resolve(path), CONFIG_NAME)) as handle:
@@ -130,7 +137,7 @@ def load_checkpoint(path: str | os.PathLike, compile: bool = False, expect_backb
 
     directory = resolve(path, which)
     config = read_config(directory)
-    if expect_backbone and config.get("fusion", True) and config["backbone"] != expect_backbone:
+    if expect_backbone and uses_embedding(fusion_of(config)) and config["backbone"] != expect_backbone:
         raise CheckpointError(f"{directory} was trained with backbone {config['backbone']!r}, "
                               f"not {expect_backbone!r}: its fusion layer expects that classifier's embedding")
     model = keras.models.load_model(os.path.join(directory, MODEL_NAME), compile=compile)

@@ -11,6 +11,7 @@ import logging
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -18,7 +19,9 @@ from skimage import color as skcolor
 
 from . import backbones, checkpoint
 from .color import scale_l, unscale_ab
+from .config import uses_embedding, uses_feature_maps
 from .images import PhotoError, is_photo_path, read_photo, save_image_atomic
+from .model import input_names
 
 log = logging.getLogger(__name__)
 ROWS_PER_CHUNK = 256  # full-resolution color conversions run in row bands, so memory stays ~linear in pixels
@@ -65,6 +68,21 @@ def join(l_full: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What the frozen classifier saw of one photo: its 1000-d embedding and, for the spatial networks, its feature
+    maps packed as one vector (`backbones.pack_maps`). Computed once per photo, shared by every network (and every
+    member of an ensemble) that uses that classifier."""
+
+    embedding: np.ndarray
+    maps: np.ndarray | None = None
+
+
+def average_ab(predictions: list[np.ndarray]) -> np.ndarray:
+    """A seed ensemble's a*b*: the plain mean of its members' predictions (the one place it is computed)."""
+    return np.mean(np.stack([np.asarray(p, np.float32) for p in predictions]), axis=0)
+
+
 class Colorizer:
     """A trained checkpoint plus its frozen classifier, ready to colorize photos."""
 
@@ -72,33 +90,47 @@ class Colorizer:
                  cached_embeddings=False):
         """`short_side`: the network's working resolution (default: the scale the checkpoint was trained at; a
         network colorizes best at the scale it learned). A run folder means its best checkpoint (or its last).
-        `cached_embeddings=True`: the caller passes embeddings to predict_ab (evaluation), no backbone is built."""
+        `cached_embeddings=True`: the caller passes what the classifier saw to predict_ab (evaluation), no backbone
+        is built."""
         expect_backbone = embedder.name if embedder is not None and not cached_embeddings else None
         self.model, self.config = checkpoint.load_checkpoint(checkpoint_path, expect_backbone=expect_backbone,
                                                              which="best")
-        self.short_side = short_side or self.config.get("train_scale") or self.config.get("train_size", 224)
-        self.fusion = self.config.get("fusion", True)
+        self.short_side = short_side or self.config["train_scale"]
+        self.fusion = checkpoint.fusion_of(self.config)
+        self.inputs = input_names(self.fusion)
         self.embedder = None
-        if self.fusion and not cached_embeddings:
-            self.embedder = embedder or backbones.Embedder(self.config["backbone"], backbone_weights)
+        if uses_embedding(self.fusion) and not cached_embeddings:
+            self.embedder = embedder or backbones.Embedder(self.config["backbone"], backbone_weights,
+                                                           feature_maps=uses_feature_maps(self.fusion))
+            if uses_feature_maps(self.fusion) and not self.embedder.feature_maps:
+                raise ValueError(f"{checkpoint_path} is a {self.fusion} network: its classifier must give feature "
+                                 f"maps (backbones.Embedder(..., feature_maps=True))")
 
-    def predict_ab(self, l_small: np.ndarray, embedding: np.ndarray | None = None,
+    def predict_ab(self, l_small: np.ndarray, seen: Seen | None = None,
                    l_full: np.ndarray | None = None) -> np.ndarray:
-        """L at working resolution (h, w) -> a*b* (h, w, 2). Without a cached embedding, the classifier's is
-        computed from the photo's full-resolution L (`l_full`, else l_small)."""
-        inputs = {"l": scale_l(l_small)[None, ..., None].astype(np.float32)}
-        if self.fusion:
-            if embedding is None:
-                embedding = self.embed(l_full if l_full is not None else l_small)
-            inputs["embedding"] = np.asarray(embedding, np.float32)[None]
-        ab = self.model(inputs if self.fusion else inputs["l"], training=False)
-        return unscale_ab(np.asarray(ab)[0])
+        """L at working resolution (h, w) -> a*b* (h, w, 2). Without what the classifier saw (cached at
+        preparation), the classifier is run on the photo's full-resolution L (`l_full`, else l_small)."""
+        l_input = scale_l(l_small)[None, ..., None].astype(np.float32)
+        if len(self.inputs) == 1:
+            return unscale_ab(np.asarray(self.model(l_input, training=False))[0])
+        if seen is None:
+            seen = self.embed(l_full if l_full is not None else l_small)
+        inputs = {"l": l_input, "embedding": np.asarray(seen.embedding, np.float32)[None]}
+        if uses_feature_maps(self.fusion):
+            if seen.maps is None:
+                raise ValueError(f"a {self.fusion} network needs the classifier's feature maps of the photo")
+            shapes = self.config["feature_shapes"]
+            inputs.update({k: v[None] for k, v in backbones.unpack_maps(np.asarray(seen.maps, np.float32),
+                                                                        shapes).items()})
+        return unscale_ab(np.asarray(self.model(inputs, training=False))[0])
 
-    def embed(self, lightness_plane: np.ndarray) -> np.ndarray:
-        """The classifier's embedding of a photo's colorless version, from its L at (up to) the resolution the
+    def embed(self, lightness_plane: np.ndarray) -> Seen:
+        """What the classifier sees of a photo's colorless version, from its L at (up to) the resolution the
         training photos were stored at: the classifier must see photos as sharp as those it saw in training."""
         from .color import gray_rgb_from_l
 
+        if self.embedder is None:
+            raise ValueError("this colorizer was built for cached classifier outputs (cached_embeddings=True)")
         stored = self.config.get("stored_short_side") or 256
         if min(lightness_plane.shape) > stored:
             lightness_plane = _resize_plane(lightness_plane, working_size(*lightness_plane.shape, stored, 1 << 30))
@@ -107,7 +139,8 @@ class Colorizer:
             from .images import letterbox
 
             gray = letterbox(np.round(gray * 255).astype(np.uint8), self.config["letterbox_size"]) / 255.0
-        return self.embedder([gray])[0]
+        logits, maps = self.embedder.features([gray])
+        return Seen(logits[0], None if maps is None else maps[0])
 
     def lightness_planes(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """-> (L at full resolution, L at the working resolution): the numpy half before the network."""
@@ -137,7 +170,9 @@ class Ensemble:
         self.config = first.config
         for path, member in zip(paths[1:], self.members[1:]):
             mismatched = [f"{key}: {member.config.get(key)!r} (first: {first.config.get(key)!r})"
-                          for key in ("backbone", "fusion") if member.config.get(key) != first.config.get(key)]
+                          for key in ("backbone",) if member.config.get(key) != first.config.get(key)]
+            if member.fusion != self.fusion:
+                mismatched.append(f"fusion: {member.fusion!r} (first: {self.fusion!r})")
             if member.short_side != self.short_side:
                 mismatched.append(f"scale: {member.short_side} (first: {self.short_side})")
             if mismatched:
@@ -146,12 +181,12 @@ class Ensemble:
     def __len__(self) -> int:
         return len(self.members)
 
-    def predict_ab(self, l_small: np.ndarray, embedding: np.ndarray | None = None,
+    def predict_ab(self, l_small: np.ndarray, seen: Seen | None = None,
                    l_full: np.ndarray | None = None) -> np.ndarray:
         """The members' a*b* averaged; the classifier runs once."""
-        if self.fusion and embedding is None:
-            embedding = self.members[0].embed(l_full if l_full is not None else l_small)
-        return np.mean([member.predict_ab(l_small, embedding) for member in self.members], axis=0)
+        if uses_embedding(self.fusion) and seen is None:
+            seen = self.members[0].embed(l_full if l_full is not None else l_small)
+        return average_ab([member.predict_ab(l_small, seen) for member in self.members])
 
     def lightness_planes(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.members[0].lightness_planes(rgb)

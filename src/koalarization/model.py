@@ -1,7 +1,17 @@
-"""The Deep Koalarization network (DESIGN.md section 2): encoder, fusion with a classifier embedding, decoder.
+"""The Deep Koalarization network (DESIGN.md section 2): encoder, fusion with the classifier, decoder; and its
+spatial-fusion variants, which also take where the classifier sees things (DESIGN.md section 7).
 
 Keras 3 layers and `keras.ops` only, so the model runs under the TensorFlow, JAX or PyTorch backend. Fully
 convolutional: any batch and any H, W that are multiples of 8.
+
+Fusion levels (`config.Fusion`):
+- `none`: the ablation, the network without the classifier (the 1x1 fusion convolution stays);
+- `global`: the paper's, the 1000 logits tiled over the H/8 grid and appended after the 256 encoder channels;
+- `spatial`: global, plus the classifier's stride-8, -16 and -32 feature maps of the same gray image, resized to
+  the H/8 grid and appended there too, so the fusion convolution learns from *where* the classifier sees grass, sky
+  or skin, not only *what* the photo shows;
+- `hypercolumn`: spatial, plus the stride-8 maps appended again in the decoder at H/4 and H/2 (Larsson et al. 2016,
+  Dahl 2016), where finer positions are decided.
 """
 from __future__ import annotations
 
@@ -10,8 +20,13 @@ from typing import Any
 import keras
 from keras import layers, ops
 
+from .config import uses_embedding, uses_feature_maps
+
 ENCODER = [(64, 2), (128, 1), (128, 2), (256, 1), (256, 2), (512, 1), (512, 1), (256, 1)]  # (filters, stride)
 FUSION_FILTERS = 256
+# (filters, upsample after, the decoder stage where a hypercolumn network appends the stride-8 maps again)
+DECODER = [(128, True, False), (64, False, True), (64, True, False), (32, False, True), (2, False, False)]
+LEVELS = ("s8", "s16", "s32")  # = backbones.FEATURE_LEVELS (kept here so the network needs no classifier code)
 
 
 @keras.saving.register_keras_serializable(package="koalarization")
@@ -29,37 +44,75 @@ class BroadcastConcat(layers.Layer):
         return (*features_shape[:-1], features_shape[-1] + embedding_shape[-1])
 
 
+@keras.saving.register_keras_serializable(package="koalarization")
+class ResizeConcat(layers.Layer):
+    """Resize feature maps (bilinear) to the spatial size of `features` and append them after its channels.
+
+    The classifier's maps come at its own input's grid (28 x 28 at stride 8 for a 224 px input); the network's
+    grid depends on the photo. Both cover the same image, so a resize aligns them.
+    """
+
+    def call(self, features: Any, maps: list[Any]) -> Any:
+        """Features (N, H, W, C) and a list of maps (N, h_i, w_i, c_i) -> (N, H, W, C + sum c_i)."""
+        shape = ops.shape(features)
+        resized = [ops.cast(ops.image.resize(m, (shape[1], shape[2]), interpolation="bilinear", antialias=False),
+                            features.dtype) for m in maps]
+        return ops.concatenate([features, *resized], axis=-1)
+
+    def compute_output_shape(self, features_shape: tuple, maps_shape: list[tuple]) -> tuple:
+        return (*features_shape[:-1], features_shape[-1] + sum(s[-1] for s in maps_shape))
+
+
 def _conv(x, filters, stride=1, name=None, activation="relu", kernel=3):
     return layers.Conv2D(filters, kernel, strides=stride, padding="same", activation=activation, name=name)(x)
 
 
-def build_colorizer(embedding_dim: int = 1000, fusion: bool = True, name: str = "koalarization") -> keras.Model:
-    """Inputs: `l` (N, H, W, 1) in [-1, 1] and, with fusion, `embedding` (N, embedding_dim).
-    Output: a*b*/127 (N, H, W, 2) in [-1, 1], float32 whatever the compute dtype.
+def input_names(fusion: str) -> list[str]:
+    """The named inputs of a network of this fusion level, in order: what the input pipelines must provide."""
+    names = ["l"]
+    if uses_embedding(fusion):
+        names.append("embedding")
+    if uses_feature_maps(fusion):
+        names += list(LEVELS)
+    return names
 
-    `fusion=False` is the ablation: the same network with the embedding left out (the 1x1 fusion conv stays, so
-    only the classifier's information differs).
+
+def build_colorizer(embedding_dim: int = 1000, fusion: str | bool = "global",
+                    feature_channels: dict[str, int] | None = None, name: str = "koalarization") -> keras.Model:
+    """Inputs: `l` (N, H, W, 1) in [-1, 1]; with fusion, `embedding` (N, embedding_dim); with spatial fusion, the
+    maps `s8`, `s16`, `s32` (N, h, w, feature_channels[level]) at any grid. Output: a*b*/127 (N, H, W, 2) in
+    [-1, 1], float32 whatever the compute dtype.
+
+    `fusion`: "none", "global" (the paper's), "spatial" or "hypercolumn" (see the module docstring); True and False
+    mean "global" and "none", as in checkpoints written before the spatial models.
     """
+    fusion = {True: "global", False: "none"}.get(fusion, fusion)  # type: ignore[call-overload]
     l_input = keras.Input((None, None, 1), name="l")
+    inputs = {"l": l_input}
+    if uses_embedding(fusion):
+        inputs["embedding"] = keras.Input((embedding_dim,), name="embedding")
+    if uses_feature_maps(fusion):
+        if not feature_channels:
+            raise ValueError(f"a {fusion} network needs the classifier's feature_channels ({', '.join(LEVELS)})")
+        inputs.update({level: keras.Input((None, None, feature_channels[level]), name=level) for level in LEVELS})
     x = l_input
     for i, (filters, stride) in enumerate(ENCODER):
         x = _conv(x, filters, stride, name=f"encoder_{i}")
-    inputs = [l_input]
-    if fusion:
-        embedding = keras.Input((embedding_dim,), name="embedding")
-        inputs.append(embedding)
-        x = BroadcastConcat(name="fusion_broadcast")(x, embedding)
+    if uses_embedding(fusion):
+        x = BroadcastConcat(name="fusion_broadcast")(x, inputs["embedding"])
+    if uses_feature_maps(fusion):
+        x = ResizeConcat(name="fusion_maps")(x, [inputs[level] for level in LEVELS])
     x = _conv(x, FUSION_FILTERS, kernel=1, name="fusion")
-    x = _conv(x, 128, name="decoder_0")
-    x = layers.UpSampling2D(2, name="up_0")(x)
-    x = _conv(x, 64, name="decoder_1")
-    x = _conv(x, 64, name="decoder_2")
-    x = layers.UpSampling2D(2, name="up_1")(x)
-    x = _conv(x, 32, name="decoder_3")
-    x = _conv(x, 2, activation=None, name="decoder_4")
+    for i, (filters, upsample_after, hypercolumn_here) in enumerate(DECODER):
+        if fusion == "hypercolumn" and hypercolumn_here:
+            x = ResizeConcat(name=f"hypercolumn_{i}")(x, [inputs["s8"]])
+        x = _conv(x, filters, activation="relu" if i < len(DECODER) - 1 else None, name=f"decoder_{i}")
+        if upsample_after:
+            x = layers.UpSampling2D(2, name=f"up_{0 if i == 0 else 1}")(x)
     x = layers.Activation("tanh", dtype="float32", name="ab")(x)
     x = layers.UpSampling2D(2, interpolation="nearest", name="up_2", dtype="float32")(x)
-    return keras.Model(inputs if fusion else l_input, x, name=name)
+    model_inputs = [inputs[n] for n in input_names(fusion)]
+    return keras.Model(model_inputs if len(model_inputs) > 1 else l_input, x, name=name)
 
 
 def count_trainable(model: keras.Model) -> int:
@@ -67,21 +120,26 @@ def count_trainable(model: keras.Model) -> int:
     return int(sum(ops.size(w) for w in model.trainable_weights))
 
 
-def flops_per_image(height: int, width: int, embedding_dim: int = 1000, fusion: bool = True) -> int:
+def flops_per_image(height: int, width: int, embedding_dim: int = 1000, fusion: str | bool = "global",
+                    feature_channels: dict[str, int] | None = None) -> int:
     """Exact multiply-add FLOPs (2 per MAC) of one forward pass at H x W, counting convolutions only.
 
-    Biases, ReLU, tanh and upsampling are a rounding error (< 0.1%) and left out; a training step costs about three
-    forward passes (forward, gradient wrt inputs, gradient wrt weights).
+    Biases, ReLU, tanh, upsampling and the resizing of feature maps are a rounding error (< 0.1%) and left out; a
+    training step costs about three forward passes (forward, gradient wrt inputs, gradient wrt weights).
     """
+    fusion = {True: "global", False: "none"}.get(fusion, fusion)  # type: ignore[call-overload]
+    maps = (feature_channels or {}) if uses_feature_maps(str(fusion)) else {}
     total, h, w, channels = 0, height, width, 1
     for filters, stride in ENCODER:
         h, w = -(-h // stride), -(-w // stride)
         total += h * w * 9 * channels * filters
         channels = filters
-    total += h * w * (channels + (embedding_dim if fusion else 0)) * FUSION_FILTERS
+    fused = channels + (embedding_dim if uses_embedding(str(fusion)) else 0) + sum(maps.values())
+    total += h * w * fused * FUSION_FILTERS
     channels = FUSION_FILTERS
-    for filters, upsample_after in [(128, True), (64, False), (64, True), (32, False), (2, False)]:
-        total += h * w * 9 * channels * filters
+    for filters, upsample_after, hypercolumn_here in DECODER:
+        extra = maps.get("s8", 0) if fusion == "hypercolumn" and hypercolumn_here else 0
+        total += h * w * 9 * (channels + extra) * filters
         channels = filters
         if upsample_after:
             h, w = h * 2, w * 2

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import checkpoint
-from .config import TrainingSettings
+from .config import TrainingSettings, as_fusion
 from .errors import KoalaError
 
 if TYPE_CHECKING:
@@ -136,13 +136,14 @@ def _step(model) -> int:
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
 
-def training_config(data_manifest: dict[str, Any], settings: TrainingSettings, fusion: bool, loss: str,
+def training_config(data_manifest: dict[str, Any], settings: TrainingSettings, fusion: str | bool, loss: str,
                     seed: int) -> dict[str, Any]:
     """Everything a run's result depends on. A resumed run must match it exactly."""
     params = data_manifest["params"]
     return {"backbone": params["backbone"], "data_fingerprint": data_manifest["fingerprint"],
             "train_scale": params["train_scale"], "train_crop": params["train_crop"],
-            "crops_per_photo": params.get("crops_per_photo", 0), "fusion": fusion, "loss": loss, "seed": seed,
+            "crops_per_photo": params.get("crops_per_photo", 0), "fusion": as_fusion(fusion), "loss": loss,
+            "seed": seed,
             **{k: v for k, v in settings.model_dump(mode="json").items()
                if k != "keep" and not (k in _OMITTED_AT_DEFAULT and v == _OMITTED_AT_DEFAULT[k])}}
 
@@ -178,15 +179,13 @@ def _compare(saved: dict[str, Any], wanted: dict[str, Any], run_dir: str) -> Non
                             f"Use a new run folder, or the old settings.")
 
 
-def train(data_dir: str, run_dir: str, settings: TrainingSettings, fusion: bool = True, loss: str = "mse",
+def train(data_dir: str, run_dir: str, settings: TrainingSettings, fusion: str | bool = "global", loss: str = "mse",
           seed: int = 0, keep_checkpoints: int = 2, verbose: Any = "auto") -> str:
     """Train (or resume) into run_dir. Returns the checkpoint to evaluate: the best by validation loss
     (`settings.keep == "best"`, when there is a validation split) or the last."""
     import keras
 
     from .data.prepare import load_manifest
-    from .losses import make_loss
-    from .model import build_colorizer
 
     manifest = load_manifest(data_dir)
     os.makedirs(run_dir, exist_ok=True)
@@ -194,29 +193,53 @@ def train(data_dir: str, run_dir: str, settings: TrainingSettings, fusion: bool 
     policy = set_precision(settings.mixed_precision)
     keras.utils.set_random_seed(seed)
     scope, replicas = distribution_scope()
-    config = checkpoint.model_config(manifest["params"]["backbone"], manifest.get("embedding_dim", 1000), fusion,
-                                     train_scale=wanted["train_scale"], train_crop=wanted["train_crop"],
-                                     stored_short_side=(manifest["params"].get("letterbox_size")
-                                                        or manifest["params"]["short_side"]),
-                                     letterbox_size=manifest["params"].get("letterbox_size"),
-                                     training=wanted, precision=policy, replicas=replicas, backend=backend())
-    latest = checkpoint.latest_or_none(run_dir)
+    config = checkpoint.model_config(
+        manifest["params"]["backbone"], manifest.get("embedding_dim", 1000), wanted["fusion"],
+        train_scale=wanted["train_scale"], train_crop=wanted["train_crop"],
+        stored_short_side=manifest["params"].get("letterbox_size") or manifest["params"]["short_side"],
+        letterbox_size=manifest["params"].get("letterbox_size"), feature_shapes=manifest.get("feature_shapes"),
+        training=wanted, precision=policy, replicas=replicas, backend=backend())
     with scope:
-        if latest:
-            saved = checkpoint.read_config(latest).get("training")
-            if saved is None:
-                raise TrainingError(f"{run_dir} holds a checkpoint without its training settings (an older "
-                                    f"format); use a new run folder")
-            _compare(saved, wanted, run_dir)
-            model, _ = checkpoint.load_checkpoint(latest, compile=True)
-        else:
-            model = build_colorizer(manifest.get("embedding_dim", 1000), fusion=fusion)
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate(settings)),
-                          loss=make_loss(loss, data_dir, wanted, settings.rebalance_lambda))
-    done = _step(model) if latest else 0
+        model, done = _model_to_train(run_dir, data_dir, manifest, settings, wanted)
+    data = _Data(data_dir, settings, wanted, wanted["fusion"], seed)
+    best = _fit_in_chunks(model, data, run_dir, settings, config, done, keep_checkpoints, verbose)
+    if settings.keep == "best" and best is not None:
+        return checkpoint.resolve(run_dir, which="best")
+    return checkpoint.resolve(run_dir)
+
+
+def _model_to_train(run_dir: str, data_dir: str, manifest: dict[str, Any], settings: TrainingSettings,
+                    wanted: dict[str, Any]) -> tuple[Any, int]:
+    """-> (compiled model, steps done): the run's latest checkpoint, which must have been trained with the same
+    settings, or a new network."""
+    import keras
+
+    from .losses import make_loss
+    from .model import build_colorizer
+
+    latest = checkpoint.latest_or_none(run_dir)
     if latest:
-        log.info("resuming %s at step %d", latest, done)
-    data = _Data(data_dir, settings, wanted, fusion, seed)
+        saved = checkpoint.read_config(latest).get("training")
+        if saved is None:
+            raise TrainingError(f"{run_dir} holds a checkpoint without its training settings (an older "
+                                f"format); use a new run folder")
+        _compare(saved, wanted, run_dir)
+        model, _ = checkpoint.load_checkpoint(latest, compile=True)
+        log.info("resuming %s at step %d", latest, _step(model))
+        return model, _step(model)
+    channels = {level: shape[-1] for level, shape in (manifest.get("feature_shapes") or {}).items()}
+    model = build_colorizer(manifest.get("embedding_dim", 1000), fusion=wanted["fusion"], feature_channels=channels)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate(settings)),
+                  loss=make_loss(wanted["loss"], data_dir, wanted, settings.rebalance_lambda))
+    return model, 0
+
+
+def _fit_in_chunks(model: Any, data: _Data, run_dir: str, settings: TrainingSettings, config: dict[str, Any],
+                   done: int, keep_checkpoints: int, verbose: Any) -> dict[str, Any] | None:
+    """`model.fit` one chunk of `checkpoint_every` steps at a time up to `settings.steps`, a checkpoint after each,
+    the one with the lowest validation loss marked best. -> the best checkpoint's record (None: no validation)."""
+    import keras
+
     best = checkpoint.read_best(run_dir)
     started, first = time.time(), done
     while done < settings.steps:
@@ -236,9 +259,7 @@ def train(data_dir: str, run_dir: str, settings: TrainingSettings, fusion: bool 
             best = checkpoint.mark_best(run_dir, path, val_loss)
     if done > first:
         log.info("trained steps %d-%d in %.1f s", first, done, time.time() - started)
-    if settings.keep == "best" and best is not None:
-        return checkpoint.resolve(run_dir, which="best")
-    return checkpoint.resolve(run_dir)
+    return best
 
 
 class _Data:

@@ -1,4 +1,4 @@
-"""The input pipeline without TensorFlow: prepared shards -> ({"l", "embedding"}, ab/127) numpy batches.
+"""The input pipeline without TensorFlow: prepared shards -> ({"l", "embedding", maps}, ab/127) numpy batches.
 
 Used by training and evaluation on every Keras backend but TensorFlow (where `pipeline.py`, tf.data, is the
 reference), so a machine with only JAX or PyTorch trains the same network on the same shards. The batches are the
@@ -32,13 +32,16 @@ from .prepare import load_manifest
 
 @dataclass(frozen=True)
 class Example:
-    """One prepared photo: its JPEG, whole-photo embedding and (optionally) its cached crops."""
+    """One prepared photo: its JPEG, what the classifier saw of the whole photo (its embedding and, where cached,
+    its packed feature maps) and of each cached crop."""
 
     photo_id: str
     jpeg: bytes
     embedding: np.ndarray  # (1000,) float32
     crop_boxes: np.ndarray  # (K, 2) int (y, x) at the training scale
     crop_embeddings: np.ndarray  # (K, 1000) float32
+    feature_maps: np.ndarray | None = None  # (D,) float16, `backbones.pack_maps` of the whole photo's maps
+    crop_feature_maps: np.ndarray | None = None  # (K, D) float16
 
 
 def parse(record: bytes) -> Example:
@@ -47,8 +50,11 @@ def parse(record: bytes) -> Example:
     crops = features.get("crop_embeddings")
     crop_embeddings = (np.frombuffer(crops[0], "<f2").astype(np.float32).reshape(len(boxes), -1) if crops
                        else np.zeros((0, 1000), np.float32))
+    maps, crop_maps = features.get("feature_maps"), features.get("crop_feature_maps")
     return Example(features["photo_id"][0].decode(), features["jpeg"][0],
-                   np.frombuffer(features["embedding"][0], "<f2").astype(np.float32), boxes, crop_embeddings)
+                   np.frombuffer(features["embedding"][0], "<f2").astype(np.float32), boxes, crop_embeddings,
+                   np.frombuffer(maps[0], "<f2") if maps else None,
+                   np.frombuffer(crop_maps[0], "<f2").reshape(len(boxes), -1) if crop_maps else None)
 
 
 def shard_files(data_dir: str, split: str) -> list[str]:
@@ -78,17 +84,22 @@ def to_scale(rgb: np.ndarray, scale: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((width, height), Image.BILINEAR))
 
 
-def crop_example(example: Example, scale: int, size: int, rng: np.random.Generator | None):
-    """-> (uint8 crop (size, size, 3), embedding). Training (rng given): one of the cached crops, or a random crop
-    with the photo's embedding, then a random flip; evaluation: the center crop (its cached embedding if any)."""
+def crop_example(example: Example, scale: int, size: int, rng: np.random.Generator | None,
+                 shapes: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """-> (uint8 crop (size, size, 3), embedding, packed feature maps or None). Training (rng given): one of the
+    cached crops, or a random crop with the photo's embedding, then a random flip (of the maps too); evaluation: the
+    center crop (its cached embedding and maps if any). `shapes` (the manifest's `feature_shapes`) is needed to flip
+    maps."""
     rgb = to_scale(decode(example.jpeg), scale)
     height, width = rgb.shape[:2]
     if height < size or width < size:  # small photos are upscaled so a crop fits
         rgb = np.asarray(Image.fromarray(rgb).resize((max(width, size), max(height, size)), Image.BILINEAR))
         height, width = rgb.shape[:2]
+    maps = example.feature_maps
     if len(example.crop_boxes):
         k = int(rng.integers(len(example.crop_boxes))) if rng is not None else 0
         (y, x), embedding = example.crop_boxes[k], example.crop_embeddings[k]
+        maps = example.crop_feature_maps[k] if example.crop_feature_maps is not None else None
         y, x = min(int(y), height - size), min(int(x), width - size)
     elif rng is not None:
         y, x, embedding = int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1)), example.embedding
@@ -97,19 +108,33 @@ def crop_example(example: Example, scale: int, size: int, rng: np.random.Generat
     crop = rgb[y:y + size, x:x + size]
     if rng is not None and rng.random() < 0.5:
         crop = crop[:, ::-1]
-    return crop, embedding
+        maps = flip_maps(maps, shapes) if maps is not None else None
+    return crop, embedding, maps
 
 
-@lru_cache(maxsize=2)
-def _model_io_function(fusion: bool):
-    """uint8 crops, embeddings -> model inputs and target, as backend tensors (compiled under JAX)."""
+def flip_maps(packed: np.ndarray, shapes: dict | None) -> np.ndarray:
+    """Packed feature maps of an image -> those of its mirror image (each map flipped left-right): the classifier's
+    maps are close to flip-equivariant, and the crop they go with was flipped."""
+    from ..backbones import pack_maps, unpack_maps
+
+    if not shapes:
+        raise ValueError("flipping feature maps needs their shapes (the prepared dataset's feature_shapes)")
+    levels = unpack_maps(packed[None], shapes)
+    return pack_maps([m[:, :, ::-1] for m in levels.values()])[0]
+
+
+@lru_cache(maxsize=8)
+def _model_io_function(names: tuple[str, ...]):
+    """uint8 crops, embeddings, maps -> model inputs and target, as backend tensors (compiled under JAX)."""
     import keras
     from keras import ops
 
-    def model_io(crops, embeddings):
+    def model_io(crops, embeddings, *maps):
         lab = ops_uint8_to_lab(crops)
         l_input, target = scale_l(lab[..., :1]), scale_ab(lab[..., 1:])
-        return ({"l": l_input, "embedding": ops.cast(embeddings, "float32")} if fusion else l_input), target
+        side = [ops.cast(embeddings, "float32"), *(ops.cast(m, "float32") for m in maps)]
+        inputs = {"l": l_input, **dict(zip(names[1:], side))}  # the l-only network takes none of the side inputs
+        return (inputs if len(names) > 1 else l_input), target
 
     if keras.backend.backend() == "jax":
         import jax
@@ -118,17 +143,32 @@ def _model_io_function(fusion: bool):
     return model_io
 
 
-def to_model_io(crops: np.ndarray, embeddings: np.ndarray, fusion: bool = True):
-    """uint8 RGB batch (N, S, S, 3) -> ({"l": L/50 - 1, "embedding": e} or l, ab/127), on the backend's device."""
-    return _model_io_function(fusion)(crops, np.asarray(embeddings, np.float32))
+def to_model_io(crops: np.ndarray, embeddings: np.ndarray, fusion: str | bool = "global",
+                maps: np.ndarray | None = None, shapes: dict | None = None):
+    """uint8 RGB batch (N, S, S, 3), embeddings (N, 1000) and packed maps (N, D) -> (the network's inputs for this
+    fusion level, ab/127), on the backend's device: {"l": L/50 - 1, "embedding": e, "s8": ..} or just l."""
+    from ..backbones import unpack_maps
+    from ..config import as_fusion, uses_feature_maps
+    from ..model import input_names
+
+    names = tuple(input_names(as_fusion(fusion)))
+    levels = []
+    if uses_feature_maps(as_fusion(fusion)):
+        if maps is None or not shapes:
+            raise ValueError(f"a {fusion} network needs the classifier's feature maps: prepare the data with "
+                             f"data.feature_maps = true")
+        levels = list(unpack_maps(np.asarray(maps, np.float32), shapes).values())
+    return _model_io_function(names)(crops, np.asarray(embeddings, np.float32), *levels)
 
 
 class _Crops:
-    """The CPU half of the pipeline: step -> (uint8 crops, embeddings). Lives in each worker process."""
+    """The CPU half of the pipeline: step -> (uint8 crops, embeddings, packed maps or None). Lives in each worker
+    process."""
 
-    def __init__(self, data_dir, split, batch_size, scale, size, seed):
+    def __init__(self, data_dir, split, batch_size, scale, size, seed, with_maps=False):
         self.examples = load_split(data_dir, split)
         self.batch_size, self.scale, self.size, self.seed = batch_size, scale, size, seed
+        self.shapes = load_manifest(data_dir).get("feature_shapes") if with_maps else None
         self._orders: dict[int, np.ndarray] = {}
 
     def _order(self, data_pass: int) -> np.ndarray:
@@ -141,14 +181,17 @@ class _Crops:
         return self._orders[data_pass]
 
     def __call__(self, step: int):
-        crops, embeddings = [], []
+        crops, embeddings, maps = [], [], []
         for j in range(self.batch_size):
             data_pass, position = divmod(step * self.batch_size + j, len(self.examples))
             example = self.examples[self._order(data_pass)[position]]
-            crop, embedding = crop_example(example, self.scale, self.size, np.random.default_rng([self.seed, step, j]))
+            crop, embedding, packed = crop_example(example, self.scale, self.size,
+                                                   np.random.default_rng([self.seed, step, j]), self.shapes)
             crops.append(crop)
             embeddings.append(embedding)
-        return np.stack(crops), np.stack(embeddings).astype(np.float32)
+            maps.append(packed)
+        stacked = np.stack(maps).astype(np.float32) if self.shapes else None
+        return np.stack(crops), np.stack(embeddings).astype(np.float32), stacked
 
 
 _WORKER: _Crops | None = None
@@ -160,6 +203,7 @@ def _start_worker(*args) -> None:
 
 
 def _worker_crops(step: int):
+    assert _WORKER is not None, "the worker process was started without its data"
     return _WORKER(step)
 
 
@@ -170,21 +214,24 @@ class TrainingBatches:
     photos are drawn without replacement within each pass over the data, in an order keyed by (seed, pass).
     """
 
-    def __init__(self, data_dir: str, batch_size: int, scale: int, size: int, seed: int = 0, fusion: bool = True,
-                 workers: int | None = None, split: str = "train"):
-        self._args = (data_dir, split, batch_size, scale, size, seed)
+    def __init__(self, data_dir: str, batch_size: int, scale: int, size: int, seed: int = 0,
+                 fusion: str | bool = "global", workers: int | None = None, split: str = "train"):
+        from ..config import as_fusion, uses_feature_maps
+
+        self.fusion = as_fusion(fusion)
+        self._args = (data_dir, split, batch_size, scale, size, seed, uses_feature_maps(self.fusion))
         self._crops = _Crops(*self._args)
-        self.examples = self._crops.examples
-        self.fusion = fusion
+        self.examples, self.shapes = self._crops.examples, self._crops.shapes
         self.workers = workers or min(16, os.cpu_count() or 1)
 
     def crops(self, step: int):
-        """The uint8 crops and embeddings of one training step (the CPU half)."""
+        """The uint8 crops, embeddings and packed maps of one training step (the CPU half)."""
         return self._crops(step)
 
     def batch(self, step: int):
         """The batch of one training step, as model inputs and target."""
-        return to_model_io(*self.crops(step), self.fusion)
+        crops, embeddings, maps = self.crops(step)
+        return to_model_io(crops, embeddings, self.fusion, maps, self.shapes)
 
     def _executor(self):
         if self.workers >= 4:  # enough cores: processes, free of the GIL; spawned, since JAX threads forbid fork
@@ -200,28 +247,43 @@ class TrainingBatches:
             pending = deque(pool.submit(work, step) for step in range(start_step, start_step + ahead))
             step = start_step + ahead
             while True:
-                crops, embeddings = pending.popleft().result()
+                crops, embeddings, maps = pending.popleft().result()
                 pending.append(pool.submit(work, step))
                 step += 1
-                yield to_model_io(crops, embeddings, self.fusion)
+                yield to_model_io(crops, embeddings, self.fusion, maps, self.shapes)
 
 
-def evaluation_arrays(data_dir: str, split: str, scale: int, size: int, fusion: bool = True,
+def evaluation_arrays(data_dir: str, split: str, scale: int, size: int, fusion: str | bool = "global",
                       limit: int | None = None):
     """Center crops of a split as one (inputs, target) pair of numpy arrays: the validation data of training."""
     from keras import ops
 
+    from ..config import as_fusion, uses_feature_maps
+
     examples = load_split(data_dir, split)[:limit]
-    pairs = [crop_example(example, scale, size, None) for example in examples]
-    inputs, target = to_model_io(np.stack([c for c, _ in pairs]), np.stack([e for _, e in pairs]), fusion)
+    triples = [crop_example(example, scale, size, None) for example in examples]
+    shapes = load_manifest(data_dir).get("feature_shapes") if uses_feature_maps(as_fusion(fusion)) else None
+    maps = np.stack([m for _, _, m in triples]) if shapes else None
+    inputs, target = to_model_io(np.stack([c for c, _, _ in triples]), np.stack([e for _, e, _ in triples]),
+                                 fusion, maps, shapes)
     as_numpy = ops.convert_to_numpy
-    inputs = {k: as_numpy(v) for k, v in inputs.items()} if fusion else as_numpy(inputs)
+    inputs = {k: as_numpy(v) for k, v in inputs.items()} if isinstance(inputs, dict) else as_numpy(inputs)
     return inputs, as_numpy(target)
 
 
-def iterate_photos(data_dir: str, split: str) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    """(photo_id, uint8 RGB at the stored size, whole-photo embedding) of a split, in order: for evaluation."""
+@dataclass(frozen=True)
+class StoredPhoto:
+    """A prepared photo as the evaluation sees it: the photo at its stored size and what the classifier saw of it."""
+
+    photo_id: str
+    rgb: np.ndarray  # uint8 (H, W, 3)
+    embedding: np.ndarray  # (1000,) float32
+    maps: np.ndarray | None  # packed feature maps of the whole photo (float16), where cached
+
+
+def iterate_photos(data_dir: str, split: str) -> Iterator[StoredPhoto]:
+    """The photos of a split at their stored size, with their cached classifier outputs, in order: for evaluation."""
     for path in shard_files(data_dir, split):
         for record in records.read_records(path):
             example = parse(record)
-            yield example.photo_id, decode(example.jpeg), example.embedding
+            yield StoredPhoto(example.photo_id, decode(example.jpeg), example.embedding, example.feature_maps)

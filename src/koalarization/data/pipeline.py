@@ -1,17 +1,22 @@
-"""The tf.data input pipeline (TensorFlow backend, the reference): prepared shards -> ({"l", "embedding"}, ab/127).
+"""The tf.data input pipeline (TensorFlow backend, the reference): prepared shards -> (the network's inputs:
+{"l", "embedding", "s8", "s16", "s32"} as its fusion level needs, ab/127).
 
 Everything runs in the graph (no per-image Python): parse, decode, resize to the training scale, crop (one of the
-cached crops with its own embedding, or a random crop with the whole photo's), random flip, L*a*b*, the paper's
-scalings. Randomness is stateless and keyed by (seed, example counter), so a seeded pipeline is deterministic even
-with parallel map. `batches.py` computes the same batches without TensorFlow for the other Keras backends.
+cached crops with its own embedding and feature maps, or a random crop with the whole photo's), random flip (of the
+maps too), L*a*b*, the paper's scalings. Randomness is stateless and keyed by (seed, example counter), so a seeded
+pipeline is deterministic even with parallel map. `batches.py` computes the same batches without TensorFlow for the
+other Keras backends.
 """
 from __future__ import annotations
 
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from ..color import ops_rgb_to_lab, scale_ab, scale_l
+from ..config import as_fusion, uses_feature_maps
+from ..model import LEVELS, input_names
 from .batches import shard_files
 from .prepare import load_manifest
 
@@ -19,13 +24,26 @@ DECODED_CACHE_BYTES = 1 << 30  # keep a training split decoded in memory up to a
 FEW_CORES = 4  # at most this many cores: a fixed, single input thread (see make_dataset)
 
 
-def _spec(crops):
+def _spec(crops, maps):
     spec = {"jpeg": tf.io.FixedLenFeature([], tf.string), "embedding": tf.io.FixedLenFeature([], tf.string),
             "photo_id": tf.io.FixedLenFeature([], tf.string)}
     if crops:
         spec.update(crop_boxes=tf.io.FixedLenFeature([2 * crops], tf.int64),
                     crop_embeddings=tf.io.FixedLenFeature([], tf.string))
+    if maps:
+        spec["crop_feature_maps" if crops else "feature_maps"] = tf.io.FixedLenFeature([], tf.string)
     return spec
+
+
+def _levels(packed, shapes):
+    """Packed float16 feature maps (D,) -> [(h, w, c) float32 per level] (`backbones.unpack_maps` in the graph)."""
+    sizes = [int(np.prod(shapes[level])) for level in LEVELS]
+    return [tf.reshape(part, shapes[level]) for part, level in zip(tf.split(packed, sizes), LEVELS)]
+
+
+def _decoded(example, key):
+    """A float16 byte string of a parsed example -> float32 values."""
+    return tf.cast(tf.io.decode_raw(example[key], tf.float16), tf.float32)
 
 
 def _crops_in(data_dir, split):
@@ -42,21 +60,28 @@ def _resize_to_scale(image, scale):
     return tf.image.resize(image, size, antialias=True)
 
 
-def to_model_io(rgb: tf.Tensor, embedding: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-    """float RGB [0, 1] -> ({"l": L/50 - 1, "embedding": e}, ab/127)."""
+def to_model_io(rgb: tf.Tensor, embedding: tf.Tensor, maps: list | None = None
+                ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    """float RGB [0, 1] -> ({"l": L/50 - 1, "embedding": e, and the maps by level}, ab/127)."""
     lab = ops_rgb_to_lab(rgb)
-    return {"l": scale_l(lab[..., :1]), "embedding": embedding}, scale_ab(lab[..., 1:])
+    inputs = {"l": scale_l(lab[..., :1]), "embedding": embedding, **dict(zip(LEVELS, maps or []))}
+    return inputs, scale_ab(lab[..., 1:])
 
 
 def make_dataset(data_dir: str, split: str, batch_size: int, scale: int, size: int, training: bool = True,
-                 seed: int = 0, fusion: bool = True, repeat: bool | None = None, shuffle_buffer: int = 1024,
+                 seed: int = 0, fusion: str | bool = "global", repeat: bool | None = None, shuffle_buffer: int = 1024,
                  start_epoch: int = 0) -> tf.data.Dataset:
     """Batches for training (cached or random crops, flips, shuffled, repeated) or evaluation (center crops, in
-    order). `start_epoch` re-keys the randomness after a resume so a resumed run does not replay the same batches.
+    order), with the inputs a network of this fusion level takes. `start_epoch` re-keys the randomness after a
+    resume so a resumed run does not replay the same batches.
     """
     repeat = training if repeat is None else repeat
     crops = _crops_in(data_dir, split)
-    spec = _spec(crops)
+    names = input_names(as_fusion(fusion))
+    shapes = load_manifest(data_dir).get("feature_shapes") if uses_feature_maps(as_fusion(fusion)) else None
+    if uses_feature_maps(as_fusion(fusion)) and not shapes:
+        raise ValueError(f"{data_dir} holds no feature maps; a {fusion} network needs data.feature_maps = true")
+    spec = _spec(crops, bool(shapes))
     files = shard_files(data_dir, split)
     # Small datasets keep their photos decoded and resized in memory, so that a training step's input work is only
     # a crop, a flip and L*a*b*: on a 2-core machine, decoding beside the network's threads slows both.
@@ -91,22 +116,25 @@ def make_dataset(data_dir: str, split: str, batch_size: int, scale: int, size: i
         shape = tf.shape(rgb)
         key = tf.stack([tf.cast(seed, tf.int64) + 1_000_003 * start_epoch, index])
         embedding = tf.cast(tf.io.decode_raw(example["embedding"], tf.float16), tf.float32)
+        packed = _decoded(example, "feature_maps") if shapes and not crops else None
         if crops:
             boxes = tf.reshape(example["crop_boxes"], (crops, 2))
             k = (tf.random.stateless_uniform([], key, 0, crops, dtype=tf.int32) if training else 0)
             corner = tf.minimum(tf.cast(boxes[k], tf.int32), shape[:2] - size)
             rgb = tf.image.crop_to_bounding_box(rgb, corner[0], corner[1], size, size)
-            table = tf.reshape(tf.cast(tf.io.decode_raw(example["crop_embeddings"], tf.float16), tf.float32),
-                               (crops, -1))
-            embedding = table[k]
+            embedding = tf.reshape(_decoded(example, "crop_embeddings"), (crops, -1))[k]
+            packed = tf.reshape(_decoded(example, "crop_feature_maps"), (crops, -1))[k] if shapes else None
         elif training:
             rgb = tf.image.stateless_random_crop(rgb, (size, size, 3), seed=key)
         else:
             rgb = tf.image.resize_with_crop_or_pad(rgb, size, size)
-        if training:
-            rgb = tf.image.stateless_random_flip_left_right(rgb, seed=key + 1)
-        inputs, target = to_model_io(rgb, embedding)
-        return (inputs if fusion else inputs["l"]), target
+        maps = _levels(packed, shapes) if shapes else []
+        if training:  # as tf.image.stateless_random_flip_left_right decides, with the maps flipped alike
+            flip = tf.random.stateless_uniform([], seed=key + 1, minval=0, maxval=1.0) < 0.5
+            rgb = tf.cond(flip, lambda: tf.reverse(rgb, [1]), lambda: rgb)
+            maps = [tf.cond(flip, lambda m=m: tf.reverse(m, [1]), lambda m=m: m) for m in maps]
+        inputs, target = to_model_io(rgb, embedding, maps)
+        return ({n: inputs[n] for n in names} if len(names) > 1 else inputs["l"]), target
 
     ds = ds.enumerate().map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=training)

@@ -162,6 +162,18 @@ def _gray(rgb: np.ndarray) -> np.ndarray:
     return gray_rgb_from_l(rgb_to_lab(rgb)[..., 0])
 
 
+def _classify(embedder: Callable, images: list[np.ndarray], feature_maps: bool) -> tuple[np.ndarray, Any]:
+    """The classifier's float16 embeddings (N, 1000) of the colorless images, and their packed feature maps (N, D)
+    where the settings cache them (else None)."""
+    if not images:
+        return np.zeros((0, 1000), "<f2"), None
+    grays = [_gray(image) for image in images]
+    if not feature_maps:
+        return embedder(grays).astype("<f2"), None
+    logits, maps = embedder.features(grays)  # type: ignore[attr-defined]
+    return logits.astype("<f2"), maps.astype("<f2")
+
+
 def write_shard(name: str, split: str, photo_ids: Sequence[str], photos_by_id: dict, embedder: Callable,
                 out_dir: str, settings: DataSettings, quality: int = 95) -> None:
     """Write one shard atomically, with its sidecar. Photos that fail now are reported in the sidecar."""
@@ -178,15 +190,19 @@ def write_shard(name: str, split: str, photo_ids: Sequence[str], photos_by_id: d
         images.append(image)
         boxes.append(corners)
         kept.append(photo_id)
-    embeddings = embedder([_gray(image) for image in images]).astype("<f2")
-    crop_embeddings = embedder([_gray(crop) for crop in crops]).astype("<f2") if crops else None
+    embeddings, maps = _classify(embedder, images, settings.feature_maps)
+    crop_embeddings, crop_maps = _classify(embedder, crops, settings.feature_maps)
     serialized, start = [], 0
-    for photo_id, image, embedding, corners in zip(kept, images, embeddings, boxes):
-        features = {"jpeg": encode_jpeg(image, quality), "embedding": embedding.tobytes(),
+    for k, (photo_id, image, corners) in enumerate(zip(kept, images, boxes)):
+        features = {"jpeg": encode_jpeg(image, quality), "embedding": embeddings[k].tobytes(),
                     "photo_id": photo_id.encode(), "height": [image.shape[0]], "width": [image.shape[1]]}
+        if maps is not None:
+            features["feature_maps"] = maps[k].tobytes()
         if len(corners):
             features["crop_boxes"] = corners.ravel()
             features["crop_embeddings"] = crop_embeddings[start:start + len(corners)].tobytes()
+            if crop_maps is not None:
+                features["crop_feature_maps"] = crop_maps[start:start + len(corners)].tobytes()
             start += len(corners)
         serialized.append(records.encode_example(features))
     path = os.path.join(out_dir, "shards", f"{name}.tfrecord")
@@ -231,7 +247,7 @@ def prepare(settings: DataSettings, out_dir: str, backbone: str, backbone_weight
     todo = [item for item in mine if not os.path.exists(os.path.join(out_dir, "shards", f"{item[0]}.tfrecord.json"))]
     if todo:
         photos_by_id = {p.id: p for p in open_sources(settings.sources)}
-        embedder = Embedder(backbone, backbone_weights)
+        embedder = Embedder(backbone, backbone_weights, feature_maps=settings.feature_maps)
         for name, split, ids in tqdm(todo, desc="shards", unit="shard", disable=not progress):
             write_shard(name, split, ids, photos_by_id, embedder, out_dir, settings)
     log.info("prepared %d shard(s) in %.1f s (%d already done)", len(todo), time.time() - started,
@@ -278,6 +294,11 @@ def finalize(out_dir: str, plan: list, index: pd.DataFrame, params: dict) -> dic
                 "shards": {split: [f"shards/{n}.tfrecord" for n, s, _ in plan if s == split] for split in SPLITS},
                 "skipped": skipped, "sources": index["source"].value_counts().to_dict(),
                 "embedding_dim": 1000}
+    if params.get("feature_maps"):
+        from ..backbones import feature_shapes
+
+        shapes = feature_shapes(params["backbone"])
+        manifest["feature_shapes"] = {level: list(shape) for level, shape in shapes.items()}
     write_json_atomic(os.path.join(out_dir, "manifest.json"), manifest)
     return manifest
 

@@ -99,7 +99,8 @@ def _header(bundle):
 def _index(bundle):
     version, tree, data, names = _header(bundle)
     entry_size = 14 if version == 1 else 22
-    entries, seen = {}, set()
+    entries: dict[str, RccEntry] = {}
+    seen: set[int] = set()
 
     def name_at(offset):
         length, _hash = bundle.unpack(">HI", names + offset, "name")

@@ -3,41 +3,33 @@
 A source is named by a spec string (`open_source`):
 
     samples                   the 9 natural photos bundled with scikit-image, scikit-learn and matplotlib
-    system[?kinds=K1,K2]      the reviewed photos of Debian packages listed in resources/system_photos.csv
-                              (which of them are installed, with versions: `system_packages_status`)
+    system[?kinds=K1,K2]      the reviewed photos of eight Debian packages, as stored in the repository's photos/
+                              (data/collection.py; made from the packages by data/rebuild.py)
     folder:PATH               every photo file under PATH
     imagenet:PATH[?classes=n01440764,n01443537&per_class=50]    an ILSVRC-2012 style tree
 
-Listing reads few pixels (samples loads its 9 small photos to be sure they are there offline; system decodes
-the candidates for its few near-duplicate rows, see `_repeated_group`). A Photo reads its bytes only when asked,
-so lists of photos are cheap plain values that pickle and can be sent to other processes.
+Listing reads no pixels (except that samples loads its 9 small photos to be sure they are there offline).
+A Photo reads its bytes only when asked, so lists of photos are cheap plain values that pickle and can be sent to
+other processes.
 """
 from __future__ import annotations
 
-import csv
-import dataclasses
 import functools
-import glob
 import io
 import logging
 import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass
-from importlib import resources
 from urllib.parse import parse_qsl
 
 from ..errors import KoalaError
-from ..images import PHOTO_SUFFIXES, PhotoError, is_photo_path, read_photo
-from .rcc import RccError, list_rcc, read_rcc_file
+from ..images import PHOTO_SUFFIXES, PhotoError, is_photo_path
+from .rcc import RccError, read_rcc_file
 
 log = logging.getLogger(__name__)
 
-GCOMPRIS_RCC_DIR = "/usr/share/gcompris-qt/rcc"
 SYSTEM_KINDS = ("scene", "object-on-plain-background")
 IMAGENET_LICENSE = "ImageNet terms of access (non-commercial research and education)"
-REPEAT_HAMMING = 8  # a near_duplicate row joins the group of the listed photo whose phash is at most this far
 
 
 class SourceError(KoalaError, ValueError):
@@ -143,152 +135,30 @@ def _samples():
 
 # --- system --------------------------------------------------------------------------------------------------
 
-def system_rows() -> list[dict[str, str]]:
-    """The committed list of reviewed photos in Debian packages, as dicts (columns of system_photos.csv)."""
-    text = resources.files("koalarization").joinpath("resources/system_photos.csv").read_text(encoding="utf-8")
-    return list(csv.DictReader(io.StringIO(text)))
-
-
-def _installed_versions(packages):
-    """Package -> installed version (dpkg-query), for those of `packages` that dpkg says are installed.
-
-    Empty where there is no dpkg-query (not a Debian system). A package dpkg does not know is simply absent.
-    """
-    if not packages or not shutil.which("dpkg-query"):
-        return {}
-    try:
-        result = subprocess.run(["dpkg-query", "-W", "-f=${Package}\t${db:Status-Status}\t${Version}\n",
-                                 *sorted(packages)], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as error:
-        log.warning("system photos: cannot ask dpkg-query for package versions: %s", error)
-        return {}
-    versions = {}
-    for line in result.stdout.splitlines():  # exit status 1 when some package is unknown: the rest still print
-        package, status, version = (line.split("\t") + ["", ""])[:3]
-        if status == "installed" and version:
-            versions[package.split(":")[0]] = version
-    return versions
-
-
 def system_packages_status() -> list[dict]:
-    """Each Debian package of the system photo list, with its installed version and how many of its photos are here.
+    """Each Debian package the stored photo collection was copied from, with its version and its photos.
 
-    One dict per package, in the list's package order: ``{"package": str, "version": str | None,
-    "photos": int, "found": int}``. ``version`` is what ``dpkg-query -W -f '${Version}'`` reports, None where
-    the package is not installed (or this is not a Debian system); ``photos`` counts the package's rows in
-    system_photos.csv (every kind), ``found`` those whose file is on this machine. It is meant for a study's
-    manifest, so that a package that was missing (its photos skipped) is on record, not only in a warning.
+    One dict per package, in the list's package order: ``{"package": str, "version": str, "photos": int,
+    "found": int, "licenses": [str]}``. ``version`` is the package version the stored copy was made from (the
+    study reads the copy, not the package); ``photos`` counts the package's stored photos (every kind), ``found``
+    those whose file is in photos/ here. It is meant for a study's manifest.
     """
-    rows = system_rows()
-    packages = list(dict.fromkeys(row["package"] for row in rows))
-    versions = _installed_versions(packages)
-    gcompris = _gcompris_resources() if any(r["location"].startswith("rcc:") for r in rows) else {}
-    status = []
-    for package in packages:
-        own = [row for row in rows if row["package"] == package]
-        found = sum(1 for row in own if _system_photo(row, gcompris) is not None)
-        status.append({"package": package, "version": versions.get(package), "photos": len(own), "found": found})
-    return status
+    from .collection import package_status
 
-
-def _gcompris_resources(rcc_dir=GCOMPRIS_RCC_DIR):
-    """Resource path -> bundle path over every bundle (the first bundle, in name order, wins a clash)."""
-    where = {}
-    for bundle in sorted(glob.glob(os.path.join(rcc_dir, "*.rcc"))):
-        try:
-            entries = list_rcc(bundle)
-        except RccError as error:
-            log.warning("skipping unreadable gcompris bundle: %s", error)
-            continue
-        for resource in entries:
-            where.setdefault(resource, bundle)
-    return where
-
-
-def _system_photo(row, gcompris):
-    """The Photo for one row of the list, or None when its file is not on this machine."""
-    location = row["location"]
-    if location.startswith("rcc:"):
-        resource = location[len("rcc:"):]
-        if resource not in gcompris:
-            return None
-        origin = f"rcc:{gcompris[resource]}!{resource}"
-    else:
-        if not os.path.isfile(location):
-            return None
-        origin = resource = location
-    photo_id = f"system:{row['package']}/{resource.lstrip('/')}"
-    return Photo(photo_id, "system", origin, row["license"], photo_id)
-
-
-@functools.cache
-def _phash_of(photo):
-    from .dedup import perceptual_hash
-    return perceptual_hash(read_photo(photo.read_bytes(), name=photo.id))
-
-
-def _same_shape_scaled(a, b):
-    """Could one row's photo be the other's resized (same aspect ratio up to one pixel of rounding)?"""
-    (wa, ha), (wb, hb) = sorted([(int(a["width"]), int(a["height"])), (int(b["width"]), int(b["height"]))])
-    return abs(wa * hb / wb - ha) <= 1 and abs(ha * wb / hb - wa) <= 1
-
-
-def _repeated_group(index, rows, photos):
-    """The group of the earlier row that near_duplicate row `index` repeats, else the row's own group.
-
-    The list marks a row near_duplicate when it nearly repeats an earlier row. That row is looked for by phash
-    (distance <= REPEAT_HAMMING, the closest wins) among the earlier, installed rows of the same package that
-    could be a resized copy (same aspect ratio) and are not near duplicates themselves; only those few candidates
-    are decoded, and their hashes are cached.
-    """
-    row, photo = rows[index], photos[index]
-    best = None
-    for other_row, other in zip(rows[:index], photos[:index]):
-        if (other is None or other_row["package"] != row["package"] or other_row["near_duplicate"] == "true"
-                or not _same_shape_scaled(row, other_row)):
-            continue
-        try:
-            distance = (_phash_of(photo) ^ _phash_of(other)).bit_count()
-        except PhotoError as error:
-            log.warning("cannot compare near-duplicate %s: %s", photo.id, error)
-            return photo.group
-        if distance <= REPEAT_HAMMING and (best is None or distance < best[0]):
-            best = (distance, other.group)
-    return best[1] if best else photo.group
+    return package_status()
 
 
 def _system(kinds=("scene",)):
-    """Every listed photo of the given kinds whose package is installed here (found on disk).
+    """The stored copy of the reviewed Debian photos (data/collection.py), of the given kinds, in the list's order.
 
-    "Installed" is judged by the files themselves: a package none of whose listed photos exist is reported as
-    missing (one warning); a listed photo missing from a package that is otherwise there is reported on its own.
-    Rows marked near_duplicate are kept, grouped with the photo they repeat when a phash match is found.
+    Ids and scene groups are those the photos had when read from the packages, so splits keyed by id do not move.
     """
+    from .collection import stored_photos
+
     unknown = set(kinds) - set(SYSTEM_KINDS)
     if unknown:
         raise SourceError(f"unknown system photo kind(s) {sorted(unknown)}; known: {', '.join(SYSTEM_KINDS)}")
-    rows = system_rows()
-    gcompris = _gcompris_resources() if any(r["location"].startswith("rcc:") for r in rows) else {}
-    found = [_system_photo(row, gcompris) for row in rows]
-    present = {row["package"] for row, photo in zip(rows, found) if photo}
-    selected = [i for i, row in enumerate(rows) if row["kind"] in kinds]
-    missing_packages = sorted({rows[i]["package"] for i in selected} - present)
-    if missing_packages:
-        counts = {p: sum(1 for i in selected if rows[i]["package"] == p) for p in missing_packages}
-        log.warning("system photos: package(s) not installed, skipped (see system_packages_status()): %s",
-                    ", ".join(f"{p} ({n} photo{'s' * (n != 1)})" for p, n in counts.items()))
-    missing_rows = [rows[i]["location"] for i in selected if found[i] is None and rows[i]["package"] in present]
-    if missing_rows:
-        log.warning("system photos: %d listed photo(s) not found in their installed package: %s",
-                    len(missing_rows), ", ".join(missing_rows))
-    photos = []
-    for i in selected:
-        photo = found[i]
-        if photo is not None and rows[i]["near_duplicate"] == "true":
-            photo = dataclasses.replace(photo, group=_repeated_group(i, rows, found))
-        if photo is not None:
-            photos.append(photo)
-    return photos
+    return stored_photos(tuple(kinds))
 
 
 # --- folder and imagenet -------------------------------------------------------------------------------------
@@ -402,7 +272,8 @@ def open_sources(specs: str | list[str]) -> list[Photo]:
     """The photos of several sources, concatenated; two photos with one id are an error."""
     if isinstance(specs, str):
         specs = [specs]
-    photos, seen = [], {}
+    photos: list[Photo] = []
+    seen: dict[str, str] = {}
     for spec in specs:
         for photo in open_source(spec):
             if photo.id in seen:
