@@ -1,16 +1,15 @@
-"""Photo sources on real data: the bundled samples, the Debian photo packages, folders and an ImageNet-style tree."""
+"""Photo sources on real data: the bundled samples, the stored Debian photos, folders and an ImageNet-style tree."""
 import io
-import logging
 import pickle
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from koalarization.data import sources
-from koalarization.data.sources import Photo, open_source, open_sources, system_packages_status, system_rows
+from koalarization.data.collection import collection_rows
+from koalarization.data.debian import review_rows
+from koalarization.data.sources import Photo, open_source, open_sources, system_packages_status
+from koalarization.errors import KoalaError
 from koalarization.images import PhotoError, read_photo
 
 SAMPLE_IDS = ["samples:astronaut", "samples:chelsea", "samples:coffee", "samples:rocket", "samples:motorcycle_left",
@@ -33,56 +32,29 @@ def test_samples_are_the_nine_bundled_photos_and_decode():
     assert all(p.source == "samples" and p.license and p.origin for p in photos)
 
 
-def installed_packages(names):
-    if not shutil.which("dpkg-query"):
-        pytest.skip("not a Debian system")
-    result = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *sorted(names)],
-                            capture_output=True, text=True)
-    return {line.split()[0] for line in result.stdout.splitlines() if line.endswith(" installed")}
-
-
-def listed_size(data):
-    """(width, height) as displayed, from the header only (EXIF orientations 5-8 swap them)."""
-    with Image.open(io.BytesIO(data)) as image:
-        width, height = image.size
-        swapped = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-    return (height, width) if swapped else (width, height)
-
-
-def test_system_finds_every_listed_photo_of_the_installed_packages(caplog):
-    rows = system_rows()
-    installed = installed_packages({row["package"] for row in rows})
-    if not installed:
-        pytest.skip("none of the photo packages is installed")
-    with caplog.at_level(logging.WARNING, logger="koalarization.data.sources"):
-        photos = open_source("system?kinds=scene,object-on-plain-background")
-    expected = [row for row in rows if row["package"] in installed]
-    assert len(photos) == len(expected)
-    by_location = {p.origin.split("!")[-1]: p for p in photos}
-    wrong = []
-    for k, row in enumerate(expected):
-        photo = by_location[row["location"].removeprefix("rcc:")]
-        assert photo.id == f"system:{row['package']}/{row['location'].removeprefix('rcc:').lstrip('/')}"
-        assert photo.license == row["license"] and photo.source == "system"
-        data = photo.read_bytes()
-        size = (int(row["width"]), int(row["height"]))
-        if listed_size(data) != size:
-            wrong.append((photo.id, listed_size(data), size))
-        if k % 15 == 0 or row["near_duplicate"] == "true":  # a full decode for a sample
-            assert read_photo(data, name=photo.id).shape == (size[1], size[0], 3)
-    assert not wrong
-    for package in {row["package"] for row in rows} - installed:
-        assert package in caplog.text  # a missing package is named, not an error
+def test_system_is_the_stored_collection_with_the_ids_and_groups_read_from_the_packages():
+    rows = collection_rows()
+    photos = open_source("system?kinds=scene,object-on-plain-background")
+    assert [p.id for p in photos] == [row["id"] for row in rows] and len(photos) == 371
     assert len({p.id for p in photos}) == len(photos)
+    for photo, row in zip(photos, rows):
+        assert photo.source == "system" and photo.license == row["license"] and photo.group == row["group"]
+        assert photo.origin.endswith(row["file"])
+    for photo, row in list(zip(photos, rows))[::25]:  # a full decode for a sample
+        assert read_photo(photo.read_bytes(), name=photo.id).shape == (int(row["height"]), int(row["width"]), 3)
+    # every review row is in the copy, under the id it had when read from its package, at the size reviewed
+    review = {f"system:{r['package']}/{r['location'].removeprefix('rcc:').lstrip('/')}": r for r in review_rows()}
+    assert set(review) == {row["id"] for row in rows}
+    for row in rows:
+        listed = review[row["id"]]
+        assert (row["package"], row["kind"], row["license"]) == (listed["package"], listed["kind"], listed["license"])
+        assert (row["original_width"], row["original_height"]) == (listed["width"], listed["height"])
+        assert row["version"] and row["origin"].endswith(listed["location"].removeprefix("rcc:"))
 
 
 def test_system_default_is_scenes_only_and_near_duplicates_join_their_original():
-    installed = installed_packages({row["package"] for row in system_rows()})
-    if "gcompris-qt-data" not in installed:
-        pytest.skip("gcompris-qt-data is not installed")
     photos = open_source("system")
-    scenes = [row for row in system_rows() if row["kind"] == "scene" and row["package"] in installed]
-    assert len(photos) == len(scenes)
+    assert [p.id for p in photos] == [row["id"] for row in collection_rows() if row["kind"] == "scene"]
     by_id = {p.id: p for p in photos}
     base = "system:gcompris-qt-data/gcompris/src/activities/"
     assert by_id[base + "explore_monuments/resource/egypt/greatPyramidOfGiza.webp"].group == \
@@ -91,34 +63,36 @@ def test_system_default_is_scenes_only_and_near_duplicates_join_their_original()
         base + "categorization/resource/images/monuments/colosseum.webp"
     assert by_id[base + "categorization/resource/images/fishes/fish1.webp"].group == \
         base + "categorization/resource/images/fishes/fish1.webp"
+    heldout = [p for p in photos if p.id.startswith("system:scratch/")]  # the demo's unseen source
+    assert len(heldout) == 50 and all(p.id.startswith("system:scratch/usr/share/scratch/Media/") for p in heldout)
     with pytest.raises(ValueError, match="unknown system photo kind"):
         open_source("system?kinds=scene,clipart")
+
+
+def test_system_without_the_photos_folder_says_where_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("KOALA_PHOTOS", str(tmp_path / "nowhere"))
+    with pytest.raises(KoalaError, match="travel with the repository.*KOALA_PHOTOS"):
+        open_source("system")
 
 
 # the packages added by the second photo review (resources/photo_review.csv): counts of accepted photos
 REVIEWED_PACKAGES = {"scratch": 50, "lxqt-themes": 11, "palapeli-data": 5, "lomiri-wallpapers-20.04": 1}
 
 
-def test_reviewed_packages_photos_are_found_whole_and_distinct():
-    rows = [row for row in system_rows() if row["package"] in REVIEWED_PACKAGES]
+def test_reviewed_packages_photos_are_whole_and_distinct():
+    rows = [row for row in review_rows() if row["package"] in REVIEWED_PACKAGES]
     assert {p: sum(1 for r in rows if r["package"] == p) for p in REVIEWED_PACKAGES} == REVIEWED_PACKAGES
     assert all(row["kind"] == "scene" and row["near_duplicate"] == "false" and row["license"] for row in rows)
-    installed = installed_packages(REVIEWED_PACKAGES)
-    if not installed:
-        pytest.skip("none of " + ", ".join(sorted(REVIEWED_PACKAGES)) + " is installed")
     from koalarization.data.dedup import perceptual_hash
 
-    by_id = {p.id: p for p in open_source("system")}
     hashes = {}
-    for row in rows:
-        if row["package"] not in installed:
-            continue
-        photo = by_id[f"system:{row['package']}/{row['location'].lstrip('/')}"]  # found, and a scene
-        assert photo.origin == row["location"] and photo.group == photo.id
-        rgb = read_photo(photo.read_bytes(), name=photo.id)  # every one decodes, at its listed size
-        assert rgb.shape == (int(row["height"]), int(row["width"]), 3) and rgb.dtype == np.uint8
-        assert rgb.std() > 10  # a picture, not a blank
-        hashes[photo.id] = perceptual_hash(rgb)
+    for photo in open_source("system"):
+        if photo.id.split(":")[1].split("/")[0] in REVIEWED_PACKAGES:
+            assert photo.group == photo.id
+            rgb = read_photo(photo.read_bytes(), name=photo.id)
+            assert rgb.dtype == np.uint8 and rgb.std() > 10  # a picture, not a blank
+            hashes[photo.id] = perceptual_hash(rgb)
+    assert len(hashes) == len(rows)
     ids = sorted(hashes)
     close = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:] if (hashes[a] ^ hashes[b]).bit_count() <= 6]
     assert not close  # the review listed each photo once (6: the de-duplication's near threshold)
@@ -133,48 +107,22 @@ def test_photo_review_log_matches_the_list():
     assert review and all(r["decision"] in ("accepted", "rejected") and r["reason"] and r["version"] for r in review)
     assert len({(r["package"], r["path"]) for r in review}) == len(review)
     accepted = {(r["package"], r["path"]) for r in review if r["decision"] == "accepted"}
-    listed = {(row["package"], row["location"]) for row in system_rows() if row["package"] in REVIEWED_PACKAGES}
+    listed = {(row["package"], row["location"]) for row in review_rows() if row["package"] in REVIEWED_PACKAGES}
     assert accepted == listed  # every photo of the reviewed packages in the list was accepted, and only those
     assert not any("opencv" in r["package"] for r in review)
 
 
-def dpkg_versions(names):
-    result = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status} ${Version}\n", *sorted(names)],
-                            capture_output=True, text=True)
-    return {fields[0]: fields[2] for fields in (line.split() for line in result.stdout.splitlines())
-            if len(fields) == 3 and fields[1] == "installed"}
-
-
-def test_system_packages_status_reports_versions_and_missing_packages(monkeypatch, caplog):
-    rows = system_rows()
+def test_system_packages_status_reports_the_versions_the_copy_was_made_from(monkeypatch, tmp_path):
+    rows = collection_rows()
     status = system_packages_status()
     packages = list(dict.fromkeys(row["package"] for row in rows))
-    assert [entry["package"] for entry in status] == packages
-    assert all(set(entry) == {"package", "version", "photos", "found"} for entry in status)
+    assert [entry["package"] for entry in status] == packages and len(packages) == 8
+    assert all(set(entry) == {"package", "version", "photos", "found", "licenses"} for entry in status)
     assert {e["package"]: e["photos"] for e in status} == {p: sum(r["package"] == p for r in rows) for p in packages}
-    if shutil.which("dpkg-query"):
-        versions = dpkg_versions(packages)
-        assert {e["package"]: e["version"] for e in status} == {p: versions.get(p) for p in packages}
-        for entry in status:
-            if entry["version"] is None:
-                assert entry["found"] == 0  # a package that is not installed has no photo here
-            else:
-                assert entry["found"] == entry["photos"]  # an installed package has every listed photo
-    # a listed package that is not installed: reported with no version and no photo found, and skipped by name
-    ghost = {"package": "koala-no-such-package", "location": "/nonexistent/koala/photo.jpg", "kind": "scene",
-             "width": "640", "height": "480", "near_duplicate": "false", "license": "CC0"}
-    monkeypatch.setattr(sources, "system_rows", lambda: rows + [ghost])
-    assert system_packages_status()[-1] == {"package": "koala-no-such-package", "version": None, "photos": 1,
-                                            "found": 0}
-    with caplog.at_level(logging.WARNING, logger="koalarization.data.sources"):
-        photos = open_source("system")
-    assert "koala-no-such-package (1 photo)" in caplog.text
-    assert not any(p.id.startswith("system:koala-no-such-package/") for p in photos)
-    # not a Debian system: no version is known, the photos on disk still count
-    monkeypatch.setattr(sources.shutil, "which", lambda name: None)
-    without_dpkg = system_packages_status()
-    assert all(entry["version"] is None for entry in without_dpkg)
-    assert [e["found"] for e in without_dpkg[:-1]] == [e["found"] for e in status]
+    assert all(entry["found"] == entry["photos"] and entry["version"] and entry["licenses"] for entry in status)
+    assert {e["package"]: e["version"] for e in status}["scratch"] == "1.4.0.6~dfsg1-6.1"
+    monkeypatch.setenv("KOALA_PHOTOS", str(tmp_path))  # no stored files there: none found, versions still known
+    assert [(e["found"], e["version"]) for e in system_packages_status()] == [(0, e["version"]) for e in status]
 
 
 def save_jpeg(path, color, size=(40, 30)):
