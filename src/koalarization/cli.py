@@ -205,7 +205,7 @@ def _study(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from . import __version__, photos_cli
     from .survey import cli as survey_cli
 
     parser = argparse.ArgumentParser(prog="koala", description=__doc__,
@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"koalarization {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for add in (_colorize_parser, _prepare_parser, _train_parser, _evaluate_parser, _study_parser,
-                survey_cli.register):
+                survey_cli.register, photos_cli.register):
         add(commands)
     return parser
 
