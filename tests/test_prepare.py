@@ -8,10 +8,17 @@ from helpers import koala, write_sample_jpegs
 from PIL import Image
 
 from koalarization.data.batches import TrainingBatches, evaluation_arrays, iterate_photos, load_split
-from koalarization.data.pipeline import make_dataset
 
 PREPARE = ["--short-side", "64", "--train-scale", "48", "--train-crop", "32", "--crops-per-photo", "2",
            "--shard-size", "2"]
+
+
+def make_dataset(*args, **kwargs):
+    """The tf.data pipeline, for the TensorFlow backend only: its tests skip where TensorFlow is not installed."""
+    pytest.importorskip("tensorflow")
+    from koalarization.data.pipeline import make_dataset as tf_dataset
+
+    return tf_dataset(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +153,7 @@ def test_the_pipeline_without_tensorflow_gives_the_same_batches(prepared):
 
 
 def test_records_are_tensorflow_compatible_both_ways(tmp_path):
-    import tensorflow as tf
+    tf = pytest.importorskip("tensorflow")
 
     from koalarization.data import records
 

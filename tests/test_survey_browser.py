@@ -9,15 +9,15 @@ import pytest
 from PIL import Image
 from survey_fixtures import make_survey
 
+from koalarization.browser import MISSING, find_chromium
 from koalarization.survey.app import create_app
-from koalarization.survey.screenshot import CHROMIUM, DESKTOP, PHONE, launch_chromium, screenshot_survey
+from koalarization.survey.screenshot import DESKTOP, PHONE, launch_chromium, screenshot_survey
 from koalarization.survey.server import running_in_thread
 from koalarization.survey.store import sequence_for
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not (os.path.exists(CHROMIUM) or shutil.which("chromium")),
-                       reason="Debian's chromium is not installed (make browser)"),
+    pytest.mark.skipif(find_chromium() is None, reason=MISSING),
 ]
 sync_api = pytest.importorskip("playwright.sync_api")
 

@@ -8,25 +8,27 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..browser import debian_chromium
 from .app import create_app
 from .server import running_in_thread
 
 log = logging.getLogger(__name__)
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync"]
 PHONE = (390, 844)
 DESKTOP = (1280, 800)
 
 
-def launch_chromium(playwright, executable_path: str = CHROMIUM):
-    """Headless Chromium: Debian's build by default (Playwright's own download is not available offline)."""
-    return playwright.chromium.launch(executable_path=executable_path, args=CHROMIUM_ARGS, headless=True)
+def launch_chromium(playwright, executable_path: str | None = None):
+    """Headless Chromium: Debian's build where installed (it works offline), else Playwright's own for this user
+    (`python -m playwright install chromium`, no root); koalarization.browser finds them."""
+    return playwright.chromium.launch(executable_path=executable_path or debian_chromium(), args=CHROMIUM_ARGS,
+                                      headless=True)
 
 
 def screenshot_survey(survey_dir, out_png, viewport: tuple[int, int] = PHONE, page: str = "question",
-                      executable_path: str = CHROMIUM, browser=None, device_scale_factor: float = 2) -> Path:
+                      executable_path: str | None = None, browser=None, device_scale_factor: float = 2) -> Path:
     """Start the app on a free local port, open the consent page, start, and save the first question page
     (page="question") or the consent page (page="landing") as a PNG of the whole page.
 
