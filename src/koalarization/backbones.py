@@ -330,7 +330,7 @@ def classifier_input(name: str, gray_rgb: np.ndarray) -> np.ndarray:
 
     size = spec(name).input_size
     plane = np.ascontiguousarray(np.asarray(gray_rgb, np.float32)[..., 0])
-    resized = np.asarray(Image.fromarray(plane, mode="F").resize((size, size), Image.BILINEAR))
+    resized = np.asarray(Image.fromarray(plane, mode="F").resize((size, size), Image.Resampling.BILINEAR))
     rgb = np.repeat(np.clip(resized, 0.0, 1.0)[..., None], 3, axis=-1)
     return preprocess(name, rgb)
 

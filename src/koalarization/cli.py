@@ -12,14 +12,21 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
+from typing import Any, get_args
 
-from .config import DataSettings, TrainingSettings
+from .config import FUSIONS, LOSSES, DataSettings, ModelSpec, TrainingSettings
 from .errors import KoalaError
 from .layout import STAGES
 
 
-def _field(settings, name):
+def _field(settings: Any, name: str) -> Any:
     return settings.model_fields[name]
+
+
+def _choices(settings: Any, name: str) -> list[str]:
+    """The values a Literal setting allows, so that the CLI's choices are the config's."""
+    return list(get_args(_field(settings, name).annotation))
 
 
 def _colorize_parser(commands) -> None:
@@ -68,6 +75,7 @@ def _prepare_parser(commands) -> None:
         field = _field(DataSettings, name)
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=field.default, help=field.description)
     parser.add_argument("--heldout", action="append", default=[], help=_field(DataSettings, "heldout").description)
+    parser.add_argument("--feature-maps", action="store_true", help=_field(DataSettings, "feature_maps").description)
     parser.add_argument("--split-fractions", type=float, nargs=3,
                         default=list(_field(DataSettings, "split_fractions").default))
     parser.add_argument("--shard-index", type=int, default=0)
@@ -83,7 +91,8 @@ def _prepare(args) -> int:
     settings = DataSettings(sources=args.source, heldout=args.heldout, backbones=[args.backbone],
                             short_side=args.short_side, letterbox_size=args.letterbox_size,
                             train_scale=args.train_scale, train_crop=args.train_crop,
-                            crops_per_photo=args.crops_per_photo, min_side=args.min_side, max_photos=args.max_photos,
+                            crops_per_photo=args.crops_per_photo, feature_maps=args.feature_maps,
+                            min_side=args.min_side, max_photos=args.max_photos,
                             shard_size=args.shard_size, split_fractions=tuple(args.split_fractions), seed=args.seed)
     manifest = prepare(settings, args.out, backbone=args.backbone, backbone_weights=args.backbone_weights,
                        shard_index=args.shard_index, shard_count=args.shard_count, progress=sys.stderr.isatty())
@@ -110,15 +119,15 @@ def _train_parser(commands) -> None:
                        ("validation_batches", int), ("rebalance_lambda", float)):
         field = _field(TrainingSettings, name)
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=field.default, help=field.description)
-    parser.add_argument("--keep", choices=["best", "last"], default=_field(TrainingSettings, "keep").default,
-                        help=_field(TrainingSettings, "keep").description)
-    parser.add_argument("--lr-schedule", choices=["constant", "cosine"],
-                        default=_field(TrainingSettings, "lr_schedule").default,
-                        help=_field(TrainingSettings, "lr_schedule").description)
-    parser.add_argument("--mixed-precision", choices=["float32", "bfloat16", "float16", "auto"],
-                        default=_field(TrainingSettings, "mixed_precision").default)
-    parser.add_argument("--no-fusion", dest="fusion", action="store_false", help="the ablation without embedding")
-    parser.add_argument("--loss", choices=["mse", "rebalanced"], default="mse")
+    for name in ("keep", "lr_schedule", "mixed_precision"):
+        field = _field(TrainingSettings, name)
+        parser.add_argument("--" + name.replace("_", "-"), choices=_choices(TrainingSettings, name),
+                            default=field.default, help=field.description)
+    spec = ModelSpec.model_fields
+    parser.add_argument("--fusion", choices=FUSIONS, default=spec["fusion"].default, help=spec["fusion"].description)
+    parser.add_argument("--no-fusion", dest="fusion", action="store_const", const="none",
+                        help="the ablation without the classifier (the same as --fusion none)")
+    parser.add_argument("--loss", choices=LOSSES, default=spec["loss"].default, help=spec["loss"].description)
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=_train)
 
@@ -153,17 +162,24 @@ def _evaluate_parser(commands) -> None:
 
 
 def _evaluate(args) -> int:
+    from . import checkpoint
     from .evaluate.run import average_seeds, evaluate
     from .evaluate.stats import summarize
+    from .layout import EvalFiles
     from .report.tables import format_summary
+    from .stages import RunEntry, RunsIndex
 
-    models: dict = {}
+    models: dict[str, RunEntry] = {}
     for item in args.model:
         name, rest = item.split("=", 1)
         checkpoint_path, data = rest.rsplit("@", 1)
-        spec = models.setdefault(name, {"data_dir": data, "checkpoints": {}})
-        spec["checkpoints"][len(spec["checkpoints"])] = checkpoint_path
-    per_photo = evaluate(models, args.out, split=args.split, progress=sys.stderr.isatty())
+        config = checkpoint.read_config(checkpoint.resolve(checkpoint_path, "best"))
+        entry = models.setdefault(name, RunEntry(backbone=config["backbone"], fusion=checkpoint.fusion_of(config),
+                                                 loss=config.get("training", {}).get("loss", "mse"), label=name,
+                                                 data_dir=data, checkpoints={}))
+        entry.checkpoints[len(entry.checkpoints)] = checkpoint_path
+    per_photo = evaluate(RunsIndex(models=models), EvalFiles(Path(args.out)), split=args.split,
+                         progress=sys.stderr.isatty())
     print(format_summary(summarize(average_seeds(per_photo).drop(columns=["seeds"]))).to_string(index=False))
     return 0
 

@@ -33,7 +33,7 @@ def working_size(height: int, width: int, short_side: int = 224,
     """(h, w) for the network: short side `short_side`, aspect kept, both multiples of 8, long side capped."""
     scale = short_side / min(height, width)
     scale = min(scale, max_long_side / max(height, width)) if max(height, width) * scale > max_long_side else scale
-    return tuple(max(8, int(round(side * scale / 8)) * 8) for side in (height, width))
+    return max(8, int(round(height * scale / 8)) * 8), max(8, int(round(width * scale / 8)) * 8)
 
 
 def _rows(fn, array, channels_out):
@@ -50,7 +50,8 @@ def lightness(rgb: np.ndarray) -> np.ndarray:
 
 def _resize_plane(plane, size):
     """float32 (H, W) -> (h, w) with PIL's antialiased bilinear filter (size = (h, w))."""
-    return np.asarray(Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32)).resize(size[::-1], Image.BILINEAR))
+    image = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32))
+    return np.asarray(image.resize(size[::-1], Image.Resampling.BILINEAR))
 
 
 def join(l_full: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
@@ -133,7 +134,8 @@ class Colorizer:
             raise ValueError("this colorizer was built for cached classifier outputs (cached_embeddings=True)")
         stored = self.config.get("stored_short_side") or 256
         if min(lightness_plane.shape) > stored:
-            lightness_plane = _resize_plane(lightness_plane, working_size(*lightness_plane.shape, stored, 1 << 30))
+            height, width = lightness_plane.shape
+            lightness_plane = _resize_plane(lightness_plane, working_size(height, width, stored, 1 << 30))
         gray = gray_rgb_from_l(lightness_plane)
         if self.config.get("letterbox_size"):  # trained on the paper's white letterbox: show the classifier the same
             from .images import letterbox
@@ -145,7 +147,8 @@ class Colorizer:
     def lightness_planes(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """-> (L at full resolution, L at the working resolution): the numpy half before the network."""
         l_full = lightness(rgb)
-        return l_full, _resize_plane(l_full, working_size(*l_full.shape, self.short_side))
+        height, width = l_full.shape
+        return l_full, _resize_plane(l_full, working_size(height, width, self.short_side))
 
     def colorize(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 RGB (gray or color, any size) -> uint8 RGB colorized at the photo's own resolution."""

@@ -160,12 +160,37 @@ class EvaluationSettings(_Settings):
 
 
 class SurveySettings(_Settings):
+    """The user study (notebook 05, `koala survey build`; the CLI's defaults come from here): which photos, how they
+    are shown, which models are judged, the pre-registered exclusion rule and the sample the limits are sized for."""
+
     selection: Literal["best", "random"] = "best"
-    metric: MetricName = "ciede2000"
+    metric: MetricName = Field("ciede2000", description="ranks photos for `best`, in the metric's own direction")
     n_fake: int = Field(9, ge=1)
     n_real: int = Field(3, ge=1)
     short_side: int = Field(256, ge=32, description="images are shown full frame at this short side")
     seed: int = 0
+    conditions: list[str] = Field(default=[], description="model ids judged in one survey by the same people, "
+                                  "balanced over participants (empty: evaluation.main_model alone)")
+    n_catch: int = Field(0, ge=0, description="attention checks per participant: photos with an absurd colouring")
+    catch_max_real: int = Field(0, ge=0, description="pre-registered exclusion: a participant who calls more than "
+                                "this many catch images real is excluded from the analysis")
+    target_participants: int = Field(60, ge=1, description="the sample the study aims for; the server's caps and "
+                                     "rate limits are sized from it")
+    exposure_ms: int | None = Field(None, ge=50, le=600_000, description="hide each photo after this many ms "
+                                    "(enforced by the server); None: no limit, as in the paper")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SurveySettings:
+        from .evaluate.metrics import METRICS
+
+        if self.selection == "best" and METRICS[self.metric].higher_is_better is None:
+            raise ValueError(f"survey.metric {self.metric!r} has no better direction: `best` needs one (ciede2000, "
+                             "psnr, ssim, auc_ab or mse_ab)")
+        if len(set(self.conditions)) != len(self.conditions):
+            raise ValueError(f"survey.conditions must be distinct model ids, not {self.conditions}")
+        if self.n_catch and self.catch_max_real >= self.n_catch:
+            raise ValueError(f"survey.catch_max_real ({self.catch_max_real}) must be below n_catch ({self.n_catch})")
+        return self
 
 
 class Profile(_Settings):

@@ -98,25 +98,27 @@ def scaled_size(height: int, width: int, short_side: int) -> tuple[int, int]:
 
 def resize_short_side(rgb: np.ndarray, short_side: int) -> np.ndarray:
     """Resize so the short side is `short_side` (aspect kept, Lanczos)."""
-    height, width = scaled_size(*rgb.shape[:2], short_side)
+    height, width = scaled_size(rgb.shape[0], rgb.shape[1], short_side)
     if (height, width) == rgb.shape[:2]:
         return rgb
-    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.LANCZOS))
+    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS))
 
 
 def letterbox(rgb: np.ndarray, size: int, fill: int = 255) -> np.ndarray:
     """The paper's preprocessing: fit inside size x size, pad with white."""
     height, width = rgb.shape[:2]
     scale = size / max(height, width)
-    resized = Image.fromarray(rgb).resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.LANCZOS)
+    size_wh = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = Image.fromarray(rgb).resize(size_wh, Image.Resampling.LANCZOS)
     canvas = Image.new("RGB", (size, size), (fill,) * 3)
     canvas.paste(resized, ((size - resized.width) // 2, (size - resized.height) // 2))
     return np.asarray(canvas)
 
 
 def save_image_atomic(rgb: np.ndarray, path: str | os.PathLike, **kwargs: Any) -> None:
-    """Write an image so that a crash never leaves a half-written file behind."""
+    """Write an image (its folder made where missing) so that a crash never leaves a half-written file behind."""
     path = str(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     fmt = kwargs.pop("format", None) or Image.registered_extensions().get(os.path.splitext(path)[1].lower(), "PNG")
     Image.fromarray(rgb).save(tmp, format=fmt, **kwargs)

@@ -4,14 +4,19 @@ Notebooks and modules ask a `Layout`; none formats a path itself. Paths are rela
 (the notebooks run there), so nothing machine-specific ends up in `results/`.
 
     work/<profile>/                      intermediate, never committed
-        data/<backbone>-<hash>/          prepared shards with that classifier's cached embeddings (stage 1)
+        data/<backbone>-<hash>/          prepared shards with that classifier's cached outputs (stage 1); the hash
+                                         is of the data settings, so changed settings prepare a new dataset
         runs/<model>-s<seed>-<hash>/     checkpoints and logs of one training run (stage 2)
-        runs.json                        which run folder holds each model and seed (stage 2 -> 3, 4)
-        eval/<split>/                    per-photo metrics, classes and the colorized images (stage 3 -> 4, 5)
+        runs.json                        which checkpoint holds each model and seed (stage 2 -> 3, 4, 5)
+        eval/<split>/                    per-photo metrics, classes, summaries and the colorized images
+                                         (stage 3 -> 4, 5; `EvalFiles`)
         survey/                          the survey set (stage 5)
     results/<profile>/                   the committed study
         tables/<name>.csv|.md   figures/<name>.png|.pdf   notebooks/<stage>.ipynb|.html
         <stage>.json (numbers recorded by each stage)   manifest.json   index.html
+    results/<profile>.partial/           where a run of the study writes, renamed to results/<profile> when done
+
+The types of the files that one stage writes and another reads are in `stages.py`.
 """
 from __future__ import annotations
 
@@ -20,9 +25,10 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .atomic import write_json_atomic
+if TYPE_CHECKING:
+    from .stages import RunsIndex, StageRecord
 
 STAGES = ("01_prepare_data", "02_train", "03_evaluate", "04_figures", "05_user_study")
 EVAL_SPLITS = ("test", "heldout")
@@ -31,6 +37,58 @@ EVAL_SPLITS = ("test", "heldout")
 def safe_name(photo_id: str) -> str:
     """A photo id as a file name (ids hold ':' and '/')."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", photo_id)[-120:]
+
+
+@dataclass(frozen=True)
+class EvalFiles:
+    """The files of one split's evaluation (stage 3), in its folder: a `Layout` gives them for a profile, and
+    `koala evaluate --out DIR` for any folder."""
+
+    folder: Path
+
+    @property
+    def per_photo(self) -> Path:
+        return self.folder / "per_photo.csv"
+
+    @property
+    def by_chroma(self) -> Path:
+        return self.folder / "by_chroma.csv"
+
+    @property
+    def classes(self) -> Path:
+        return self.folder / "classes.csv"
+
+    @property
+    def prior(self) -> Path:
+        return self.folder / "prior.json"
+
+    @property
+    def summary(self) -> Path:
+        """Means and bootstrap intervals of every model and metric (long format: read by the figures)."""
+        return self.folder / "summary_long.csv"
+
+    def image(self, model: str, photo_id: str) -> Path:
+        """A colorized photo of a model (or 'truth', 'gray', a baseline), at the photo's stored size."""
+        return self.folder / "images" / model / f"{safe_name(photo_id)}.png"
+
+
+@dataclass(frozen=True)
+class SearchFiles:
+    """The committed results of the scripts that chose the demo's recipe (read by stage 2, written by scripts/)."""
+
+    folder: Path
+
+    def table(self, name: str) -> Path:
+        """<name>.csv: recipes, schedules, schedule_curves, data_scaling, seed_ensemble, fusion_designs, ..."""
+        return self.folder / f"{name}.csv"
+
+    def run(self, name: str) -> Path:
+        """<name>_run.json: where and how a search ran (machine, versions, date)."""
+        return self.folder / f"{name}_run.json"
+
+    def all(self) -> list[Path]:
+        """Every file of the searches (stage 2's inputs: a new search result reruns the stage)."""
+        return sorted(p for p in self.folder.glob("*") if p.suffix in (".csv", ".json")) if self.folder.is_dir() else []
 
 
 @dataclass(frozen=True)
@@ -45,6 +103,16 @@ class Layout:
     def for_profile(cls, profile: str, results_dir: str | Path | None = None,
                     work_dir: str | Path | None = None) -> Layout:
         return cls(profile, Path(work_dir or f"work/{profile}"), Path(results_dir or f"results/{profile}"))
+
+    def staging(self) -> Layout:
+        """The same profile writing into results/<profile>.partial: a run of the study writes there, and the folder
+        replaces results/<profile> only when every stage has succeeded."""
+        return Layout(self.profile, self.work_dir, self.results_dir.with_name(self.results_dir.name + ".partial"))
+
+    def under(self, project_dir: str | Path) -> Layout:
+        """The same paths, under a project folder (the study runs notebooks with project-relative paths)."""
+        root = Path(project_dir)
+        return Layout(self.profile, root / self.work_dir, root / self.results_dir)
 
     # ---- stage 1: data
     def data_dir(self, backbone: str, data: Any) -> Path:
@@ -70,30 +138,33 @@ class Layout:
     def runs_index(self) -> Path:
         return self.work_dir / "runs.json"
 
-    def write_runs(self, runs: dict[str, dict[str, Any]]) -> None:
-        """runs: {model name: {"backbone", "fusion", "loss", "data_dir", "runs": {seed: run_dir}}}."""
-        write_json_atomic(self.runs_index, runs)
+    def write_runs(self, runs: RunsIndex) -> None:
+        """Which checkpoint holds each model and seed (`stages.RunsIndex`)."""
+        from .stages import write_json_record
 
-    def read_runs(self) -> dict[str, dict[str, Any]]:
-        with open(self.runs_index) as handle:
-            return json.load(handle)
+        write_json_record(self.runs_index, runs)
+
+    def read_runs(self) -> RunsIndex:
+        from .stages import RunsIndex, read_json_record
+
+        return read_json_record(self.runs_index, RunsIndex)
 
     # ---- stage 3: evaluation
     def eval_dir(self, split: str = "test") -> Path:
         return self.work_dir / "eval" / split
 
-    def per_photo_csv(self, split: str = "test") -> Path:
-        return self.eval_dir(split) / "per_photo.csv"
+    def eval_files(self, split: str = "test") -> EvalFiles:
+        return EvalFiles(self.eval_dir(split))
 
-    def by_chroma_csv(self, split: str = "test") -> Path:
-        return self.eval_dir(split) / "by_chroma.csv"
+    def per_photo_csv(self, split: str = "test") -> Path:
+        return self.eval_files(split).per_photo
 
     def classes_csv(self, split: str = "test") -> Path:
-        return self.eval_dir(split) / "classes.csv"
+        return self.eval_files(split).classes
 
     def prediction(self, split: str, model: str, photo_id: str) -> Path:
         """The colorized test photo of a model (or 'truth', 'gray', a baseline)."""
-        return self.eval_dir(split) / "images" / model / f"{safe_name(photo_id)}.png"
+        return self.eval_files(split).image(model, photo_id)
 
     # ---- stage 5: survey
     @property
@@ -104,11 +175,20 @@ class Layout:
     def responses_csv(self) -> Path:
         return Path("user_study") / "responses" / f"{self.profile}.csv"
 
+    def user_study_data(self) -> list[Path]:
+        """The published studies' data that stage 5 re-analyses (user_study/*.csv)."""
+        folder = Path("user_study")
+        return sorted(folder.glob("*.csv")) if folder.is_dir() else []
+
     # ---- results
     @property
     def recipe_search_dir(self) -> Path:
-        """How the demo's training recipe was chosen (scripts/recipe_search.py; one run, committed)."""
+        """How the demo's training recipe was chosen (scripts/*_search.py and the others; each run once, committed)."""
         return Path("results") / "recipe_search"
+
+    @property
+    def searches(self) -> SearchFiles:
+        return SearchFiles(self.recipe_search_dir)
 
     @property
     def tables_dir(self) -> Path:
@@ -126,6 +206,10 @@ class Layout:
         """Without suffix: the report writes <name>.png and <name>.pdf."""
         return self.figures_dir / name
 
+    def figure_png(self, name: str) -> Path:
+        """The PNG of a figure (what a screenshot writes, and what a notebook shows)."""
+        return self.figures_dir / f"{name}.png"
+
     def record(self, stage: str) -> Path:
         return self.results_dir / f"{stage}.json"
 
@@ -141,10 +225,18 @@ class Layout:
     def index_html(self) -> Path:
         return self.results_dir / "index.html"
 
-    def read_record(self, stage: str) -> dict[str, Any]:
-        with open(self.record(stage)) as handle:
-            return json.load(handle)
+    def read_record(self, stage: str) -> StageRecord:
+        """A stage's record, checked against its type (`stages.RECORD_TYPES`)."""
+        from .stages import RECORD_TYPES, read_json_record
 
-    def write_record(self, stage: str, data: dict[str, Any]) -> None:
+        return read_json_record(self.record(stage), RECORD_TYPES[stage])
+
+    def write_record(self, record: StageRecord) -> None:
         """The key numbers of a stage (tests and the report read them)."""
-        write_json_atomic(self.record(stage), data)
+        from .stages import write_json_record
+
+        write_json_record(self.record(record.stage), record)
+
+    def historical_dir(self, configured: str | None) -> Path | None:
+        """The folder of born-gray photos a profile names (`evaluation.historical_dir`), project-relative."""
+        return Path(configured) if configured else None

@@ -20,7 +20,7 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from .config import uses_embedding, uses_feature_maps
+from .config import as_fusion, uses_embedding, uses_feature_maps
 
 ENCODER = [(64, 2), (128, 1), (128, 2), (256, 1), (256, 2), (512, 1), (512, 1), (256, 1)]  # (filters, stride)
 FUSION_FILTERS = 256
@@ -86,32 +86,32 @@ def build_colorizer(embedding_dim: int = 1000, fusion: str | bool = "global",
     `fusion`: "none", "global" (the paper's), "spatial" or "hypercolumn" (see the module docstring); True and False
     mean "global" and "none", as in checkpoints written before the spatial models.
     """
-    fusion = {True: "global", False: "none"}.get(fusion, fusion)  # type: ignore[call-overload]
+    level: str = as_fusion(fusion)
     l_input = keras.Input((None, None, 1), name="l")
     inputs = {"l": l_input}
-    if uses_embedding(fusion):
+    if uses_embedding(level):
         inputs["embedding"] = keras.Input((embedding_dim,), name="embedding")
-    if uses_feature_maps(fusion):
+    if uses_feature_maps(level):
         if not feature_channels:
-            raise ValueError(f"a {fusion} network needs the classifier's feature_channels ({', '.join(LEVELS)})")
-        inputs.update({level: keras.Input((None, None, feature_channels[level]), name=level) for level in LEVELS})
+            raise ValueError(f"a {level} network needs the classifier's feature_channels ({', '.join(LEVELS)})")
+        inputs.update({name: keras.Input((None, None, feature_channels[name]), name=name) for name in LEVELS})
     x = l_input
     for i, (filters, stride) in enumerate(ENCODER):
         x = _conv(x, filters, stride, name=f"encoder_{i}")
-    if uses_embedding(fusion):
+    if uses_embedding(level):
         x = BroadcastConcat(name="fusion_broadcast")(x, inputs["embedding"])
-    if uses_feature_maps(fusion):
-        x = ResizeConcat(name="fusion_maps")(x, [inputs[level] for level in LEVELS])
+    if uses_feature_maps(level):
+        x = ResizeConcat(name="fusion_maps")(x, [inputs[name] for name in LEVELS])
     x = _conv(x, FUSION_FILTERS, kernel=1, name="fusion")
     for i, (filters, upsample_after, hypercolumn_here) in enumerate(DECODER):
-        if fusion == "hypercolumn" and hypercolumn_here:
+        if level == "hypercolumn" and hypercolumn_here:
             x = ResizeConcat(name=f"hypercolumn_{i}")(x, [inputs["s8"]])
         x = _conv(x, filters, activation="relu" if i < len(DECODER) - 1 else None, name=f"decoder_{i}")
         if upsample_after:
             x = layers.UpSampling2D(2, name=f"up_{0 if i == 0 else 1}")(x)
     x = layers.Activation("tanh", dtype="float32", name="ab")(x)
     x = layers.UpSampling2D(2, interpolation="nearest", name="up_2", dtype="float32")(x)
-    model_inputs = [inputs[n] for n in input_names(fusion)]
+    model_inputs = [inputs[n] for n in input_names(level)]
     return keras.Model(model_inputs if len(model_inputs) > 1 else l_input, x, name=name)
 
 
@@ -127,18 +127,18 @@ def flops_per_image(height: int, width: int, embedding_dim: int = 1000, fusion: 
     Biases, ReLU, tanh, upsampling and the resizing of feature maps are a rounding error (< 0.1%) and left out; a
     training step costs about three forward passes (forward, gradient wrt inputs, gradient wrt weights).
     """
-    fusion = {True: "global", False: "none"}.get(fusion, fusion)  # type: ignore[call-overload]
-    maps = (feature_channels or {}) if uses_feature_maps(str(fusion)) else {}
+    level: str = as_fusion(fusion)
+    maps = (feature_channels or {}) if uses_feature_maps(level) else {}
     total, h, w, channels = 0, height, width, 1
     for filters, stride in ENCODER:
         h, w = -(-h // stride), -(-w // stride)
         total += h * w * 9 * channels * filters
         channels = filters
-    fused = channels + (embedding_dim if uses_embedding(str(fusion)) else 0) + sum(maps.values())
+    fused = channels + (embedding_dim if uses_embedding(level) else 0) + sum(maps.values())
     total += h * w * fused * FUSION_FILTERS
     channels = FUSION_FILTERS
     for filters, upsample_after, hypercolumn_here in DECODER:
-        extra = maps.get("s8", 0) if fusion == "hypercolumn" and hypercolumn_here else 0
+        extra = maps.get("s8", 0) if level == "hypercolumn" and hypercolumn_here else 0
         total += h * w * 9 * (channels + extra) * filters
         channels = filters
         if upsample_after:

@@ -4,7 +4,8 @@ tables so that what a notebook saves is also what it shows.
     study = Study(profile, overrides, results_dir, work_dir)   # the notebook's parameters
     study.figure(fig, "comparison_grid")                       # PNG + PDF under results/, and displayed inline
     study.table(frame, "summary")                              # CSV + Markdown under results/, and displayed
-    study.record("03_evaluate", {...})                         # the stage's numbers, with what it published
+    study.record(record)                                       # the stage's typed record (stages.py), with what it
+                                                               # published
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 from .config import Profile, load_profile
 from .layout import Layout
 from .report import catalog
+from .stages import Published, StageRecord
 
 
 def _ipython():
@@ -67,7 +69,7 @@ class Study:
         self.paths = Layout.for_profile(self.profile.profile, results_dir, work_dir)
         for folder in (self.paths.tables_dir, self.paths.figures_dir, self.paths.work_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self.published: dict[str, list[str]] = {"figures": [], "tables": [], "files": []}
+        self.published = Published()
         quiet_known_warnings()
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(message)s"))
@@ -89,17 +91,17 @@ class Study:
 
         catalog.figure(name)
         save_figure(fig, self.paths.figure(name))
-        self.published["figures"].append(name)
+        self.published.figures.append(name)
         if show and _ipython() is not None:
             _display(_inline_jpeg(fig))
 
     def image(self, name: str, width: int = 640) -> None:
         """Publish a PNG that something else wrote at the catalog name's path (e.g. a browser screenshot)."""
         catalog.figure(name)
-        path = self.paths.figure(name).with_suffix(".png")
+        path = self.paths.figure_png(name)
         if not path.exists():
             raise FileNotFoundError(f"{path}: nothing was written for figure {name!r}")
-        self.published["figures"].append(name)
+        self.published.figures.append(name)
         if _ipython() is not None:
             from IPython.display import Image
 
@@ -111,7 +113,7 @@ class Study:
 
         entry = catalog.table(name)
         write_table(frame, self.paths.table(name), float_format=float_format, caption=caption or entry.caption)
-        self.published["tables"].append(name)
+        self.published.tables.append(name)
         if show:
             _display(frame)
         return frame
@@ -120,8 +122,16 @@ class Study:
         """Claim files that other code wrote under results/ (e.g. the survey's tables), so that the study keeps them
         and prunes what no stage wrote any more."""
         root = self.paths.results_dir.resolve()
-        self.published["files"] += [str(Path(path).resolve().relative_to(root)) for path in written]
+        self.published.files.extend(str(Path(path).resolve().relative_to(root)) for path in written)
 
-    def record(self, stage: str, data: dict[str, Any]) -> None:
-        """The stage's key numbers (tests and the report read them), with what it published."""
-        self.paths.write_record(stage, {**data, "published": self.published, "profile": self.profile.profile})
+    def claim_table(self, name: str) -> None:
+        """Claim a table that other code wrote under its catalog name (e.g. the survey's tabulation)."""
+        catalog.table(name)
+        self.published.tables.append(name)
+
+    def record(self, record: StageRecord) -> StageRecord:
+        """The stage's typed record (`stages.py`: tests, the report and later stages read it), with what it
+        published; written atomically and returned as written."""
+        complete = record.model_copy(update={"published": self.published, "profile": self.profile.profile})
+        self.paths.write_record(complete)
+        return complete

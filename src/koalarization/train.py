@@ -25,6 +25,7 @@ import numpy as np
 from . import checkpoint
 from .config import TrainingSettings, as_fusion
 from .errors import KoalaError
+from .machine import cpu_has_bf16
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,15 +79,6 @@ def _gpu_has_bf16() -> bool:
     except Exception:  # any doubt: float16, which every GPU has
         return False
     return False
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            flags = handle.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def set_precision(mixed_precision: str | None) -> str:

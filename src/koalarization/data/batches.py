@@ -78,10 +78,10 @@ def decode(jpeg: bytes) -> np.ndarray:
 
 def to_scale(rgb: np.ndarray, scale: int) -> np.ndarray:
     """Resize to short side `scale` (antialiased bilinear, as tf.image.resize(antialias=True))."""
-    height, width = scaled_size(*rgb.shape[:2], scale)
+    height, width = scaled_size(rgb.shape[0], rgb.shape[1], scale)
     if (height, width) == rgb.shape[:2]:
         return rgb
-    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.BILINEAR))
+    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR))
 
 
 def crop_example(example: Example, scale: int, size: int, rng: np.random.Generator | None,
@@ -93,7 +93,7 @@ def crop_example(example: Example, scale: int, size: int, rng: np.random.Generat
     rgb = to_scale(decode(example.jpeg), scale)
     height, width = rgb.shape[:2]
     if height < size or width < size:  # small photos are upscaled so a crop fits
-        rgb = np.asarray(Image.fromarray(rgb).resize((max(width, size), max(height, size)), Image.BILINEAR))
+        rgb = np.asarray(Image.fromarray(rgb).resize((max(width, size), max(height, size)), Image.Resampling.BILINEAR))
         height, width = rgb.shape[:2]
     maps = example.feature_maps
     if len(example.crop_boxes):
@@ -190,7 +190,7 @@ class _Crops:
             crops.append(crop)
             embeddings.append(embedding)
             maps.append(packed)
-        stacked = np.stack(maps).astype(np.float32) if self.shapes else None
+        stacked = np.stack([m for m in maps if m is not None]).astype(np.float32) if self.shapes else None
         return np.stack(crops), np.stack(embeddings).astype(np.float32), stacked
 
 
@@ -263,7 +263,7 @@ def evaluation_arrays(data_dir: str, split: str, scale: int, size: int, fusion: 
     examples = load_split(data_dir, split)[:limit]
     triples = [crop_example(example, scale, size, None) for example in examples]
     shapes = load_manifest(data_dir).get("feature_shapes") if uses_feature_maps(as_fusion(fusion)) else None
-    maps = np.stack([m for _, _, m in triples]) if shapes else None
+    maps = np.stack([m for _, _, m in triples if m is not None]) if shapes else None
     inputs, target = to_model_io(np.stack([c for c, _, _ in triples]), np.stack([e for _, e, _ in triples]),
                                  fusion, maps, shapes)
     as_numpy = ops.convert_to_numpy

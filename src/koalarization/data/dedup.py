@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import imagehash
 import numpy as np
@@ -52,8 +52,10 @@ def find_duplicates(photos: Iterable[Photo], load_rgb: Callable[[Photo], np.ndar
     """
     if hamming is not None and not 0 <= hamming <= 64:
         raise ValueError(f"hamming must be between 0 and 64 (bits of a phash), got {hamming}")
-    duplicates, verdict_by_digest = [], {}
-    kept_ids, kept_hashes = [], np.zeros(0, dtype=np.uint64)
+    duplicates: list[Duplicate] = []
+    verdict_by_digest: dict[str, Any] = {}
+    kept_ids: list[str] = []
+    kept_hashes = np.zeros(0, dtype=np.uint64)
     for photo in photos:
         try:
             rgb = load_rgb(photo)

@@ -74,8 +74,9 @@ def build_index(settings: DataSettings, out_dir: str, progress: bool = True) -> 
     minimum = settings.minimum_side
     rows, good, thumbnails = [], [], {}
     for photo in tqdm(photos, desc="index", unit="photo", disable=not progress):
-        row = {"photo_id": photo.id, "source": photo.source, "origin": photo.origin, "license": photo.license,
-               "group": photo.group, "label": photo.label, "status": "ok", "reason": "", "split": "", "sha256": ""}
+        row: dict[str, Any] = {"photo_id": photo.id, "source": photo.source, "origin": photo.origin,
+                               "license": photo.license, "group": photo.group, "label": photo.label,
+                               "status": "ok", "reason": "", "split": "", "sha256": ""}
         try:
             data = photo.read_bytes()
             row["sha256"] = hashlib.sha256(data).hexdigest()
@@ -185,7 +186,7 @@ def write_shard(name: str, split: str, photo_ids: Sequence[str], photos_by_id: d
             failed[photo_id] = error.reason
             continue
         image = prepare_image(rgb, settings.short_side, settings.letterbox_size)
-        corners = crop_boxes(photo_id, *image.shape[:2], settings, split)
+        corners = crop_boxes(photo_id, image.shape[0], image.shape[1], settings, split)
         crops += [stored_region(image, y, x, settings) for y, x in corners]
         images.append(image)
         boxes.append(corners)
@@ -273,7 +274,7 @@ def _reuse_index(other_dir: str, out_dir: str, params: dict) -> None:
 
 
 def _minimum(params: dict) -> int:
-    return params.get("min_side") or params.get("train_crop")
+    return int(params.get("min_side") or params["train_crop"])
 
 
 def finalize(out_dir: str, plan: list, index: pd.DataFrame, params: dict) -> dict[str, Any] | None:
@@ -309,3 +310,37 @@ def load_manifest(data_dir: str) -> dict[str, Any]:
         raise PrepareError(f"{data_dir}: not a prepared dataset (no manifest.json; run `koala prepare`)")
     with open(path) as handle:
         return json.load(handle)
+
+
+def read_index(data_dir: str | os.PathLike) -> pd.DataFrame:
+    """A prepared dataset's index: every photo considered, with its source, split, status and reason."""
+    return pd.read_csv(os.path.join(data_dir, "index.csv"), keep_default_na=False)
+
+
+def prepare_record(settings: DataSettings, manifests: dict[str, dict[str, Any]], index: pd.DataFrame) -> Any:
+    """Stage 1's record (`stages.PrepareRecord`) from the manifests of its prepared datasets and their index."""
+    from ..stages import PrepareRecord
+
+    first = manifests[settings.backbones[0]]
+    return PrepareRecord(
+        counts=first["counts"], fingerprints={b: m["fingerprint"] for b, m in manifests.items()},
+        backbones=list(manifests),
+        embedding_shapes={b: [int(m.get("embedding_dim", 1000))] for b, m in manifests.items()},
+        feature_shapes={b: m["feature_shapes"] for b, m in manifests.items() if m.get("feature_shapes")},
+        excluded=int((index["status"] != "ok").sum()), duplicates=int((index["status"] == "duplicate").sum()),
+        unreadable_or_too_small=int((index["status"] == "skipped").sum()),
+        stored_size=settings.letterbox_size or settings.short_side, letterbox=settings.letterbox_size is not None,
+        train_scale=settings.train_scale, train_crop=settings.train_crop, crops_per_photo=settings.crops_per_photo)
+
+
+def colorless_photos(data_dir: str | os.PathLike, settings: DataSettings) -> list[tuple[str, np.ndarray]]:
+    """The photos that preparation left out as black-and-white: born gray, they are the study's historical photos
+    (nothing to score them against, but a real application of the method). -> [(photo id, uint8 RGB)]."""
+    from .sources import open_sources
+
+    index = read_index(data_dir)
+    wanted = set(index.loc[index["reason"].str.startswith("colorless"), "photo_id"])
+    if not wanted:
+        return []
+    photos = [p for p in open_sources(settings.sources) if p.id in wanted]
+    return [(photo.id, read_photo(photo.read_bytes(), name=photo.id)) for photo in sorted(photos, key=lambda p: p.id)]

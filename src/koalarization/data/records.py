@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import crc32c
 import numpy as np
@@ -97,12 +98,13 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def _fields(data: bytes) -> Iterator[tuple[int, int, object]]:
+def _fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
     """(field number, wire type, value) of a message: value is bytes for wire type 2, an int for 0, raw for 1/5."""
     offset = 0
     while offset < len(data):
         key, offset = _read_varint(data, offset)
         number, wire = key >> 3, key & 7
+        value: int | bytes
         if wire == 0:
             value, offset = _read_varint(data, offset)
         elif wire == 2:

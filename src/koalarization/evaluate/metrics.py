@@ -9,7 +9,7 @@ Colour conversions are scikit-image's (``rgb2lab``, sRGB, D65), as everywhere el
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, NamedTuple, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 from skimage.color import deltaE_ciede2000
@@ -26,7 +26,7 @@ AUC_STEPS = 151  # thresholds 0, 1, ..., 150
 class MetricInfo(NamedTuple):
     """What a report needs to know about one metric."""
 
-    function: Callable[[np.ndarray, np.ndarray], float]
+    function: Callable[[Pair], float]
     higher_is_better: bool | None  # None: no better direction (the ideal is matching the ground truth)
     unit: str
     definition: str
@@ -47,10 +47,40 @@ def _check_pair(pred, truth):
     return pred, truth
 
 
-def _ab_error(pred, truth):
-    """Per-pixel Euclidean distance between the a*b* of two images, in Lab units."""
-    diff = rgb_to_lab(pred)[..., 1:] - rgb_to_lab(truth)[..., 1:]
-    return np.sqrt(np.sum(diff**2, axis=-1))
+class Pair:
+    """A prediction and its ground truth (uint8 RGB, same shape), with their L*a*b* and per-pixel CIEDE2000 computed
+    once and shared by every metric (each used to convert both images again: 10 conversions per prediction).
+    `truth_lab` may be given when one truth is scored against many predictions."""
+
+    def __init__(self, pred: np.ndarray, truth: np.ndarray, truth_lab: np.ndarray | None = None):
+        self.pred, self.truth = _check_pair(pred, truth)
+        self._truth_lab = truth_lab
+        self._pred_lab: np.ndarray | None = None
+        self._delta_e: np.ndarray | None = None
+
+    @property
+    def truth_lab(self) -> np.ndarray:
+        if self._truth_lab is None:
+            self._truth_lab = rgb_to_lab(self.truth)
+        return self._truth_lab
+
+    @property
+    def pred_lab(self) -> np.ndarray:
+        if self._pred_lab is None:
+            self._pred_lab = rgb_to_lab(self.pred)
+        return self._pred_lab
+
+    @property
+    def delta_e(self) -> np.ndarray:
+        """Per-pixel CIEDE2000 (skimage, kL = kC = kH = 1)."""
+        if self._delta_e is None:
+            self._delta_e = deltaE_ciede2000(self.truth_lab, self.pred_lab)
+        return self._delta_e
+
+    def ab_error(self) -> np.ndarray:
+        """Per-pixel Euclidean distance between the a*b* of the two images, in Lab units."""
+        diff = self.pred_lab[..., 1:] - self.truth_lab[..., 1:]
+        return np.sqrt(np.sum(diff**2, axis=-1))
 
 
 def mse_ab_scaled(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -58,8 +88,11 @@ def mse_ab_scaled(pred: np.ndarray, truth: np.ndarray) -> float:
 
     a*b* come from ``skimage.color.rgb2lab`` of each uint8 image; 0 for identical images.
     """
-    pred, truth = _check_pair(pred, truth)
-    diff = scale_ab(rgb_to_lab(pred)[..., 1:] - rgb_to_lab(truth)[..., 1:])
+    return _mse_ab(Pair(pred, truth))
+
+
+def _mse_ab(pair: Pair) -> float:
+    diff = scale_ab(pair.pred_lab[..., 1:] - pair.truth_lab[..., 1:])
     return float(np.mean(diff**2))
 
 
@@ -69,10 +102,13 @@ def psnr_rgb(pred: np.ndarray, truth: np.ndarray) -> float:
     Capped at ``PSNR_CAP_DB`` (100 dB): identical images give exactly 100 instead of infinity. Only near-identical
     pairs reach the cap (one value off by one level in a photo of over ~51k pixels); colorizations score 20-35 dB.
     """
-    pred, truth = _check_pair(pred, truth)
-    if np.array_equal(pred, truth):
+    return _psnr(Pair(pred, truth))
+
+
+def _psnr(pair: Pair) -> float:
+    if np.array_equal(pair.pred, pair.truth):
         return PSNR_CAP_DB
-    value = peak_signal_noise_ratio(truth, pred, data_range=255)
+    value = peak_signal_noise_ratio(pair.truth, pair.pred, data_range=255)
     return float(min(value, PSNR_CAP_DB))
 
 
@@ -83,12 +119,15 @@ def ssim_rgb(pred: np.ndarray, truth: np.ndarray) -> float:
     Photos with a side under 7 px use the largest odd window that fits (3 or 5); under 3 px SSIM is undefined
     and a ValueError is raised.
     """
-    pred, truth = _check_pair(pred, truth)
-    side = min(pred.shape[:2])
+    return _ssim(Pair(pred, truth))
+
+
+def _ssim(pair: Pair) -> float:
+    side = min(pair.pred.shape[:2])
     if side < 3:
-        raise ValueError(f"SSIM needs images of at least 3x3 pixels, got {pred.shape[:2]}")
+        raise ValueError(f"SSIM needs images of at least 3x3 pixels, got {pair.pred.shape[:2]}")
     win_size = min(SSIM_WIN_SIZE, side if side % 2 else side - 1)
-    value = structural_similarity(truth.astype(np.float64), pred.astype(np.float64), win_size=win_size,
+    value = structural_similarity(pair.truth.astype(np.float64), pair.pred.astype(np.float64), win_size=win_size,
                                   data_range=255, channel_axis=-1)
     return float(value)
 
@@ -98,22 +137,27 @@ def ciede2000_mean(pred: np.ndarray, truth: np.ndarray) -> float:
 
     Both images go through ``rgb2lab``; 0 for identical images, about 1 is a just-noticeable difference.
     """
-    pred, truth = _check_pair(pred, truth)
-    return float(np.mean(deltaE_ciede2000(rgb_to_lab(truth), rgb_to_lab(pred))))
+    return _ciede2000(Pair(pred, truth))
+
+
+def _ciede2000(pair: Pair) -> float:
+    return float(np.mean(pair.delta_e))
 
 
 CHROMA_BANDS = (0.0, 5.0, 10.0, 20.0, 40.0, np.inf)
 
 
-def ciede2000_by_chroma(pred: np.ndarray, truth: np.ndarray, edges=CHROMA_BANDS) -> list[dict[str, float]]:
+def ciede2000_by_chroma(pred: np.ndarray, truth: np.ndarray, edges: tuple = CHROMA_BANDS) -> list[dict[str, Any]]:
     """CIEDE2000 summed per band of the *true* chroma (sqrt(a*² + b*²)): shows where an error comes from.
 
     MSE regression lowers the error on colorful pixels and adds a cast to near-neutral ones (walls, sky, roads);
     the photo's mean ΔE00 hides that trade, this split shows it. One row per band: band, pixels, sum of ΔE00.
     """
-    pred, truth = _check_pair(pred, truth)
-    lab_truth = rgb_to_lab(truth)
-    error = deltaE_ciede2000(lab_truth, rgb_to_lab(pred))
+    return _by_chroma(Pair(pred, truth), edges)
+
+
+def _by_chroma(pair: Pair, edges: tuple = CHROMA_BANDS) -> list[dict[str, Any]]:
+    error, lab_truth = pair.delta_e, pair.truth_lab
     band = np.digitize(np.hypot(lab_truth[..., 1], lab_truth[..., 2]), edges[1:-1])
     return [{"band": chroma_band_label(edges, k), "pixels": int(np.count_nonzero(band == k)),
              "ciede2000_sum": float(error[band == k].sum())} for k in range(len(edges) - 1)]
@@ -145,10 +189,17 @@ def prediction_colorfulness(pred: np.ndarray, truth: np.ndarray) -> float:
     return colorfulness(pred)
 
 
+def _colorfulness(pair: Pair) -> float:
+    return colorfulness(pair.pred)
+
+
 def colorfulness_gap(pred: np.ndarray, truth: np.ndarray) -> float:
     """ΔCF = colorfulness(pred) - colorfulness(truth): signed, negative when the prediction is duller."""
-    pred, truth = _check_pair(pred, truth)
-    return colorfulness(pred) - colorfulness(truth)
+    return _colorfulness_gap(Pair(pred, truth))
+
+
+def _colorfulness_gap(pair: Pair) -> float:
+    return colorfulness(pair.pred) - colorfulness(pair.truth)
 
 
 def ab_error_auc(pred: np.ndarray, truth: np.ndarray, max_threshold: float = AUC_MAX_THRESHOLD,
@@ -161,8 +212,11 @@ def ab_error_auc(pred: np.ndarray, truth: np.ndarray, max_threshold: float = AUC
     ``max_threshold``. Identical images give 1. The continuous limit is mean(clip(1 - error/max_threshold, 0, 1));
     the default grid differs from it by at most 1/(2*150) = 0.0033.
     """
-    pred, truth = _check_pair(pred, truth)
-    errors = np.sort(_ab_error(pred, truth).ravel())
+    return _auc(Pair(pred, truth), max_threshold, steps)
+
+
+def _auc(pair: Pair, max_threshold: float = AUC_MAX_THRESHOLD, steps: int = AUC_STEPS) -> float:
+    errors = np.sort(pair.ab_error().ravel())
     thresholds = np.linspace(0.0, max_threshold, steps)
     accuracy = np.searchsorted(errors, thresholds, side="right") / errors.size
     return float(np.trapezoid(accuracy, thresholds) / max_threshold)
@@ -172,8 +226,11 @@ def ab_std_ratio(pred: np.ndarray, truth: np.ndarray) -> float:
     """Spatial variation of color, prediction over truth: sqrt(var(a*) + var(b*)) over the pixels of the prediction,
     divided by the same for the ground truth. Near 0 for a uniform cast (one color over the whole photo), 1 for the
     truth's variety; undefined (NaN) for a colorless truth."""
-    pred, truth = _check_pair(pred, truth)
-    spread = [np.sqrt(rgb_to_lab(image)[..., 1:].reshape(-1, 2).var(axis=0).sum()) for image in (pred, truth)]
+    return _ab_std_ratio(Pair(pred, truth))
+
+
+def _ab_std_ratio(pair: Pair) -> float:
+    spread = [np.sqrt(lab[..., 1:].reshape(-1, 2).var(axis=0).sum()) for lab in (pair.pred_lab, pair.truth_lab)]
     return float(spread[0] / spread[1]) if spread[1] > 1e-6 else float("nan")
 
 
@@ -181,33 +238,41 @@ MetricName = Literal["mse_ab", "psnr", "ssim", "ciede2000", "auc_ab", "colorfuln
                      "ab_std_ratio"]
 
 METRICS: dict[str, MetricInfo] = {
-    "mse_ab": MetricInfo(mse_ab_scaled, False, "",
+    "mse_ab": MetricInfo(_mse_ab, False, "",
                          "mean squared error on a*b*/127 (the paper's training loss), skimage rgb2lab", "MSE a*b*/127"),
-    "psnr": MetricInfo(psnr_rgb, True, "dB",
+    "psnr": MetricInfo(_psnr, True, "dB",
                        "PSNR on RGB 0..255 (skimage, data_range=255), capped at 100 dB", "PSNR"),
-    "ssim": MetricInfo(ssim_rgb, True, "",
+    "ssim": MetricInfo(_ssim, True, "",
                        "SSIM on RGB, mean of channels (skimage, 7x7 uniform window, data_range=255)", "SSIM"),
-    "ciede2000": MetricInfo(ciede2000_mean, False, "ΔE00",
+    "ciede2000": MetricInfo(_ciede2000, False, "ΔE00",
                             "mean CIEDE2000 colour difference over pixels (skimage deltaE_ciede2000)", "CIEDE2000"),
-    "auc_ab": MetricInfo(ab_error_auc, True, "",
+    "auc_ab": MetricInfo(_auc, True, "",
                          "area under the share of pixels with a*b* error <= t, t = 0..150, normalized to [0, 1] "
                          "(Zhang et al. 2016)", "AuC a*b*"),
-    "colorfulness": MetricInfo(prediction_colorfulness, None, "",
+    "colorfulness": MetricInfo(_colorfulness, None, "",
                                "colourfulness of the prediction (Hasler & Süsstrunk 2003, M3 on RGB 0..255)",
                                "Colourfulness"),
-    "colorfulness_gap": MetricInfo(colorfulness_gap, None, "",
+    "colorfulness_gap": MetricInfo(_colorfulness_gap, None, "",
                                    "colourfulness(prediction) - colourfulness(ground truth); 0 is ideal, negative "
                                    "is duller", "ΔCF"),
-    "ab_std_ratio": MetricInfo(ab_std_ratio, None, "",
+    "ab_std_ratio": MetricInfo(_ab_std_ratio, None, "",
                                "spatial standard deviation of a*b* over the photo, prediction / ground truth; 0 is a "
                                "uniform cast, 1 the truth's variety of color", "a*b* variation ratio"),
 }
 
 
-def evaluate_pair(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+def evaluate_pair(pred: np.ndarray, truth: np.ndarray, truth_lab: np.ndarray | None = None) -> dict[str, float]:
     """All metrics of one prediction against its ground truth, keyed by the names in ``METRICS``."""
-    pred, truth = _check_pair(pred, truth)
-    return {name: info.function(pred, truth) for name, info in METRICS.items()}
+    pair = Pair(pred, truth, truth_lab)
+    return {name: info.function(pair) for name, info in METRICS.items()}
+
+
+def score(pred: np.ndarray, truth: np.ndarray, truth_lab: np.ndarray | None = None
+          ) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Every metric and the CIEDE2000 split by true chroma of one prediction, each image converted to L*a*b* once
+    (the evaluation's inner loop; the same numbers as `evaluate_pair` and `ciede2000_by_chroma`)."""
+    pair = Pair(pred, truth, truth_lab)
+    return {name: info.function(pair) for name, info in METRICS.items()}, _by_chroma(pair)
 
 
 def higher_is_better(metric: str) -> bool | None:

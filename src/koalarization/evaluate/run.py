@@ -2,134 +2,187 @@
 
 Every model colorizes the same photos as a user's `koala colorize` would: the network runs at the scale the
 checkpoint was trained at, and the predicted a*b* is joined to the photo's own L at the stored resolution (short
-side 256 in the demo), with the classifier embedding cached at preparation. A model trained with several seeds is
-evaluated once per seed. Baselines need no training: `gray` predicts a*b* = 0; `mean_ab` predicts the training
-split's mean a*b* everywhere (a dataset color prior). Per-photo metrics go to a CSV; the colorized images (first
-seed) are kept for the figures and the user study.
+side 256 in the demo), with what the classifier saw of the photo (embedding, feature maps) cached at preparation. A
+model trained with several seeds is evaluated once per seed, and as a seed ensemble (its seeds' a*b* averaged,
+`colorize.average_ab`). Baselines need no training: `gray` predicts a*b* = 0; `mean_ab` predicts the training split's
+mean a*b* everywhere (a dataset color prior). Per-photo metrics go to a CSV (`stages.PerPhotoRow`); the colorized
+images (first seed) are kept for the figures and the user study.
 """
 from __future__ import annotations
 
+import json
 import logging
-import os
-from collections.abc import Iterable
-from typing import Any
+import multiprocessing
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ..atomic import write_csv_atomic, write_json_atomic
-from ..colorize import Colorizer, join, lightness
+from ..colorize import Colorizer, Seen, average_ab, join, lightness
 from ..images import save_image_atomic
-from ..layout import safe_name
-from .metrics import ciede2000_by_chroma, evaluate_pair
+from ..layout import EvalFiles
+from ..stages import ClassesRow, PerPhotoRow, RunsIndex, read_rows, write_rows
+from .metrics import rgb_to_lab
+from .scoring import score_photo
 
 log = logging.getLogger(__name__)
 BASELINES = ("gray", "mean_ab")
-ENSEMBLE_SUFFIX = "_ensemble"
 
 
-def ensemble_name(model: str) -> str:
-    """The model id under which a model's seed ensemble is scored."""
-    return model + ENSEMBLE_SUFFIX
-
-
-def ensemble_labels(labels: dict[str, str], seeds: dict[str, int]) -> dict[str, str]:
-    """Readable names of the seed ensembles of the models trained with several seeds ({model: seed count})."""
-    return {ensemble_name(model): f"{labels.get(model, model)}, {count}-seed ensemble"
-            for model, count in seeds.items() if count > 1}
+def ensemble_id(model: str) -> str:
+    """The id under which a model's seed ensemble is scored (as `stages.roles_of` names it)."""
+    return f"{model}_ensemble"
 
 
 def mean_ab(data_dir: str) -> np.ndarray:
     """Mean a*b* over all pixels of the training split: the `mean_ab` prior."""
-    from ..color import rgb_to_lab
     from ..data.batches import iterate_photos
 
     sums, count = np.zeros(2), 0
-    for _photo_id, rgb, _embedding in iterate_photos(data_dir, "train"):
-        ab = rgb_to_lab(rgb)[..., 1:].reshape(-1, 2)
+    for photo in iterate_photos(data_dir, "train"):
+        ab = rgb_to_lab(photo.rgb)[..., 1:].reshape(-1, 2)
         sums += ab.sum(axis=0)
         count += len(ab)
     return sums / max(count, 1)
 
 
-def evaluate(models: dict[str, dict[str, Any]], out_dir: str, split: str = "test", baselines: bool = True,
-             save_images: bool = True, progress: bool = True, image_path=None, ensembles: bool = True
-             ) -> pd.DataFrame:
-    """Colorize every photo of a split with every model (and seed) and score it.
+@dataclass
+class _Photo:
+    """One photo under evaluation: its truth (sides cut to multiples of 8), L, and what each classifier saw."""
 
-    models: {name: {"data_dir": prepared dataset, "checkpoints": {seed: checkpoint or run folder}}}; all data dirs
-    hold the same photos (they differ only in the cached embedding). `image_path(model, photo_id)` says where a
-    colorized image goes (default: out_dir/images/<model>/<photo>.png). Returns the per-photo DataFrame, one row
-    per model, seed and photo (baselines and ensembles have seed -1), also written to out_dir/per_photo.csv. The
-    error split by the true chroma (`ciede2000_by_chroma`) goes to out_dir/by_chroma.csv. `ensembles`: also score
-    each model with several seeds as `<model>_ensemble`, the seeds' a*b* averaged.
-    """
-    from tqdm.auto import tqdm
+    photo_id: str
+    truth: np.ndarray
+    l_full: np.ndarray
+    seen: dict[str, Seen]  # by prepared dataset
 
-    from ..backbones import top_classes
+
+def _photos(runs: RunsIndex, split: str) -> Iterator[_Photo]:
+    """The split's photos, read from every prepared dataset the models use (they differ only in what the
+    classifier saw), in order."""
     from ..data.batches import iterate_photos
 
-    image_path = image_path or (lambda model, photo_id: os.path.join(out_dir, "images", model,
-                                                                     safe_name(photo_id) + ".png"))
-    colorizers = {(name, int(seed)): (Colorizer(path, cached_embeddings=True), spec["data_dir"])
-                  for name, spec in models.items() for seed, path in spec["checkpoints"].items()}
-    first_seed = {name: min(int(s) for s in spec["checkpoints"]) for name, spec in models.items()}
-    several = [name for name, spec in models.items() if len(spec["checkpoints"]) > 1] if ensembles else []
-    data_dirs = sorted({spec["data_dir"] for spec in models.values()})
-    streams = {d: iterate_photos(d, split) for d in data_dirs}
-    prior = mean_ab(data_dirs[0]) if baselines else None
-    rows, classes, bands = [], [], []
-    for items in tqdm(zip(*streams.values()), desc=f"evaluate {split}", unit="photo", disable=not progress):
-        by_dir = dict(zip(streams, items))
-        ids = {item[0] for item in items}
+    data_dirs = sorted({entry.data_dir for entry in runs.models.values()})
+    for items in zip(*(iterate_photos(d, split) for d in data_dirs)):
+        ids = {item.photo_id for item in items}
         if len(ids) != 1:
             raise ValueError(f"prepared datasets {data_dirs} disagree on the {split} photos: {ids}")
-        photo_id, truth, _ = items[0]
-        height, width = (side // 8 * 8 for side in truth.shape[:2])
-        truth = np.ascontiguousarray(truth[:height, :width])
-        l_full = lightness(truth)
-        predictions = {}
-        if baselines:
-            predictions[("gray", -1)] = join(l_full, np.zeros(l_full.shape + (2,), np.float32))
-            predictions[("mean_ab", -1)] = join(l_full, np.broadcast_to(prior.astype(np.float32),
-                                                                        l_full.shape + (2,)))
-        small, predicted = {}, {}
-        for (name, seed), (colorizer, data) in colorizers.items():
+        height, width = (side // 8 * 8 for side in items[0].rgb.shape[:2])
+        truth = np.ascontiguousarray(items[0].rgb[:height, :width])
+        yield _Photo(items[0].photo_id, truth, lightness(truth),
+                     {d: Seen(item.embedding, item.maps) for d, item in zip(data_dirs, items)})
+
+
+def _predictions(photo: _Photo, runs: RunsIndex, colorizers: dict, prior: np.ndarray | None,
+                 ensembles: bool) -> dict[tuple[str, int | None], np.ndarray]:
+    """Every model's (and seed's) colorization of one photo as uint8 RGB: baselines, networks, seed ensembles."""
+    shape = photo.l_full.shape + (2,)
+    out: dict[tuple[str, int | None], np.ndarray] = {}
+    if prior is not None:
+        out[("gray", None)] = join(photo.l_full, np.zeros(shape, np.float32))
+        out[("mean_ab", None)] = join(photo.l_full, np.broadcast_to(prior.astype(np.float32), shape))
+    small: dict[int, np.ndarray] = {}
+    for name, entry in runs.models.items():
+        members = []
+        for seed, colorizer in colorizers[name].items():
             if colorizer.short_side not in small:
-                small[colorizer.short_side] = colorizer.lightness_planes(truth)[1]
-            predicted[(name, seed)] = colorizer.predict_ab(small[colorizer.short_side], by_dir[data][2])
-            predictions[(name, seed)] = join(l_full, predicted[(name, seed)])
-        for name in several:
-            members = [ab for (model, _seed), ab in predicted.items() if model == name]
-            predictions[(ensemble_name(name), -1)] = join(l_full, np.mean(members, axis=0))
-        for data, item in by_dir.items():
-            row = {"photo_id": photo_id, "data_dir": data}
-            for k, (class_name, probability) in enumerate(top_classes(item[2], 3), start=1):
-                row.update({f"class_{k}": class_name, f"prob_{k}": probability})
-            classes.append(row)
-        for (name, seed), prediction in predictions.items():
-            scores = evaluate_pair(prediction, truth)
-            rows.append({"model": name, "seed": seed, "photo_id": photo_id, **scores})
-            bands += [{"model": name, "seed": seed, "photo_id": photo_id, **band}
-                      for band in ciede2000_by_chroma(prediction, truth)]
-            if save_images and (seed == -1 or seed == first_seed[name]):
-                path = image_path(name, photo_id)
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                save_image_atomic(prediction, path)
-        if save_images:
-            path = image_path("truth", photo_id)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            save_image_atomic(truth, path)
+                small[colorizer.short_side] = colorizer.lightness_planes(photo.truth)[1]
+            ab = colorizer.predict_ab(small[colorizer.short_side], photo.seen[entry.data_dir])
+            out[(name, seed)] = join(photo.l_full, ab)
+            members.append(ab)
+        if ensembles and len(members) > 1:
+            out[(ensemble_id(name), None)] = join(photo.l_full, average_ab(members))
+    return out
+
+
+def _classes_rows(photo: _Photo) -> list[ClassesRow]:
+    from ..backbones import top_classes
+
+    rows = []
+    for data_dir, seen in photo.seen.items():
+        top = top_classes(seen.embedding, 3)
+        rows.append(ClassesRow(photo_id=photo.photo_id, data_dir=data_dir, class_1=top[0][0], prob_1=top[0][1],
+                               class_2=top[1][0], prob_2=top[1][1], class_3=top[2][0], prob_3=top[2][1]))
+    return rows
+
+
+def _save_images(files: EvalFiles, photo: _Photo, predictions: dict, first_seed: dict[str, int]) -> None:
+    """The truth, every baseline and ensemble, and each network's first seed, as PNG (figures, survey)."""
+    for (model, seed), prediction in predictions.items():
+        if seed is None or seed == first_seed.get(model):
+            save_image_atomic(prediction, files.image(model, photo.photo_id))
+    save_image_atomic(photo.truth, files.image("truth", photo.photo_id))
+
+
+def evaluate(runs: RunsIndex, files: EvalFiles, split: str = "test", baselines: bool = True,
+             save_images: bool = True, progress: bool = True, ensembles: bool = True, workers: int = 0
+             ) -> pd.DataFrame:
+    """Colorize every photo of a split with every model (and seed) and score it; -> the per-photo table, one row per
+    model, seed and photo (baselines and ensembles: seed <NA>), also written to `files.per_photo`. The error split by
+    the true chroma goes to `files.by_chroma`, the classifier's top classes to `files.classes`. `ensembles`: also
+    score each model with several seeds as `<model>_ensemble`. `workers`: processes that score while the networks
+    run on the next photo (0: score in this process); the numbers do not depend on it."""
+    from tqdm.auto import tqdm
+
+    colorizers = {name: {seed: Colorizer(path, cached_embeddings=True) for seed, path in entry.checkpoints.items()}
+                  for name, entry in runs.models.items()}
+    first_seed = {name: min(entry.checkpoints) for name, entry in runs.models.items()}
+    prior = mean_ab(sorted({e.data_dir for e in runs.models.values()})[0]) if baselines else None
+    rows: list[PerPhotoRow] = []
+    bands: list[dict] = []
+    classes: list[ClassesRow] = []
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers else None
+    pending: list[Future] = []
+    try:
+        for photo in tqdm(_photos(runs, split), desc=f"evaluate {split}", unit="photo", disable=not progress):
+            predictions = _predictions(photo, runs, colorizers, prior, ensembles)
+            classes += _classes_rows(photo)
+            if save_images:
+                _save_images(files, photo, predictions, first_seed)
+            if pool is None:
+                scored, by_band = score_photo(photo.photo_id, photo.truth, predictions)
+                rows += scored
+                bands += by_band
+            else:
+                pending.append(pool.submit(score_photo, photo.photo_id, photo.truth, predictions))
+        for future in pending:
+            scored, by_band = future.result()
+            rows += scored
+            bands += by_band
+    finally:
+        if pool is not None:
+            pool.shutdown()
     if not rows:
         raise ValueError(f"the {split} split is empty")
-    per_photo = pd.DataFrame(rows)
-    os.makedirs(out_dir, exist_ok=True)
-    write_csv_atomic(per_photo, os.path.join(out_dir, "per_photo.csv"))
-    write_csv_atomic(pd.DataFrame(classes), os.path.join(out_dir, "classes.csv"))
-    write_csv_atomic(pd.DataFrame(bands), os.path.join(out_dir, "by_chroma.csv"))
+    return _write(files, rows, bands, classes, prior)
+
+
+def _write(files: EvalFiles, rows: list[PerPhotoRow], bands: list[dict], classes: list[ClassesRow],
+           prior: np.ndarray | None) -> pd.DataFrame:
+    per_photo = write_rows(files.per_photo, rows)
+    write_rows(files.classes, classes)
+    by_chroma = pd.DataFrame(bands)
+    by_chroma["seed"] = by_chroma["seed"].astype("Int64")
+    write_csv_atomic(by_chroma, files.by_chroma)
     if prior is not None:
-        write_json_atomic(os.path.join(out_dir, "prior.json"), {"mean_ab": prior.tolist()})
+        write_json_atomic(files.prior, {"mean_ab": prior.tolist()})
     return per_photo
+
+
+def read_per_photo(files: EvalFiles) -> pd.DataFrame:
+    """The per-photo table of an evaluation, checked (`stages.PerPhotoRow`)."""
+    return read_rows(files.per_photo, PerPhotoRow)
+
+
+def read_classes(files: EvalFiles) -> pd.DataFrame:
+    return read_rows(files.classes, ClassesRow)
+
+
+def read_prior(files: EvalFiles) -> list[float]:
+    with open(files.prior) as handle:
+        return json.load(handle)["mean_ab"]
 
 
 def average_seeds(per_photo: pd.DataFrame, metrics: Iterable[str] | None = None) -> pd.DataFrame:
@@ -142,9 +195,9 @@ def average_seeds(per_photo: pd.DataFrame, metrics: Iterable[str] | None = None)
 
 
 def seed_spread(per_photo: pd.DataFrame, metrics: Iterable[str]) -> pd.DataFrame:
-    """Per model and metric: the mean over photos for each seed, and the spread of those means across seeds."""
+    """Per trained model and metric: the mean over photos for each seed, and the spread of those means."""
     rows = []
-    trained = per_photo[per_photo["seed"] >= 0]
+    trained = per_photo[per_photo["seed"].notna()]
     for model, group in trained.groupby("model", sort=False):
         by_seed = group.groupby("seed")[list(metrics)].mean()
         for metric in metrics:
@@ -165,7 +218,8 @@ def error_by_chroma(bands: pd.DataFrame, order: list[str] | None = None) -> pd.D
     table = totals.pivot(index="band", columns="model", values="ciede2000").reindex(band_order)
     models = [m for m in (order or list(dict.fromkeys(bands["model"]))) if m in table.columns]
     first = bands[bands["model"] == models[0]]
-    share = first[first["seed"] == first["seed"].min()].groupby("band", sort=False)["pixels"].sum().reindex(band_order)
+    first = first[first["seed"].isna()] if first["seed"].isna().any() else first[first["seed"] == first["seed"].min()]
+    share = first.groupby("band", sort=False)["pixels"].sum().reindex(band_order)
     table = table[models]
     table.insert(0, "share of pixels", share / share.sum())
     every_pixel = totals.groupby("model", sort=False)[["pixels", "ciede2000_sum"]].sum()
@@ -174,9 +228,45 @@ def error_by_chroma(bands: pd.DataFrame, order: list[str] | None = None) -> pd.D
     return table.rename_axis(index="true chroma", columns=None).reset_index()
 
 
-def survey_candidates(per_photo: pd.DataFrame, model: str, image_path) -> pd.DataFrame:
+def read_by_chroma(files: EvalFiles) -> pd.DataFrame:
+    frame = pd.read_csv(files.by_chroma)
+    frame["seed"] = frame["seed"].astype("Int64")
+    return frame
+
+
+def survey_candidates(per_photo: pd.DataFrame, model: str, files: EvalFiles) -> pd.DataFrame:
     """The table the survey builder reads: one row per photo with the model's output and the original."""
     ours = average_seeds(per_photo[per_photo["model"] == model])
-    ours["colorized_path"] = [str(image_path(model, p)) for p in ours["photo_id"]]
-    ours["real_path"] = [str(image_path("truth", p)) for p in ours["photo_id"]]
+    ours["colorized_path"] = [str(files.image(model, p)) for p in ours["photo_id"]]
+    ours["real_path"] = [str(files.image("truth", p)) for p in ours["photo_id"]]
     return ours
+
+
+def gains_over(averaged: pd.DataFrame, model: str, baseline: str, metric: str) -> pd.Series:
+    """Per photo, how much better `model` is than `baseline` on `metric` (positive: better), in the metric's own
+    direction (`metrics.higher_is_better`), sorted from the largest gain to the largest loss."""
+    from .metrics import higher_is_better
+
+    better = higher_is_better(metric)
+    if better is None:
+        raise ValueError(f"{metric} has no better direction: photos cannot be ranked by it")
+    wide = averaged.pivot(index="photo_id", columns="model", values=metric)
+    gain = wide[model] - wide[baseline] if better else wide[baseline] - wide[model]
+    return gain.sort_values(ascending=False)
+
+
+def write_summary(files: EvalFiles, summary: pd.DataFrame) -> None:
+    """Means and intervals of every model and metric (`stats.summarize`), for the figures of stage 4."""
+    write_csv_atomic(summary, files.summary)
+
+
+def read_summary(files: EvalFiles) -> pd.DataFrame:
+    return pd.read_csv(files.summary)
+
+
+def summary_mean(summary: pd.DataFrame, model: str, metric: str) -> float:
+    """One model's mean of one metric in a `stats.summarize` table."""
+    row = summary[(summary["model"] == model) & (summary["metric"] == metric)]
+    if row.empty:
+        raise KeyError(f"no mean of {metric} for {model}")
+    return float(row["mean"].iloc[0])

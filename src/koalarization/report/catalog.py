@@ -18,10 +18,11 @@ class Entry:
 
 
 FIGURES = [
-    Entry("comparison_grid", "04_figures", "Held-out test photos: gray input, baselines, models, ground truth",
+    Entry("comparison_grid", "04_figures", "Held-out test photos: gray input, the models, ground truth",
           "Each row is one test photo (short side 256 px), never seen in training. Read across: the gray input, the "
-          "dataset's mean color, the no-fusion ablation, the models, the truth. Look for whether skies, plants and "
-          "skin get their own colors, or one tint covers the whole photo."),
+          "network without the classifier, the paper's network (global logits) and its seed ensemble, the spatial "
+          "network (the classifier's feature maps too) and its ensemble, the truth. Look for whether skies, plants, "
+          "skin and fruit get their own colors, or one tint covers the whole photo."),
     Entry("heldout_grid", "04_figures", "Photos from a source never trained on",
           "The same, on photos of the held-out source (a whole Debian package kept out of training and "
           "validation): what the models do on photos unlike their training data."),
@@ -33,8 +34,18 @@ FIGURES = [
           "Where the main model does worst relative to leaving the photo gray: usually a confident but wrong color "
           "over a large area."),
     Entry("historical", "04_figures", "Application: photos that were born gray",
-          "Photographs with no color to recover, colorized by the main model at their full resolution (the network "
-          "at its training scale, the a*b* joined to the photo's own L)."),
+          "Photographs with no color to recover, colorized at their full resolution by the paper's network and by "
+          "the spatial network (each at its training scale, the a*b* joined to the photo's own L)."),
+    Entry("dose_response", "03_evaluate", "Where the classifier's knowledge enters",
+          "CIEDE2000 (lower is better) of the networks without the classifier, with its global logits (the paper's "
+          "fusion) and with its feature maps too, on the test split and the held-out source: each dot is one "
+          "training seed's mean over the photos, the bar the mean over seeds, the dashed line the gray input. The "
+          "spread of the dots is what a rerun with another seed moves; the procedure comparisons test the steps with "
+          "the seeds as a random factor."),
+    Entry("fusion_designs", "02_train", "Two ways to fuse the classifier's feature maps",
+          "Validation CIEDE2000 (lower is better) of the paper's network and of two spatial designs, all feature "
+          "maps at H/8 ('spatial') and the stride-8 maps also fed to the decoder ('hypercolumn'), each trained with "
+          "several seeds at the demo's recipe: dots are seeds, bars their mean, the dashed line the gray input."),
     Entry("summary_bars", "04_figures", "Metrics with bootstrap 95% intervals",
           "Test-split means over photos (each model's seeds averaged per photo), with percentile-bootstrap 95% "
           "intervals. One color per model throughout the report."),
@@ -78,8 +89,18 @@ TABLES = [
           "model's seeds averaged per photo first."),
     Entry("summary_heldout", "03_evaluate", "Metrics on the held-out source", "Mean [95% bootstrap CI] over the "
           "photos of the held-out source."),
-    Entry("comparisons", "03_evaluate", "Paired comparisons", "Wilcoxon signed-rank tests over photos, Holm-adjusted "
-          "over the whole family listed here; the verdict follows the adjusted p."),
+    Entry("comparisons", "03_evaluate", "The networks at hand: paired comparisons", "The trained networks (seeds "
+          "averaged per photo) and their seed ensembles, against the gray input and each other: Wilcoxon signed-rank "
+          "tests over photos, Holm-adjusted over the family listed here; the verdict follows the adjusted p."),
+    Entry("procedure_comparisons", "03_evaluate", "The procedures: seed-aware comparisons", "Where the classifier's "
+          "knowledge enters, and which loss, as training procedures: each trained with several seeds, the seed a "
+          "random factor beside the photo (a t test whose standard error adds the spread over seeds to the spread "
+          "over photos), on every unseen photo, Holm-adjusted over this family."),
+    Entry("dose_response", "03_evaluate", "Where the classifier's knowledge enters, rung by rung", "Per split, each "
+          "network's mean CIEDE2000 over its seeds and photos, its per-seed means, and the seed-aware difference to "
+          "the rung below with its 95% interval (unadjusted; the verdicts are in the procedure comparisons)."),
+    Entry("parameters", "02_train", "Network sizes", "Trainable parameters of each model's network; the classifier "
+          "is frozen and not counted."),
     Entry("error_by_chroma", "03_evaluate", "Where the color error is", "Mean CIEDE2000 over all test pixels "
           "whose true chroma falls in each band (0 is gray, 40 and above a saturated color), seeds pooled. Read a "
           "column against gray's: a model that lowers the error on colorful pixels but raises it on near-neutral "
@@ -96,6 +117,8 @@ TABLES = [
           "the training photos, one row per subset size and seed, on the validation split."),
     Entry("seed_ensemble", "02_train", "Seeds averaged against seeds alone", "The main model trained with eight "
           "seeds; per split, each seed alone and the average of the first k seeds, means over photos."),
+    Entry("fusion_designs", "02_train", "Spatial fusion designs tried", "The paper's network and two spatial "
+          "designs at the demo's recipe, one row per design and seed, on the validation split."),
     Entry("data_summary", "01_prepare_data", "Photos per source and split", "After removing unreadable, too small, "
           "black-and-white and duplicate photos."),
     Entry("excluded_photos", "01_prepare_data", "Photos left out", "Every photo not used, and why."),

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 import numpy as np
+from cycler import cycler
 from matplotlib.figure import Figure
 
 from koalarization.atomic import write_bytes_atomic
-from koalarization.evaluate.run import ENSEMBLE_SUFFIX
 from koalarization.report.tables import metric_header
+from koalarization.stages import ModelRole, Roles
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +40,7 @@ STYLE = {
     "axes.grid": True,
     "grid.alpha": 0.3,
     "grid.linewidth": 0.5,
-    "axes.prop_cycle": mpl.cycler(color=PALETTE),
+    "axes.prop_cycle": cycler(color=PALETTE),
     "image.interpolation": "antialiased",
     "pdf.fonttype": 42,  # embed TrueType: text stays text in the PDF
     "svg.fonttype": "none",
@@ -53,32 +54,48 @@ PANEL_IN = 2.0  # width of one photo panel where color must be judged: 300 px at
 @contextlib.contextmanager
 def use_style() -> Iterator[None]:
     """The study's rc settings, for building one figure."""
-    with mpl.rc_context(STYLE):
+    with mpl.rc_context(STYLE):  # type: ignore[arg-type]  # matplotlib types the rc keys as one long Literal
         yield
 
 
-# One colour per model in every figure of the report; models not listed take the palette's colours in order.
-MODEL_COLORS = {"gray": "#7F7F7F", "mean_ab": "#56B4E9", "no_fusion": "#E69F00", "fusion_lite0": "#0072B2",
-                "rebalanced_lite0": "#CC79A7", "fusion_lite2": "#009E73", "fusion_irv2": "#D55E00",
-                "truth": "#000000"}
+# One colour per role in every figure of the report, so that a model keeps its colour whatever it is called: the
+# baselines, and each fusion level of the main classifier and loss; other networks take the remaining colours.
+GRAY_COLOR, TRUTH_COLOR, MAIN_COLOR = "#7F7F7F", "#000000", "#0072B2"
+BASELINE_COLORS = {"gray": GRAY_COLOR, "mean_ab": "#56B4E9"}
+FUSION_COLORS = {"none": "#E69F00", "global": MAIN_COLOR, "spatial": "#009E73", "hypercolumn": "#D55E00"}
+SPARE_COLORS = ["#CC79A7", "#F0E442", "#8C564B", "#17BECF", "#BCBD22"]
 
 
-def model_colors(models: Iterable[str]) -> dict[str, str]:
-    """A fixed colour per model: the same model has the same colour in every figure."""
+def _role_color(role: ModelRole, main: ModelRole, spare: list[str]) -> str:
+    if role.kind == "baseline" and role.baseline:
+        return BASELINE_COLORS[role.baseline]
+    if role.loss == main.loss and role.backbone == main.backbone and role.fusion in FUSION_COLORS:
+        return FUSION_COLORS[role.fusion]
+    return spare.pop(0) if spare else "#444444"
+
+
+def role_colors(roles: Roles) -> dict[str, str]:
+    """A fixed colour per model, by its role: the same model has the same colour in every figure, and a seed
+    ensemble a darker shade of its network's."""
     from matplotlib.colors import to_hex, to_rgb
 
-    spare = [c for c in PALETTE if c not in MODEL_COLORS.values()] + PALETTE
-    colors, k = {}, 0
-    for model in models:
-        base = model.removesuffix(ENSEMBLE_SUFFIX)
-        if model in MODEL_COLORS:
-            colors[model] = MODEL_COLORS[model]
-        elif base != model and base in MODEL_COLORS:  # a seed ensemble: its model's colour, darker
-            colors[model] = to_hex([0.55 * channel for channel in to_rgb(MODEL_COLORS[base])])
-        else:
-            colors[model] = spare[k % len(spare)]
-            k += 1
+    main, spare = roles.main(), list(SPARE_COLORS)
+    colors = {"truth": TRUTH_COLOR}
+    for role in roles.models:
+        if role.kind != "ensemble":
+            colors[role.id] = _role_color(role, main, spare)
+    for role in roles.models:
+        if role.kind == "ensemble" and role.of in colors:
+            r, g, b = to_rgb(colors[role.of])
+            colors[role.id] = to_hex((0.55 * r, 0.55 * g, 0.55 * b))
     return colors
+
+
+def model_colors(models: Iterable[str], colors: dict[str, str] | None = None) -> dict[str, str]:
+    """Each model's colour: from `colors` (`role_colors`) where given, else the palette in order."""
+    known = colors or {}
+    spare = iter([c for c in PALETTE if c not in known.values()] + PALETTE * 4)
+    return {m: known[m] if m in known else next(spare) for m in models}
 
 
 def _label(labels, model):
@@ -181,7 +198,7 @@ def training_curves(history: pd.DataFrame, gray_loss: float | None = None, label
     if "seed" not in history:
         history["seed"] = 0
     models = list(dict.fromkeys(history["model"]))
-    colors = {**model_colors(models), **(colors or {})}
+    colors = model_colors(models, colors)
     with use_style():
         fig = Figure(figsize=(6.0, 3.4), layout="constrained")
         ax = fig.subplots()
@@ -196,7 +213,7 @@ def training_curves(history: pd.DataFrame, gray_loss: float | None = None, label
                 ax.plot(val["step"], val["val_loss"], color=colors[model], lw=1.0, ls="--", marker="o", ms=2.5,
                         label=f"{name}: validation" if first else None)
         if gray_loss is not None:
-            ax.axhline(gray_loss, color=MODEL_COLORS["gray"], lw=1.0, ls=":", label="gray input (validation)")
+            ax.axhline(gray_loss, color=GRAY_COLOR, lw=1.0, ls=":", label="gray input (validation)")
         ax.set_xlabel("step")
         ax.set_ylabel("loss (a*b*/127)")
         if logy:
@@ -232,11 +249,11 @@ def _grid_size(metrics, n_models, ncols=3):
 
 
 def metric_distributions(per_photo: pd.DataFrame, metrics: list[str], by: str = "model",
-                         labels: dict[str, str] | None = None) -> Figure:
+                         labels: dict[str, str] | None = None, colors: dict[str, str] | None = None) -> Figure:
     """Per metric, a box plot per model with every photo as a jittered dot (jitter is seeded: same data, same
     figure)."""
     models = list(dict.fromkeys(per_photo[by]))
-    colors = model_colors(models)
+    colors = model_colors(models, colors)
     rng = np.random.default_rng(0)
     with use_style():
         fig = Figure(figsize=_grid_size(metrics, len(models)), layout="constrained")
@@ -253,10 +270,10 @@ def metric_distributions(per_photo: pd.DataFrame, metrics: list[str], by: str = 
 
 
 def summary_bars(summary: pd.DataFrame, metrics: list[str], by: str = "model",
-                 labels: dict[str, str] | None = None) -> Figure:
+                 labels: dict[str, str] | None = None, colors: dict[str, str] | None = None) -> Figure:
     """Per metric, the mean of each model as a bar with its 95% bootstrap interval (from ``stats.summarize``)."""
     models = list(dict.fromkeys(summary[by]))
-    colors = model_colors(models)
+    colors = model_colors(models, colors)
     with use_style():
         fig = Figure(figsize=_grid_size(metrics, len(models)), layout="constrained")
         for ax, metric in zip(_metric_axes(fig, metrics), metrics):
@@ -299,13 +316,13 @@ def recipe_comparison(recipes: pd.DataFrame) -> Figure:
         left, right = fig.subplots(1, 2)
         names = recipes["recipe"].tolist()
         positions = np.arange(len(names))
-        left.barh(positions, recipes["ciede2000"], color=MODEL_COLORS["fusion_lite0"], height=0.6)
-        left.scatter(recipes["ciede2000_gray"], positions, color=MODEL_COLORS["gray"], marker="|", s=200,
+        left.barh(positions, recipes["ciede2000"], color=MAIN_COLOR, height=0.6)
+        left.scatter(recipes["ciede2000_gray"], positions, color=GRAY_COLOR, marker="|", s=200,
                      label="gray input", zorder=3)
         left.set_yticks(positions, names)
         left.set_xlabel("validation CIEDE2000 (lower is better)")
         left.legend(frameon=False, loc="lower right")
-        right.barh(positions, recipes["ab_std_ratio"], color=MODEL_COLORS["fusion_lite0"], height=0.6)
+        right.barh(positions, recipes["ab_std_ratio"], color=MAIN_COLOR, height=0.6)
         right.set_yticks(positions, [])
         right.axvline(1.0, color="black", lw=0.8)
         right.set_xlabel("a*b* variation / truth's (1 is ideal)")
@@ -314,16 +331,22 @@ def recipe_comparison(recipes: pd.DataFrame) -> Figure:
     return fig
 
 
-def photo_strip(images: list[tuple[str, np.ndarray | None]], title: str | None = None) -> Figure:
-    """A row of titled photos, e.g. a historical photo's gray input and its colorization."""
-    aspect = max((_aspect(image) for _, image in images), default=1.0)
+def photo_strip(images: list[tuple[str, np.ndarray | None]], title: str | None = None,
+                columns: int | None = None) -> Figure:
+    """Titled photos in rows of `columns` (default: one row), e.g. each historical photo's gray input followed by
+    its colorizations."""
+    columns = columns or len(images)
+    rows = -(-len(images) // columns)
+    aspects = [max((_aspect(image) for _, image in images[r * columns:(r + 1) * columns]), default=1.0)
+               for r in range(rows)]
     with use_style():
-        fig = Figure(figsize=(IMAGE_WIDTH_IN * 1.5 * len(images), IMAGE_WIDTH_IN * 1.5 * aspect + 0.5),
-                     layout="constrained")
-        axes = fig.subplots(1, len(images), squeeze=False)[0]
-        for ax, (name, image) in zip(axes, images):
+        fig = Figure(figsize=(PANEL_IN * columns, PANEL_IN * sum(aspects) + 0.3 * rows + 0.4), layout="constrained")
+        axes = fig.subplots(rows, columns, squeeze=False, gridspec_kw={"height_ratios": aspects})
+        for ax, (name, image) in zip(axes.flat, images):
             _show(ax, image)
             ax.set_title(name)
+        for ax in list(axes.flat)[len(images):]:
+            ax.set_visible(False)
         if title:
             fig.suptitle(title)
     return fig
@@ -331,14 +354,14 @@ def photo_strip(images: list[tuple[str, np.ndarray | None]], title: str | None =
 
 __all__ = ["use_style", "save_figure", "model_colors", "comparison_grid", "case_triplets", "training_curves",
            "metric_distributions", "summary_bars", "photo_strip", "photos_with_crops", "recipe_comparison",
-           "MODEL_COLORS"]
+           "role_colors", "GRAY_COLOR", "MAIN_COLOR"]
 
 
 def data_scaling(runs: pd.DataFrame) -> Figure:
     """Validation CIEDE2000 and PSNR gain over gray against the number of training photos: each run a dot, the
     mean over seeds a line, the gray input's level dashed. The x axis is logarithmic, so equal steps are doublings."""
     means = runs.groupby("train_photos")[["ciede2000", "psnr_gain_over_gray"]].mean()
-    color = MODEL_COLORS["fusion_lite0"]
+    color = MAIN_COLOR
     with use_style():
         fig = Figure(figsize=(7.0, 2.6), layout="constrained")
         left, right = fig.subplots(1, 2)
@@ -353,8 +376,8 @@ def data_scaling(runs: pd.DataFrame) -> Figure:
             ax.minorticks_off()
             ax.set_xlabel("training photos")
             ax.set_ylabel(label)
-        left.axhline(runs["ciede2000_gray"].iloc[0], color=MODEL_COLORS["gray"], lw=1.0, ls="--", label="gray input")
-        right.axhline(0.0, color=MODEL_COLORS["gray"], lw=1.0, ls="--", label="gray input")
+        left.axhline(runs["ciede2000_gray"].iloc[0], color=GRAY_COLOR, lw=1.0, ls="--", label="gray input")
+        right.axhline(0.0, color=GRAY_COLOR, lw=1.0, ls="--", label="gray input")
         left.legend(frameon=False, fontsize=6.5)
     return fig
 
@@ -382,7 +405,7 @@ def ensemble_size(table: pd.DataFrame) -> Figure:
                 ax.plot(ks, np.concatenate([first[column], ensembles[column]]), color=color, ls=style, lw=1.3,
                         marker="o", ms=3, label=name)
             left.axhline(rows["ciede2000_gray"].iloc[0], color=color, lw=0.8, alpha=0.6, ls=style)
-        right.axhline(0.0, color=MODEL_COLORS["gray"], lw=1.0, ls="-", label="gray input")
+        right.axhline(0.0, color=GRAY_COLOR, lw=1.0, ls="-", label="gray input")
         for ax, label, title in ((left, "CIEDE2000 (thin lines: gray input)", "lower is better"),
                                  (right, "PSNR gain over gray (dB)", "higher is better")):
             ax.set_title(title, fontsize=8)
@@ -391,3 +414,71 @@ def ensemble_size(table: pd.DataFrame) -> Figure:
             ax.set_xticks(sorted(table["k"].unique()))
         right.legend(frameon=False, fontsize=6.5)
     return fig
+
+
+def dose_response(seed_means: pd.DataFrame, gray: dict[str, float], colors: dict[str, str],
+                  metric: str = "ciede2000") -> Figure:
+    """Where the classifier's knowledge enters, rung by rung: per split, each seed's mean over the photos as a dot
+    and the mean over seeds as a bar, from no classifier to spatial fusion; the gray input's level as a dashed line.
+    `seed_means`: columns split, model, label, seed, value (`tables.seed_means`)."""
+    splits = list(dict.fromkeys(seed_means["split"]))
+    with use_style():
+        fig = Figure(figsize=(3.3 * len(splits), 2.8), layout="constrained")
+        axes = fig.subplots(1, len(splits), squeeze=False)[0]
+        for ax, split in zip(axes, splits):
+            rows = seed_means[seed_means["split"] == split]
+            models = list(dict.fromkeys(rows["model"]))
+            for k, model in enumerate(models):
+                values = rows.loc[rows["model"] == model, "value"].to_numpy()
+                ax.bar(k, values.mean(), color=colors.get(model, MAIN_COLOR), width=0.6, alpha=0.35)
+                ax.scatter(np.full(values.size, k), values, color=colors.get(model, MAIN_COLOR), s=14, zorder=3)
+            if split in gray:
+                ax.axhline(gray[split], color=GRAY_COLOR, lw=1.0, ls="--", label="gray input")
+            labels = [rows.loc[rows["model"] == m, "label"].iloc[0] for m in models]
+            ax.set_xticks(range(len(models)), labels, rotation=20, ha="right")
+            low = min(rows["value"].min(), gray.get(split, np.inf))
+            ax.set_ylim(low * 0.9, None)
+            ax.set_title({"test": "test split", "heldout": "held-out source"}.get(split, split))
+            ax.set_ylabel(metric_header(metric) + " (dots: one seed each)")
+            ax.grid(axis="x", visible=False)
+            ax.legend(frameon=False, fontsize=6.5, loc="lower left")
+    return fig
+
+
+def fusion_designs(designs: pd.DataFrame) -> Figure:
+    """The fusion-design search: validation CIEDE2000 and PSNR gain over gray per design, each seed a dot and the
+    mean a bar; the gray input dashed."""
+    names = list(dict.fromkeys(designs["design"]))
+    colors = {"global": MAIN_COLOR, "spatial": FUSION_COLORS["spatial"], "hypercolumn": FUSION_COLORS["hypercolumn"]}
+    with use_style():
+        fig = Figure(figsize=(7.0, 2.6), layout="constrained")
+        axes = fig.subplots(1, 2)
+        for ax, column, title in ((axes[0], "ciede2000", "validation CIEDE2000 (lower is better)"),
+                                  (axes[1], "psnr_gain_over_gray", "PSNR gain over gray, dB (higher is better)")):
+            for k, name in enumerate(names):
+                values = designs.loc[designs["design"] == name, column].to_numpy()
+                ax.bar(k, values.mean(), color=colors.get(name, MAIN_COLOR), alpha=0.35, width=0.6)
+                ax.scatter(np.full(values.size, k), values, color=colors.get(name, MAIN_COLOR), s=14, zorder=3)
+            ax.set_xticks(range(len(names)), names)
+            ax.set_title(title, fontsize=8)
+            ax.grid(axis="x", visible=False)
+        axes[0].axhline(designs["ciede2000_gray"].iloc[0], color=GRAY_COLOR, ls="--", lw=1.0, label="gray input")
+        axes[0].set_ylim(designs["ciede2000"].min() * 0.9, None)
+        axes[1].axhline(0.0, color=GRAY_COLOR, ls="--", lw=1.0)
+        axes[0].legend(frameon=False, fontsize=6.5, loc="lower left")
+    return fig
+
+
+def grid_columns(roles: Roles) -> list[str]:
+    """The comparison grid's columns, by role: the gray input, each rung of the dose-response ladder (no classifier,
+    the paper's network, the spatial one) followed by its seed ensemble, the other networks, and the truth. The
+    mean-a*b* prior and the no-classifier ensemble (its seeds agree closely) are left to the tables."""
+    columns = [r.id for r in roles.models if r.baseline == "gray"]
+    ladder = roles.ladder()
+    for rung in ladder:
+        columns.append(rung.id)
+        ensemble = roles.ensemble_of(rung.id)
+        if ensemble is not None and rung.fusion != "none":
+            columns.append(ensemble.id)
+    columns += [r.id for r in roles.networks() if r not in ladder]
+    return columns + ["truth"]

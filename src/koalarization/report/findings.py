@@ -1,16 +1,20 @@
 """The study's findings, written from its numbers by code, so they change when the numbers change.
 
-Every sentence comes from `03_evaluate.json` (and `05_user_study.json`): a comparison is described only as strongly
-as its Holm-adjusted p-value allows, and where the bootstrap interval and the test disagree the sentence says so.
+Every sentence comes from stage 3's record (`stages.EvaluationRecord`) and stage 5's (`stages.UserStudyRecord`).
+Models are picked by their roles (the main network, its ablation, the spatial network, an ensemble, a baseline),
+never by their ids. A comparison is described only as strongly as its Holm-adjusted p-value allows; each sentence
+says whether it is about the networks at hand (photos as the unit) or about the training procedure (seeds and
+photos as random factors).
 """
 from __future__ import annotations
 
 import html
 from typing import Any
 
-from ..evaluate.run import ensemble_name
+from ..stages import EvaluationRecord, PairedComparison, ProcedureComparison, Roles, UserStudyRecord
 
 ALPHA = 0.05
+Row = PairedComparison | ProcedureComparison
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -22,142 +26,204 @@ def _p(value: float) -> str:
     return f"= {value:.2g}" if value >= 0.001 else "&lt; 0.001"
 
 
-def find(comparisons: list[dict[str, Any]], a: str, b: str, metric: str, split: str = "test") -> dict | None:
-    return next((c for c in comparisons if c["model_a"] == a and c["model_b"] == b and c["metric"] == metric
-                 and c.get("split", "test") == split), None)
+def find(rows: list[Any], a: str, b: str, metric: str, split: str | None = None) -> Any:
+    return next((c for c in rows if c.model_a == a and c.model_b == b and c.metric == metric
+                 and (split is None or c.split == split)), None)
 
 
-def describe(row: dict[str, Any], labels: dict[str, str], unit: str = "") -> str:
+def _verdict(row: Row, labels: dict[str, str], procedure: bool) -> str:
+    a, b = labels.get(row.model_a, row.model_a), labels.get(row.model_b, row.model_b)
+    if row.p_holm != row.p_holm:  # NaN: not tested (a one-seed procedure)
+        return '<span class="ns">not tested (one seed)</span>'
+    if row.p_holm < ALPHA and row.higher_is_better is not None:
+        a_wins = (row.mean_diff > 0) == bool(row.higher_is_better)
+        who = html.escape(a if a_wins else b)
+        return f'<span class="sig">{who}{"’s procedure" if procedure else ""} is better</span>'
+    if row.p_holm < ALPHA:
+        return '<span class="sig">the difference is significant</span>'
+    return '<span class="ns">no evidence either way</span>' if procedure else '<span class="ns">not significant</span>'
+
+
+def describe(row: Row, labels: dict[str, str], unit: str = "") -> str:
     """One comparison as a sentence fragment: difference [interval], adjusted p, and the verdict it supports."""
-    a, b = labels.get(row["model_a"], row["model_a"]), labels.get(row["model_b"], row["model_b"])
-    significant = row["p_holm"] < ALPHA
-    better = row["higher_is_better"]
-    if significant and better is not None:
-        a_wins = (row["mean_diff"] > 0) == bool(better)
-        verdict = f'<span class="sig">{html.escape(a if a_wins else b)} is better</span>'
-    elif significant:
-        verdict = '<span class="sig">the difference is significant</span>'
+    procedure = isinstance(row, ProcedureComparison)
+    a, b = labels.get(row.model_a, row.model_a), labels.get(row.model_b, row.model_b)
+    if isinstance(row, ProcedureComparison):
+        units = f"{len(row.seeds_a)} and {len(row.seeds_b)} seeds, {row.n_photos} photos"
     else:
-        verdict = '<span class="ns">not significant</span>'
-    text = (f"{html.escape(a)} − {html.escape(b)}: {html.escape(row['label'])} {_fmt(row['mean_diff'])}{unit} "
-            f"[{_fmt(row['diff_ci_low'])}, {_fmt(row['diff_ci_high'])}], n = {row['n']} photos, Holm p "
-            f"{_p(row['p_holm'])}: {verdict}")
-    if row.get("interval_vs_test"):
-        excludes_zero = row["diff_ci_low"] > 0 or row["diff_ci_high"] < 0
+        units = f"n = {row.n} photos"
+    text = (f"{html.escape(a)} − {html.escape(b)}: {html.escape(row.label)} {_fmt(row.mean_diff)}{unit} "
+            f"[{_fmt(row.diff_ci_low)}, {_fmt(row.diff_ci_high)}], {units}, Holm p {_p(row.p_holm)}: "
+            f"{_verdict(row, labels, procedure)}")
+    if row.interval_vs_test:
+        excludes_zero = row.diff_ci_low > 0 or row.diff_ci_high < 0
         text += (" (the unadjusted interval excludes 0, the adjusted test does not: see the statistics note)"
                  if excludes_zero else " (most photos move one way, a few large differences pull the mean toward 0)")
     return text
 
 
-def fusion_meaning(row: dict[str, Any]) -> str:
-    """What the fusion-vs-no-fusion result says about the paper's claim that the classifier's embedding helps."""
-    width = row["diff_ci_high"] - row["diff_ci_low"]
-    if row["p_holm"] < ALPHA and row["mean_diff"] < 0:
-        return (f"At this scale the data support the paper's claim: fusing the classifier's embedding lowers the "
-                f"color error (interval width {width:.2f} ΔE00).")
-    if row["p_holm"] < ALPHA:
-        return ("At this scale the embedding made colors worse, against the paper's claim; with a stand-in "
-                "classifier and a few hundred photos this does not refute it at ImageNet scale.")
-    bound = max(abs(row["diff_ci_low"]), abs(row["diff_ci_high"]))
-    return (f"No evidence either way at this scale: the 95% interval (width {width:.2f} ΔE00) rules out an effect of "
-            f"the embedding larger than about {bound:.2f} ΔE00 on these photos, and the test would detect a true "
-            f"difference of {row['mdd']:.2f} ΔE00 with 80% power. The paper's claim is neither confirmed nor refuted "
-            f"here; it concerns ImageNet-scale training, where the embedding has far more to add.")
+def _pair(rows: list[Any], a: str, b: str, split: str | None, labels: dict[str, str]) -> str:
+    ciede, psnr = find(rows, a, b, "ciede2000", split), find(rows, a, b, "psnr", split)
+    return f"{describe(ciede, labels)}; {describe(psnr, labels, ' dB')}" if ciede and psnr else ""
 
 
-def error_split(bands: list[dict[str, Any]], main: str, neutral_below: float = 5.0,
+def against_gray(record: EvaluationRecord, labels: dict[str, str]) -> list[str]:
+    """The main network and the spatial one (seeds averaged per photo), and their ensembles, against gray."""
+    roles, rows, out = record.roles, record.comparisons, []
+    gray = roles.baseline("gray")
+    networks = [r for r in (roles.main(), _spatial(roles)) if r is not None]
+    for split, where in (("test", "the random test split"), ("heldout", "the held-out source")):
+        parts = [_pair(rows, r.id, gray.id, split, labels) for r in networks if gray]
+        parts += [_pair(rows, e.id, gray.id, split, labels) for r in networks if gray
+                  for e in [roles.ensemble_of(r.id)] if e]
+        if any(parts):
+            out.append(f"<b>Against the gray input, on {where}</b> (the networks at hand; each network's seeds "
+                       f"averaged per photo, or averaged into one ensemble): " + ". ".join(p for p in parts if p) + ".")
+    return out
+
+
+def _spatial(roles: Roles) -> Any:
+    return roles.like_main("spatial") or roles.like_main("hypercolumn")
+
+
+def where_knowledge_enters(record: EvaluationRecord, labels: dict[str, str]) -> str:
+    """The dose-response question, seed-aware: none -> global (the paper's) -> spatial."""
+    rows = [r for r in record.procedures if r.metric == "ciede2000"]
+    roles = record.roles
+    ladder = [roles.like_main("none"), roles.like_main("global"), _spatial(roles)]
+    steps = [(a, b) for a, b in ((ladder[1], ladder[0]), (ladder[2], ladder[1]), (ladder[2], ladder[0])) if a and b]
+    parts = [describe(row, labels) for a, b in steps for row in [find(rows, a.id, b.id, "ciede2000")] if row]
+    if not parts:
+        return ""
+    return ("<b>Where the classifier's knowledge enters</b> (the training procedures, each with its seeds: a rerun "
+            "with other seeds is part of the interval; on every unseen photo): " + "; ".join(parts) + ". "
+            + html.escape(fusion_meaning(rows, roles)))
+
+
+def fusion_meaning(rows: list[ProcedureComparison], roles: Roles) -> str:
+    """What the procedure comparisons say about the paper's claim and about spatial fusion."""
+    none, global_, spatial = roles.like_main("none"), roles.like_main("global"), _spatial(roles)
+    sentences = []
+    paper = find(rows, global_.id, none.id, "ciede2000") if global_ and none else None
+    if paper is not None and paper.p_holm == paper.p_holm:
+        if paper.p_holm < ALPHA and paper.mean_diff < 0:
+            sentences.append("Fusing the classifier's global embedding, as the paper does, lowers the color error "
+                             "at this scale.")
+        elif paper.p_holm < ALPHA:
+            sentences.append("At this scale the paper's global embedding made colors worse; with a stand-in "
+                             "classifier and a few hundred photos this does not refute the paper at ImageNet scale.")
+        else:
+            bound = max(abs(paper.diff_ci_low), abs(paper.diff_ci_high))
+            sentences.append(f"The paper's global embedding: no evidence either way at this scale (the interval "
+                             f"rules out effects larger than about {bound:.1f} ΔE00 in either direction).")
+    where = find(rows, spatial.id, global_.id, "ciede2000") if spatial and global_ else None
+    if where is not None and where.p_holm == where.p_holm and where.p_holm < ALPHA:
+        sentences.append("Telling the network where the classifier sees things (its feature maps) helps beyond "
+                         "what it sees (its global logits)." if where.mean_diff < 0 else
+                         "Adding the classifier's feature maps made colors worse than the global logits alone.")
+    elif where is not None and where.p_holm == where.p_holm:
+        sentences.append("Whether the feature maps add to the global logits is not settled at this number of "
+                         "seeds and photos.")
+    return " ".join(sentences)
+
+
+def loss_finding(record: EvaluationRecord, labels: dict[str, str]) -> list[str]:
+    roles, rows, out = record.roles, record.procedures, []
+    main, means = roles.main(), record.means.get("test", {})
+    for other in roles.networks(fusion=main.fusion, backbone=main.backbone):
+        if other.loss == main.loss:
+            continue
+        gap, ciede = find(rows, other.id, main.id, "colorfulness_gap"), find(rows, other.id, main.id, "ciede2000")
+        if gap and ciede and other.id in means:
+            out.append(f"<b>{html.escape(other.loss or '')} loss against the paper's {html.escape(main.loss or '')}"
+                       f"</b> (procedures, seed-aware; ΔCF: 0 is the truth's colorfulness; on the test split "
+                       f"{html.escape(other.label)} {_fmt(means[other.id]['colorfulness_gap'], 1)}, "
+                       f"{html.escape(main.label)} {_fmt(means[main.id]['colorfulness_gap'], 1)}): "
+                       f"{describe(gap, labels)}; {describe(ciede, labels)}.")
+    return out
+
+
+def casts(record: EvaluationRecord) -> str:
+    means, roles = record.means.get("test", {}), record.roles
+    shown = [r for r in (roles.main(), roles.like_main("none"), _spatial(roles)) if r and r.id in means]
+    if not shown or "ab_std_ratio" not in means[shown[0].id]:
+        return ""
+    parts = [f"{html.escape(r.label)} {means[r.id]['ab_std_ratio']:.0%}" for r in shown]
+    return ("<b>Casts:</b> within a photo, the colors of each network vary this much relative to the truth's (the "
+            "spatial standard deviation of a*b*, averaged over test photos; a uniform cast would be 0%): "
+            + ", ".join(parts) + ".")
+
+
+def error_split(bands: list[dict[str, Any]], model: str, label: str, neutral_below: float = 5.0,
                 colorful_from: float = 20.0) -> str:
-    """The main model against gray on near-neutral and on colorful pixels (the `error_by_chroma` table)."""
+    """A model against gray on near-neutral and on colorful pixels (the `error_by_chroma` table)."""
     rows = [row for row in bands if row["true chroma"] != "all pixels"]
-    if not rows or main not in rows[0] or "gray" not in rows[0]:
+    if not rows or model not in rows[0] or "gray" not in rows[0]:
         return ""
 
     def low(row):
-        return float(row["true chroma"].split("–")[0].replace("chroma ≥ ", ""))
+        return float(str(row["true chroma"]).split("–")[0].replace("chroma ≥ ", ""))
 
-    def pooled(selected, model):
+    def pooled(selected, column):
         share = sum(row["share of pixels"] for row in selected)
-        return share, sum(row["share of pixels"] * row[model] for row in selected) / share
+        return share, sum(row["share of pixels"] * row[column] for row in selected) / share
 
     neutral = [row for row in rows if low(row) < neutral_below]
     colorful = [row for row in rows if low(row) >= colorful_from]
     if not neutral or not colorful:
         return ""
-    (n_share, n_main), (_, n_gray) = pooled(neutral, main), pooled(neutral, "gray")
-    (c_share, c_main), (_, c_gray) = pooled(colorful, main), pooled(colorful, "gray")
-    return (f"on near-neutral test pixels (true chroma below {neutral_below:g}, {n_share:.0%} of pixels) the main "
-            f"model's ΔE00 is {n_main:.1f} against {n_gray:.1f} for the gray input; on colorful ones (chroma "
-            f"{colorful_from:g} and above, {c_share:.0%} of pixels) {c_main:.1f} against {c_gray:.1f}. "
-            + ("The model gains where there is color and loses where there is none: a cast over neutral regions. "
-               if n_main > n_gray and c_main < c_gray else "")
-            + "Pooled over all pixels, not averaged per photo.")
+    (n_share, n_model), (_, n_gray) = pooled(neutral, model), pooled(neutral, "gray")
+    (c_share, c_model), (_, c_gray) = pooled(colorful, model), pooled(colorful, "gray")
+    return (f"on near-neutral test pixels (true chroma below {neutral_below:g}, {n_share:.0%} of pixels) {label}'s "
+            f"ΔE00 is {n_model:.1f} against {n_gray:.1f} for the gray input; on colorful ones (chroma "
+            f"{colorful_from:g} and above, {c_share:.0%} of pixels) {c_model:.1f} against {c_gray:.1f}"
+            + (": it gains where there is color and loses where there is none, a cast over neutral regions"
+               if n_model > n_gray and c_model < c_gray else "") + ".")
 
 
-def seed_ensemble(rows: list[dict[str, Any]], main: str, labels: dict[str, str]) -> str:
-    """The main model's seed ensemble against a single network and against the gray input."""
-    ensemble = ensemble_name(main)
-    parts = []
-    for a, b, split, where in ((ensemble, main, "test", "Against one network (scores averaged over its seeds), on "
-                                                        "the random test split"),
-                               (ensemble, "gray", "test", "Against the gray input, on the random test split"),
-                               (ensemble, "gray", "heldout", "Against the gray input, on the held-out source")):
-        ciede, psnr = find(rows, a, b, "ciede2000", split), find(rows, a, b, "psnr", split)
-        if ciede and psnr:
-            parts.append(f"{where}: {describe(ciede, labels)}; {describe(psnr, labels, ' dB')}")
-    if not parts:
+def which_checkpoint(record: EvaluationRecord, labels: dict[str, str]) -> str:
+    roles = record.roles
+    spatial = _spatial(roles)
+    main_ensemble = roles.ensemble_of(roles.main().id)
+    spatial_ensemble = roles.ensemble_of(spatial.id) if spatial else None
+    if not (main_ensemble and spatial_ensemble):
         return ""
-    return (f"<b>The seeds averaged</b> ({html.escape(labels.get(ensemble, ensemble))}: the seeds' a*b* averaged "
-            f"photo by photo, as <code>koala colorize --checkpoint A B</code> does). " + ". ".join(parts) + ".")
+    pair = _pair(record.comparisons, spatial_ensemble.id, main_ensemble.id, None, labels)
+    return (f"<b>Which checkpoints to colorize with</b> (the networks at hand, every unseen photo): {pair}."
+            if pair else "")
 
 
-def findings(evaluation: dict[str, Any], labels: dict[str, str], user_study: dict[str, Any] | None = None
-             ) -> list[str]:
+def findings(evaluation: EvaluationRecord, user_study: UserStudyRecord | None = None) -> list[str]:
     """HTML list items of the findings (escaped; only the verdict markup is ours)."""
-    rows = evaluation.get("comparisons", [])
-    main = evaluation["main_model"]
-    out = []
-    for split, where in (("test", "the random test split"), ("heldout", "the held-out source")):
-        ciede, psnr = find(rows, main, "gray", "ciede2000", split), find(rows, main, "gray", "psnr", split)
-        if ciede and psnr:
-            out.append(f"<b>Against the gray input, on {where}:</b> {describe(ciede, labels)}; "
-                       f"{describe(psnr, labels, ' dB')}.")
-    ensemble = seed_ensemble(rows, main, labels)
-    if ensemble:
-        out.append(ensemble)
-    fusion = find(rows, main, "no_fusion", "ciede2000", "unseen") or find(rows, main, "no_fusion", "ciede2000")
-    if fusion:
-        where = ("every unseen photo (test split and held-out source)" if fusion.get("split") == "unseen"
-                 else "the test split")
-        out.append(f"<b>Does the classifier's embedding help?</b> On {where}: {describe(fusion, labels)}. "
-                   f"{html.escape(fusion_meaning(fusion))}")
-    means = evaluation.get("means", {}).get("test", {})
-    if main in means and "ab_std_ratio" in means[main]:
-        ratio = means[main]["ab_std_ratio"]
-        ablation = means.get("no_fusion", {}).get("ab_std_ratio", float("nan"))
-        out.append(f"<b>Casts:</b> within a photo, the main model's colors vary {ratio:.0%} as much as the truth's "
-                   f"(the spatial standard deviation of a*b*, averaged over test photos; a uniform cast would be "
-                   f"0%, the no-fusion ablation reaches {ablation:.0%}).")
-    where = error_split(evaluation.get("error_by_chroma", []), main)
-    if where:
-        out.append(f"<b>Where the color error is:</b> {html.escape(where)}")
-    rebalanced = [m for m in means if evaluation.get("losses", {}).get(m) == "rebalanced"]
-    for model in rebalanced:
-        gap, ciede = find(rows, model, main, "colorfulness_gap"), find(rows, model, main, "ciede2000")
-        if gap and ciede:
-            out.append(f"<b>Rarity-weighted loss against the paper's MSE</b> (ΔCF: 0 is the truth's "
-                       f"colorfulness; the rebalanced model's is {_fmt(means[model]['colorfulness_gap'], 1)}, the "
-                       f"MSE model's {_fmt(means[main]['colorfulness_gap'], 1)}): {describe(gap, labels)}; "
-                       f"{describe(ciede, labels)}.")
+    labels = evaluation.roles.labels()
+    out = against_gray(evaluation, labels)
+    out += [s for s in (where_knowledge_enters(evaluation, labels), which_checkpoint(evaluation, labels),
+                        casts(evaluation)) if s]
+    for role in [evaluation.roles.main(), _spatial(evaluation.roles)]:
+        where = error_split(evaluation.error_by_chroma, role.id, role.label) if role else ""
+        if where:
+            out.append(f"<b>Where the color error is:</b> {html.escape(where)} Pooled over all pixels, not "
+                       f"averaged per photo.")
+    out += loss_finding(evaluation, labels)
     if user_study:
-        out.append(f"<b>User study:</b> {html.escape(user_study.get('message', ''))}")
+        out.append(f"<b>User study:</b> {html.escape(user_study.message)}"
+                   + "".join(f" {html.escape(s)}" for s in user_study.findings))
     return out
 
 
-def statistics_note(evaluation: dict[str, Any]) -> str:
-    return (f"Statistics: each photo is one unit (a model's seeds averaged per photo first). Intervals are 95% "
-            f"percentile-bootstrap intervals of the mean paired difference. Tests are two-sided Wilcoxon "
-            f"signed-rank tests over photos, Holm-adjusted over the family of all {evaluation.get('family_size', '?')}"
-            f" comparisons in the comparisons table ({evaluation.get('family', '')}); a verdict is stated only "
-            f"where the adjusted p is below {ALPHA}. Where an interval excludes 0 but the adjusted test does not "
-            f"reject, the two answer different questions: the interval is about the mean and is not adjusted for "
-            f"the other comparisons, the test is about signed ranks and is; the verdict follows the test.")
+def statistics_note(evaluation: EvaluationRecord) -> str:
+    return (f"Statistics. Two families of questions, each Holm-adjusted on its own; a verdict is stated only where "
+            f"the adjusted p is below {ALPHA}. <b>The networks at hand</b> ({evaluation.family_size} comparisons: "
+            f"{html.escape(evaluation.family)}): each photo is one unit, a model's seeds are averaged per photo first "
+            f"(or averaged into one ensemble), intervals are 95% percentile-bootstrap intervals of the mean paired "
+            f"difference, tests are two-sided Wilcoxon signed-rank tests over photos. Where such an interval excludes "
+            f"0 but the adjusted test does not reject, the two answer different questions: the interval is about the "
+            f"mean and is not adjusted for the other comparisons, the test is about signed ranks and is; the verdict "
+            f"follows the test. <b>The procedures</b> ({html.escape(evaluation.procedure_family)}): a network trained "
+            f"once is one draw of its training procedure, so the seed is a random factor beside the photo. The "
+            f"difference of the seed-averaged scores has a standard error with two parts, the spread of each "
+            f"procedure's per-seed means over its seeds and the spread of the per-photo differences over the photos; "
+            f"the test is a t test with Welch-Satterthwaite degrees of freedom and the interval the matching 95% t "
+            f"interval; where it excludes 0 but the Holm-adjusted test does not reject, the interval is the "
+            f"unadjusted one and the verdict follows the adjusted test. With three seeds the degrees of freedom are "
+            f"few and the test is strict. A procedure with one seed is not tested.")

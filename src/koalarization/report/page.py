@@ -15,8 +15,16 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..atomic import write_text_atomic
-from ..evaluate.run import ensemble_labels
 from ..layout import STAGES
+from ..stages import (
+    RECORD_TYPES,
+    EvaluationRecord,
+    PrepareRecord,
+    StageRecord,
+    TrainRecord,
+    UserStudyRecord,
+    read_json_record,
+)
 from . import catalog
 from .findings import findings, statistics_note
 
@@ -26,15 +34,19 @@ SUBSTITUTES = ("This profile runs offline: EfficientNet-Lite ImageNet classifier
                "claims at this scale; it is not the paper's model.")
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+def _records(results_dir: Path) -> dict[str, StageRecord]:
+    """The stage records that exist, checked against their types (a record of another shape is an error)."""
+    found = {}
+    for stage in STAGES:
+        path = results_dir / f"{stage}.json"
+        if path.exists():
+            found[stage] = read_json_record(path, RECORD_TYPES[stage])
+    return found
 
 
 # Columns of long prose that make a table unreadable on the page; the CSV keeps them.
-PAGE_DROPS = {"comparisons": ["interval_vs_test", "p_value", "rank_biserial", "mean_a", "mean_b"]}
+PAGE_DROPS = {"comparisons": ["interval_vs_test", "p_value", "rank_biserial", "mean_a", "mean_b"],
+              "procedure_comparisons": ["interval_vs_test", "p_value", "se_seed", "se_photo", "mean_a", "mean_b"]}
 
 
 def _table_html(path: Path, rows: int | None = None, drop: tuple = ()) -> str:
@@ -44,15 +56,30 @@ def _table_html(path: Path, rows: int | None = None, drop: tuple = ()) -> str:
     return frame.to_html(index=False, escape=True, border=0, float_format=lambda v: f"{v:.3g}")
 
 
-def run_facts(manifest: dict[str, Any], records: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+FUSION_WORDS = {"none": "no classifier", "global": "the classifier's global logits (the paper's fusion)",
+                "spatial": "the classifier's global logits and its feature maps at H/8",
+                "hypercolumn": "the classifier's global logits, its feature maps at H/8 and its stride-8 maps in the "
+                               "decoder", True: "the classifier's global logits (the paper's fusion)",
+                False: "no classifier"}
+
+
+def _models_fact(p: dict[str, Any], trained: TrainRecord | None) -> str:
+    parameters = trained.parameters if trained else {}
+    return "; ".join(f"{m.get('label') or m['name']} ({FUSION_WORDS[m['fusion']]}, {m['loss']} loss, seeds "
+                     f"{', '.join(map(str, m['seeds']))}"
+                     + (f", {parameters[m['name']]:,} trainable parameters" if m["name"] in parameters else "") + ")"
+                     for m in p["models"])
+
+
+def run_facts(manifest: dict[str, Any], records: dict[str, StageRecord]) -> list[tuple[str, str]]:
     """(label, value) rows of what was run, from the manifest and the stages' records."""
     p = manifest["parameters"]
     data, training = p["data"], p["training"]
-    prepared = records.get("01_prepare_data", {})
-    counts = prepared.get("counts", {})
+    prepared = records.get("01_prepare_data")
+    trained = records.get("02_train")
+    counts = prepared.counts if isinstance(prepared, PrepareRecord) else {}
     hw = manifest.get("hardware", {})
-    models = "; ".join(f"{m.get('label') or m['name']} ({'fusion' if m['fusion'] else 'no fusion'}, "
-                       f"{m['loss']} loss, seeds {', '.join(map(str, m['seeds']))})" for m in p["models"])
+    models = _models_fact(p, trained if isinstance(trained, TrainRecord) else None)
     stages = manifest.get("stages", {})
     seconds = sum(s.get("seconds", 0) for s in stages.values() if not s.get("reused"))
     times = ", ".join(f"{k[3:]} {v.get('seconds', 0):.0f} s{' (reused)' if v.get('reused') else ''}"
@@ -62,7 +89,8 @@ def run_facts(manifest: dict[str, Any], records: dict[str, dict[str, Any]]) -> l
     facts = [
         ("Photos", f"{sum(counts.values())} used: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
          + f" (sources: {', '.join(data['sources'])}; held out entirely: {', '.join(data['heldout']) or 'none'}); "
-           f"{prepared.get('excluded', 0)} left out (unreadable, too small, black-and-white or duplicate)"),
+           f"{prepared.excluded if isinstance(prepared, PrepareRecord) else 0} left out (unreadable, too small, "
+           f"black-and-white or duplicate)"),
         ("Photo size", f"stored at {size}; the network trains and colorizes at short side {data['train_scale']} px, "
                        f"on {data['train_crop']} px crops ({data['crops_per_photo']} cached crops per photo, each "
                        f"with its own classifier embedding); outputs keep the stored resolution"),
@@ -72,7 +100,7 @@ def run_facts(manifest: dict[str, Any], records: dict[str, dict[str, Any]]) -> l
                      + (f" with a {training.get('warmup_steps', 0)}-step warm-up and cosine decay to 0, "
                         if training.get("lr_schedule") == "cosine" else " (constant), ") +
                      f"{training['mixed_precision']} precision (policy used: "
-                     f"{records.get('02_train', {}).get('precision', '?')}), validation every "
+                     f"{trained.precision if isinstance(trained, TrainRecord) else '?'}), validation every "
                      f"{training['checkpoint_every']} steps, the checkpoint with the lowest validation loss kept"),
         ("Machine", f"{hw.get('cpu_model', '?')}, {hw.get('cpu_count', '?')} cores, GPUs: "
                     f"{', '.join(hw.get('gpus') or []) or 'none'}; Python {hw.get('python', '?')}, "
@@ -83,60 +111,60 @@ def run_facts(manifest: dict[str, Any], records: dict[str, dict[str, Any]]) -> l
     return facts
 
 
-def memorization(training: dict[str, Any], labels: dict[str, str] | None = None) -> str:
+def memorization(training: TrainRecord, labels: dict[str, str] | None = None) -> str:
     """A sentence comparing, per MSE model, how much of the gray input's error it removes on its training photos
     (its training loss over the last steps) and on the validation photos (its best checkpoint), from stage 2's
-    record. Empty when no model fits its training photos much better (by 15 points) or the record is older."""
-    gray_train, gray_val = training.get("gray_train_loss"), training.get("gray_val_loss")
-    runs = [r for r in training.get("runs", {}).values() if r.get("loss") == "mse" and "last_train_loss" in r]
+    record. Empty when no model fits its training photos much better (by 15 points)."""
+    gray_train, gray_val = training.gray_train_loss, training.gray_val_loss
+    runs = [r for r in training.runs if r.loss == "mse"]
     if not runs or not gray_train or not gray_val:
         return ""
     gains = {}
-    for model in dict.fromkeys(r["model"] for r in runs):
-        mine = [r for r in runs if r["model"] == model]
-        train = 1 - sum(r["last_train_loss"] for r in mine) / len(mine) / gray_train
-        val = 1 - sum(r["best_val_loss"] for r in mine) / len(mine) / gray_val
-        gains[model] = (train, val, sorted({int(r["best_step"]) for r in mine}))
+    for model in dict.fromkeys(r.model for r in runs):
+        mine = [r for r in runs if r.model == model]
+        train = 1 - sum(r.last_train_loss for r in mine) / len(mine) / gray_train
+        val = 1 - sum(r.best_val_loss for r in mine) / len(mine) / gray_val
+        gains[model] = (train, val, sorted({r.best_step for r in mine}))
     if not any(train - val > 0.15 for train, val, _ in gains.values()):
         return ""
     parts = [f"{(labels or {}).get(model, model)} {train:.0%} on its training photos and {val:.0%} on the "
              f"validation photos (best step {', '.join(map(str, steps))})"
              for model, (train, val, steps) in gains.items()]
     return ("Share of the gray input's squared a*b* error removed: " + "; ".join(parts) + f", of "
-            f"{int(runs[0]['steps'])} steps. A model that removes far more on its training photos than on new ones "
+            f"{runs[0].steps} steps. A model that removes far more on its training photos than on new ones "
             f"is memorising them; its later steps fit those photos better and new ones no better. What it lacks is "
             f"photos more than steps (notebook 2).")
 
 
-def limitations(manifest: dict[str, Any], evaluation: dict[str, Any] | None,
-                labels: dict[str, str] | None = None) -> list[str]:
+def limitations(manifest: dict[str, Any], records: dict[str, StageRecord]) -> list[str]:
     p = manifest["parameters"]
-    paper_backbone = "inception_resnet_v2" in p["data"]["backbones"]
+    evaluation, prepared, trained = (records.get(s) for s in ("03_evaluate", "01_prepare_data", "02_train"))
+    labels = evaluation.roles.labels() if isinstance(evaluation, EvaluationRecord) else {}
     out = []
-    if not paper_backbone:
+    if "inception_resnet_v2" not in p["data"]["backbones"]:
         out.append("The classifier is a stand-in (EfficientNet-Lite, 75-78% ImageNet top-1), not the paper's "
-                   "Inception-ResNet-v2; its embedding carries similar but not the same information.")
+                   "Inception-ResNet-v2; its embedding and feature maps carry similar but not the same information.")
     else:
         for entry in manifest.get("weights", []):
             if entry.get("source") == "KOALA_IRV2_WEIGHTS" and not entry.get("imagenet"):
                 out.insert(0, f"The Inception-ResNet-v2 weights ({entry['file']}) are NOT Keras's ImageNet weights "
                               f"(their MD5 differs): an untrained or other classifier, so its embedding carries no "
                               f"ImageNet knowledge and nothing here speaks for or against the paper's model.")
-    n_train = (manifest.get("recorded", {}).get("01_prepare_data") or {}).get("counts", {}).get("train")
+    n_train = prepared.counts.get("train") if isinstance(prepared, PrepareRecord) else None
     if n_train is not None and n_train < 10000:
         out.append(f"{n_train} training photos and CPU minutes of training, against about 54,000 ImageNet photos "
                    f"and days on a GPU in the paper: the models learn the common colors of these photos (sky, "
                    f"plants, skin) and little else; rare colors stay out of reach.")
-    gap = memorization(manifest.get("recorded", {}).get("02_train") or {}, labels)
+    gap = memorization(trained, labels) if isinstance(trained, TrainRecord) else ""
     if gap:
         out.append(gap)
     out.append(f"The network works at {p['data']['train_scale']} px: fine color detail is out of reach, and the "
                f"a*b* is upsampled onto the photo's full-resolution lightness.")
-    if evaluation:
+    if isinstance(evaluation, EvaluationRecord):
         out.append(f"Every quantitative metric here is an addition of this study; the paper reported only a user "
-                   f"study. {evaluation.get('n_test', '?')} test photos and {evaluation.get('n_heldout', 0)} "
-                   f"held-out photos bound what the tests can detect (see the minimum detectable differences in "
-                   f"the comparisons table).")
+                   f"study. {evaluation.n_test} test photos and {evaluation.n_heldout} held-out photos bound what "
+                   f"the tests can detect (see the minimum detectable differences in the comparisons table), and "
+                   f"the number of seeds bounds what the procedure comparisons can detect.")
     out.append("No user study has been run with real participants for this profile unless the user-study figure "
                "shows this study's own answers; the published figures are the paper's and a replication's.")
     return out
@@ -158,35 +186,39 @@ def write_report(results_dir: str | Path) -> Path:
     """Render results_dir/index.html from its manifest, stage records, figures and tables."""
     results_dir = Path(results_dir)
     manifest = json.loads((results_dir / "manifest.json").read_text())
-    records = {stage: _read(results_dir / f"{stage}.json") or {} for stage in STAGES}
-    evaluation = records.get("03_evaluate") or None
-    labels = {m["name"]: (m.get("label") or m["name"]) for m in manifest["parameters"]["models"]}
-    labels.update(gray="gray input", mean_ab="mean a*b* prior")
-    seeds = {m["name"]: len(m.get("seeds") or [0]) for m in manifest["parameters"]["models"]}
-    labels.update(ensemble_labels(labels, seeds))
-    figures = [{"name": e.name, "title": e.title, "caption": e.caption, "stage": e.stage,
-                "pdf": (results_dir / "figures" / f"{e.name}.pdf").exists()}
-               for e in catalog.FIGURES if (results_dir / "figures" / f"{e.name}.png").exists()]
-    tables = [{"name": t.name, "title": t.title, "caption": t.caption,
-               "html": _table_html(results_dir / "tables" / f"{t.name}.csv", rows=60, drop=PAGE_DROPS.get(t.name, ()))}
-              for t in catalog.TABLES if t.name != "headline" and (results_dir / "tables" / f"{t.name}.csv").exists()]
-    headline_path = results_dir / "tables" / "headline.csv"
+    records = _records(results_dir)
+    evaluation = records.get("03_evaluate")
+    user_study = records.get("05_user_study")
     environment = Environment(loader=PackageLoader("koalarization.report", "templates"),
                               autoescape=select_autoescape(["html", "j2"]))
+    headline_path = results_dir / "tables" / "headline.csv"
     page = environment.get_template("index.html.j2").render(
         profile=manifest["profile"], description=manifest["parameters"]["description"],
-        substitutes=_substitutes(manifest),
-        run_facts=run_facts(manifest, records),
+        substitutes=_substitutes(manifest), run_facts=run_facts(manifest, records),
         headline=_table_html(headline_path) if headline_path.exists() else "",
         headline_note="Mean over photos [95% bootstrap interval]; ↓ lower is better, ↑ higher is better; a*b* "
                       "variation 1 = the truth's, ΔCF 0 = the truth's colorfulness.",
-        findings=findings(evaluation, labels, records.get("05_user_study")) if evaluation else [],
-        statistics_note=statistics_note(evaluation) if evaluation else "",
-        limitations=limitations(manifest, evaluation, labels), figures=figures, tables=tables,
+        findings=(findings(evaluation, user_study if isinstance(user_study, UserStudyRecord) else None)
+                  if isinstance(evaluation, EvaluationRecord) else []),
+        statistics_note=statistics_note(evaluation) if isinstance(evaluation, EvaluationRecord) else "",
+        limitations=limitations(manifest, records), figures=_figures(results_dir), tables=_tables(results_dir),
         notebooks=[s for s in STAGES if (results_dir / "notebooks" / f"{s}.html").exists()],
         licences=_licences(results_dir), git_commit=manifest.get("git_commit", "?"),
         finished_at=manifest.get("finished_at", "?"))
     return write_text_atomic(results_dir / "index.html", page)
+
+
+def _figures(results_dir: Path) -> list[dict[str, Any]]:
+    return [{"name": e.name, "title": e.title, "caption": e.caption, "stage": e.stage,
+             "pdf": (results_dir / "figures" / f"{e.name}.pdf").exists()}
+            for e in catalog.FIGURES if (results_dir / "figures" / f"{e.name}.png").exists()]
+
+
+def _tables(results_dir: Path) -> list[dict[str, Any]]:
+    return [{"name": t.name, "title": t.title, "caption": t.caption,
+             "html": _table_html(results_dir / "tables" / f"{t.name}.csv", rows=60,
+                                 drop=tuple(PAGE_DROPS.get(t.name, ())))}
+            for t in catalog.TABLES if t.name != "headline" and (results_dir / "tables" / f"{t.name}.csv").exists()]
 
 
 def _licences(results_dir: Path) -> str:

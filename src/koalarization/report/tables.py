@@ -133,3 +133,92 @@ def ensemble_size(per_photo: pd.DataFrame) -> pd.DataFrame:
     order = {"validation": 0, "test": 1, "heldout": 2, "seed": 0, "ensemble": 1}
     return table.sort_values(["split", "model", "k"], ignore_index=True,
                              key=lambda column: column if pd.api.types.is_numeric_dtype(column) else column.map(order))
+
+
+def cell(summary: pd.DataFrame, model: str, metric: str) -> str:
+    """'mean [low, high]' of one model and metric in a `stats.summarize` table ('' where absent)."""
+    row = summary[(summary["model"] == model) & (summary["metric"] == metric)]
+    if row.empty:
+        return ""
+    first = row.iloc[0]
+    return f"{first['mean']:.3g} [{first['ci_low']:.3g}, {first['ci_high']:.3g}]"
+
+
+def headline(summaries: dict[str, pd.DataFrame], order: list[str], labels: dict[str, str]) -> pd.DataFrame:
+    """The page's first table: per model, the test split's CIEDE2000, PSNR, a*b* variation and ΔCF, and the
+    held-out source's CIEDE2000 and PSNR, each mean [95% interval]."""
+    rows = []
+    for model in order:
+        row = {"model": labels.get(model, model)}
+        for column, metric in (("CIEDE2000 ↓", "ciede2000"), ("PSNR (dB) ↑", "psnr"),
+                               ("a*b* variation", "ab_std_ratio"), ("ΔCF", "colorfulness_gap")):
+            row[f"test {column}"] = cell(summaries["test"], model, metric)
+        if "heldout" in summaries:
+            row["held-out CIEDE2000 ↓"] = cell(summaries["heldout"], model, "ciede2000")
+            row["held-out PSNR (dB) ↑"] = cell(summaries["heldout"], model, "psnr")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def dose_response(per_photo: dict[str, pd.DataFrame], ladder: list[tuple[str, str]], metric: str = "ciede2000"
+                  ) -> pd.DataFrame:
+    """Where the classifier's knowledge enters, rung by rung (`ladder`: [(model id, label)] from no classifier to
+    spatial fusion): per split, each model's mean over its seeds and photos, the spread of its per-seed means, and
+    the seed-aware difference to the rung below with its 95% interval (`evaluate.procedures`; unadjusted, for
+    reading the steps: the verdicts are in the procedure comparisons)."""
+    from ..evaluate.procedures import scores_by_seed, seed_aware_difference
+
+    splits = dict(per_photo)
+    if len(per_photo) > 1:
+        splits["unseen"] = pd.concat(per_photo.values(), ignore_index=True)
+    rows = []
+    for split, table in splits.items():
+        previous = None
+        for model, label in ladder:
+            scores = scores_by_seed(table, model, metric)
+            seed_means = scores.mean(axis=0)
+            row = {"split": split, "model": label, "seeds": scores.shape[1], "photos": scores.shape[0],
+                   "mean": float(scores.to_numpy().mean()),
+                   "per-seed means": ", ".join(f"{v:.2f}" for v in seed_means)}
+            if previous is not None:
+                step = seed_aware_difference(scores, scores_by_seed(table, previous, metric))
+                row.update({"minus the rung below": step["mean_diff"], "95% interval low": step["diff_ci_low"],
+                            "95% interval high": step["diff_ci_high"]})
+            rows.append(row)
+            previous = model
+    return pd.DataFrame(rows)
+
+
+def comparisons_table(rows: list, labels: dict[str, str]) -> pd.DataFrame:
+    """Typed comparison rows (`stages.PairedComparison` or `ProcedureComparison`) as a table, models by label."""
+    frame = pd.DataFrame([row.model_dump() for row in rows])
+    if frame.empty:
+        return frame
+    for side in ("model_a", "model_b"):
+        frame[side] = frame[side].map(lambda model: labels.get(model, model))
+    return frame
+
+
+def seed_means(per_photo: dict[str, pd.DataFrame], models: list[tuple[str, str]], metric: str = "ciede2000"
+               ) -> pd.DataFrame:
+    """Each seed's mean over the photos of each split, for the models [(id, label)]: what a rerun with one seed
+    would report (the dose-response figure's dots)."""
+    rows = []
+    for split, table in per_photo.items():
+        for model, label in models:
+            mine = table[(table["model"] == model) & table["seed"].notna()]
+            for seed, value in mine.groupby("seed")[metric].mean().items():
+                rows.append({"split": split, "model": model, "label": label, "seed": int(seed), "value": value})
+    return pd.DataFrame(rows)
+
+
+def design_summary(designs: pd.DataFrame) -> pd.DataFrame:
+    """The fusion-design search (scripts/fusion_designs.py), one row per design: the mean over seeds and the
+    seed-to-seed standard deviation of each validation figure."""
+    columns = ["ciede2000", "psnr_gain_over_gray", "ab_std_ratio", "best_val_loss"]
+    grouped = designs.groupby("design", sort=False)
+    summary = grouped[columns].agg(["mean", "std"])
+    summary.columns = [f"{column} {stat}" for column, stat in summary.columns]
+    summary.insert(0, "seeds", grouped["seed"].nunique())
+    summary.insert(1, "ciede2000 gray", grouped["ciede2000_gray"].first())
+    return summary.reset_index()
