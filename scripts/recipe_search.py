@@ -27,7 +27,8 @@ import pandas as pd  # noqa: E402
 from koalarization.atomic import write_csv_atomic, write_json_atomic  # noqa: E402
 from koalarization.config import TrainingSettings, load_profile  # noqa: E402
 from koalarization.data.prepare import prepare  # noqa: E402
-from koalarization.evaluate.run import average_seeds, evaluate  # noqa: E402
+from koalarization.evaluate.run import average_seeds, evaluate_checkpoints  # noqa: E402
+from koalarization.machine import cpu_model  # noqa: E402
 from koalarization.train import read_log, train  # noqa: E402
 
 BUDGET_PIXELS = 4000 * 128 * 128  # what the demo's models get: 4,000 crops of 128 px, or the same pixels otherwise
@@ -67,11 +68,10 @@ def main() -> int:
         settings = TrainingSettings(**{**profile.training.model_dump(), "batch_size": batch, "steps": steps,
                                        "checkpoint_every": max(1, steps // 6)})
         prepared = time.time()
-        checkpoint = train(data_dir, f"{WORK}/runs/{name}", settings, fusion=True, seed=0, verbose=2)
+        checkpoint = train(data_dir, f"{WORK}/runs/{name}", settings, fusion="global", seed=0, verbose=2)
         trained = time.time()
-        per_photo = average_seeds(evaluate({"fusion_lite0": {"data_dir": data_dir, "checkpoints": {0: checkpoint}}},
-                                           f"{WORK}/eval/{name}", split="validation", save_images=False,
-                                           progress=False))
+        per_photo = average_seeds(evaluate_checkpoints("fusion_lite0", {0: checkpoint}, data_dir,
+                                                       f"{WORK}/eval/{name}"))
         means = per_photo.groupby("model")[["ciede2000", "psnr", "ab_std_ratio", "colorfulness_gap"]].mean()
         log = read_log(f"{WORK}/runs/{name}")
         curves.append(log.assign(recipe=name))
@@ -89,7 +89,7 @@ def main() -> int:
         write_csv_atomic(pd.DataFrame(rows), f"{OUT}/recipes.csv")
         write_csv_atomic(pd.concat(curves, ignore_index=True), f"{OUT}/curves.csv")
         print(pd.DataFrame(rows).to_string(), flush=True)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
+    cpu = cpu_model()
     write_json_atomic(f"{OUT}/run.json", {"date": time.strftime("%Y-%m-%d"), "cpu": cpu, "cores": os.cpu_count(),
                                           "python": platform.python_version(), "budget_pixels": BUDGET_PIXELS,
                                           "profile": "demo", "model": "fusion_lite0, seed 0",

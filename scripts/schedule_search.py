@@ -54,7 +54,7 @@ def run_job(data_dir: str, name: str, lr: float, schedule: str, warmup: int, ste
     validation photos."""
     from koalarization import checkpoint as checkpoints
     from koalarization.config import TrainingSettings, load_profile
-    from koalarization.evaluate.run import evaluate
+    from koalarization.evaluate.run import evaluate_checkpoints
     from koalarization.train import backend, read_log, train
 
     profile = load_profile("demo")
@@ -65,10 +65,9 @@ def run_job(data_dir: str, name: str, lr: float, schedule: str, warmup: int, ste
     latest = checkpoints.latest_or_none(run_dir)
     reused = bool(latest) and checkpoints.read_config(latest)["step"] >= steps
     started = time.time()
-    checkpoint = train(data_dir, run_dir, settings, fusion=True, seed=seed, verbose=0)
+    checkpoint = train(data_dir, run_dir, settings, fusion="global", seed=seed, verbose=0)
     trained = time.time()
-    per_photo = evaluate({"fusion_lite0": {"data_dir": data_dir, "checkpoints": {seed: checkpoint}}},
-                         f"{work}/eval/{name}-s{seed}", split="validation", save_images=False, progress=False)
+    per_photo = evaluate_checkpoints("fusion_lite0", {seed: checkpoint}, data_dir, f"{work}/eval/{name}-s{seed}")
     means = per_photo.groupby("model")[["ciede2000", "psnr", "ab_std_ratio", "colorfulness_gap"]].mean()
     log = read_log(run_dir)
     best = log.loc[log["val_loss"].idxmin()]
@@ -98,7 +97,7 @@ def worker(data_dir: str, index: int, count: int) -> int:
 
 def machine() -> dict:
     """Where the runs ran, as the study's manifest records it."""
-    from koalarization.study import hardware
+    from koalarization.machine import hardware
 
     info = hardware()
     return {"cpu": info.get("cpu_model", "?"), "cores": info.get("cpu_count"), "gpus": info.get("gpus")}
@@ -141,7 +140,7 @@ def main() -> int:
     from koalarization.data.batches import evaluation_arrays
     from koalarization.train import gray_baseline_loss
 
-    gray = gray_baseline_loss(evaluation_arrays(args.data, "validation", 128, 128, fusion=False)[1])
+    gray = gray_baseline_loss(evaluation_arrays(args.data, "validation", 128, 128, fusion="none")[1])
     write_json_atomic(f"{OUT}/schedules_run.json", {"gray_val_loss": gray,
         "date": time.strftime("%Y-%m-%d"), **machine(), "backend": keras.backend.backend(),
         "keras": keras.__version__, "python": platform.python_version(), "workers": args.workers, "profile": "demo",

@@ -43,7 +43,7 @@ def train_seed(data_dir: str, seed: int, work: str = WORK, steps: int = 0) -> st
     demo = load_profile("demo").training.model_dump()
     settings = TrainingSettings(**{**demo, "steps": steps or demo["steps"],
                                    "checkpoint_every": min(demo["checkpoint_every"], steps or demo["steps"])})
-    return train(data_dir, f"{work}/runs/s{seed}", settings, fusion=True, seed=seed, verbose=0)
+    return train(data_dir, f"{work}/runs/s{seed}", settings, fusion="global", seed=seed, verbose=0)
 
 
 def score_photo(split: str, photo_id: str, truth, l_full, predictions: dict) -> list[dict]:
@@ -60,7 +60,7 @@ def score(data_dir: str, checkpoints: list[str], processes: int):
     import numpy as np
     import pandas as pd
 
-    from koalarization.colorize import Colorizer, lightness
+    from koalarization.colorize import Colorizer, Seen, average_ab, lightness
     from koalarization.data.batches import iterate_photos
     from koalarization.data.prepare import load_manifest
 
@@ -69,15 +69,16 @@ def score(data_dir: str, checkpoints: list[str], processes: int):
     jobs = []
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
         for split in (s for s in SPLITS if counts.get(s)):
-            for photo_id, truth, embedding in iterate_photos(data_dir, split):
-                height, width = (side // 8 * 8 for side in truth.shape[:2])
-                truth = np.ascontiguousarray(truth[:height, :width])
+            for photo in iterate_photos(data_dir, split):
+                photo_id, seen = photo.photo_id, Seen(photo.embedding, photo.maps)
+                height, width = (side // 8 * 8 for side in photo.rgb.shape[:2])
+                truth = np.ascontiguousarray(photo.rgb[:height, :width])
                 l_full = lightness(truth)
                 l_small = colorizers[0].lightness_planes(truth)[1]
-                seeds = [colorizer.predict_ab(l_small, embedding) for colorizer in colorizers]
+                seeds = [colorizer.predict_ab(l_small, seen) for colorizer in colorizers]
                 predictions = {("gray", 0): np.zeros_like(seeds[0])}
                 predictions.update({("seed", k + 1): ab for k, ab in enumerate(seeds)})
-                predictions.update({("ensemble", k): np.mean(seeds[:k], axis=0) for k in range(2, len(seeds) + 1)})
+                predictions.update({("ensemble", k): average_ab(seeds[:k]) for k in range(2, len(seeds) + 1)})
                 jobs.append(pool.submit(score_photo, split, photo_id, truth, l_full, predictions))
         return pd.DataFrame([row for job in jobs for row in job.result()])
 
@@ -116,7 +117,7 @@ def main() -> int:
     import keras
 
     from koalarization.atomic import write_csv_atomic, write_json_atomic
-    from koalarization.study import hardware
+    from koalarization.machine import hardware
 
     os.makedirs(args.out, exist_ok=True)
     write_csv_atomic(per_photo, f"{args.out}/seed_ensemble.csv")

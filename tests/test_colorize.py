@@ -140,3 +140,24 @@ def test_cli_colorizes_with_several_checkpoints_as_one_ensemble(tmp_path):
     assert result.returncode == 0, result.stderr
     expected = load_colorizer([first, second]).colorize(read_photo(os.path.join(photos, "coffee.jpg")))
     assert np.abs(read_photo(out / "coffee.png").astype(int) - expected).max() <= 1
+
+
+def test_a_spatial_network_colorizes_any_photo_with_the_classifiers_maps(tmp_path, real_photos):
+    """A spatial checkpoint runs the classifier with its feature maps on the photo's gray version, and its colors
+    depend on those maps (not only on the global logits)."""
+    from koalarization.colorize import Colorizer, Seen, load_colorizer
+
+    path = save_untrained_checkpoint(str(tmp_path / "spatial"), fusion="spatial")
+    colorizer = Colorizer(path)
+    assert colorizer.fusion == "spatial" and colorizer.embedder.feature_maps
+    for rgb in (real_photos["chelsea"], real_photos["rocket"][:203, :517]):
+        assert colorizer.colorize(rgb).shape == rgb.shape
+    l_full, l_small = colorizer.lightness_planes(real_photos["chelsea"])
+    seen = colorizer.embed(l_full)
+    assert seen.maps is not None and seen.maps.size == 28 * 28 * 40 + 14 * 14 * 112 + 7 * 7 * 320
+    moved = colorizer.predict_ab(l_small, Seen(seen.embedding, np.roll(seen.maps, 4000)))
+    assert np.abs(moved - colorizer.predict_ab(l_small, seen)).mean() > 1e-3
+    other = save_untrained_checkpoint(str(tmp_path / "spatial1"), fusion="spatial")
+    assert load_colorizer([path, other]).colorize(real_photos["coffee"]).shape == real_photos["coffee"].shape
+    with pytest.raises(ValueError, match="fusion"):
+        load_colorizer([path, save_untrained_checkpoint(str(tmp_path / "global"))])

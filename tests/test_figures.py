@@ -50,11 +50,22 @@ def test_case_triplets_show_gray_prediction_and_truth(tmp_path):
     assert_saved(fig, tmp_path / "cases")
 
 
-def test_one_colour_per_model_in_every_figure():
-    first = figures.model_colors(["gray", "fusion_lite0", "no_fusion"])
-    second = figures.model_colors(["no_fusion", "something_new", "fusion_lite0"])
-    assert first["fusion_lite0"] == second["fusion_lite0"] and first["no_fusion"] == second["no_fusion"]
-    assert second["something_new"] not in figures.MODEL_COLORS.values()
+def test_one_colour_per_role_in_every_figure_whatever_the_model_is_called():
+    from helpers import renamed_profile
+
+    from koalarization.config import load_profile
+    from koalarization.stages import roles_of
+
+    colors = figures.role_colors(roles_of(load_profile("demo")))
+    renamed = figures.role_colors(roles_of(renamed_profile("demo", {"no_fusion": "ablation",
+                                                                    "spatial_lite0": "where"})))
+    assert renamed["ablation"] == colors["no_fusion"] and renamed["where"] == colors["spatial_lite0"]
+    assert colors["fusion_lite0"] == figures.MAIN_COLOR and colors["gray"] == figures.GRAY_COLOR
+    assert len({colors[m] for m in ("gray", "mean_ab", "no_fusion", "fusion_lite0", "spatial_lite0",
+                                    "rebalanced_lite0")}) == 6
+    assert colors["fusion_lite0_ensemble"] != colors["fusion_lite0"]  # a darker shade of its network's
+    chosen = figures.model_colors(["fusion_lite0", "unknown"], colors)
+    assert chosen["fusion_lite0"] == figures.MAIN_COLOR and chosen["unknown"] not in colors.values()
 
 
 def test_training_curves(tmp_path):

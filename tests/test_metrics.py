@@ -154,8 +154,8 @@ def test_the_error_split_finding_names_the_trade():
              {"true chroma": "20–40", "share of pixels": 0.3, "gray": 18.2, "main": 13.6},
              {"true chroma": "chroma ≥ 40", "share of pixels": 0.1, "gray": 24.3, "main": 18.7},
              {"true chroma": "all pixels", "share of pixels": 1.0, "gray": 12.5, "main": 12.1}]
-    text = error_split(table, "main")
+    text = error_split(table, "main", "the main model")
     assert "20% of pixels) the main model's ΔE00 is 8.3 against 2.6" in text
     assert "40% of pixels) 14.9 against 19.7" in text and "a cast over neutral regions" in text
     table[0]["main"] = 2.0
-    assert "cast" not in error_split(table, "main") and error_split(table, "absent") == ""
+    assert "cast" not in error_split(table, "main", "the main model") and error_split(table, "absent", "x") == ""

@@ -70,9 +70,10 @@ def test_shards_hold_jpeg_embedding_crops_and_provenance(prepared):
     out, _ = prepared
     seen = {}
     for split in ("train", "validation", "test"):
-        for photo_id, rgb, embedding in iterate_photos(str(out), split):
-            seen[photo_id] = split
-            assert min(rgb.shape[:2]) == 64 and embedding.shape == (1000,) and np.isfinite(embedding).all()
+        for photo in iterate_photos(str(out), split):
+            seen[photo.photo_id] = split
+            assert min(photo.rgb.shape[:2]) == 64 and photo.embedding.shape == (1000,)
+            assert np.isfinite(photo.embedding).all() and photo.maps is None  # maps only where asked for
         for example in load_split(str(out), split):
             crops = 2 if split == "train" else 1  # training photos: their cached crops; others: the center crop
             assert example.crop_boxes.shape == (crops, 2) and example.crop_embeddings.shape == (crops, 1000)
@@ -150,6 +151,71 @@ def test_the_pipeline_without_tensorflow_gives_the_same_batches(prepared):
     known = np.concatenate([e.crop_embeddings for e in batches.examples])
     for row in ops.convert_to_numpy(inputs["embedding"]):
         assert np.isclose(known, row).all(axis=1).any()  # every training sample carries one of its cached crops
+
+
+@pytest.fixture(scope="module")
+def prepared_maps(tmp_path_factory):
+    """Sample photos prepared with the classifier's feature maps (the spatial networks' inputs)."""
+    folder = write_sample_jpegs(tmp_path_factory.mktemp("photos"))
+    out = tmp_path_factory.mktemp("prepared_maps")
+    result = koala("prepare", "--source", f"folder:{folder}", "--out", str(out), *PREPARE, "--feature-maps")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_feature_maps_are_cached_for_every_photo_and_crop(prepared_maps):
+    from koalarization.backbones import feature_shapes, unpack_maps
+
+    manifest = json.loads((prepared_maps / "manifest.json").read_text())
+    shapes = manifest["feature_shapes"]
+    assert shapes == {k: list(v) for k, v in feature_shapes("efficientnet_lite0").items()}
+    assert shapes == {"s8": [28, 28, 40], "s16": [14, 14, 112], "s32": [7, 7, 320]}
+    size = sum(int(np.prod(s)) for s in shapes.values())
+    for split in ("train", "validation", "test"):
+        for example in load_split(str(prepared_maps), split):
+            assert example.feature_maps.shape == (size,) and np.isfinite(example.feature_maps).all()
+            assert example.crop_feature_maps.shape == (len(example.crop_boxes), size)
+            whole, crop = unpack_maps(example.feature_maps, shapes), unpack_maps(example.crop_feature_maps[0], shapes)
+            assert not np.allclose(whole["s8"], crop["s8"])  # the crop's own maps, not the photo's
+
+
+def test_a_flipped_crop_gets_flipped_maps_in_both_pipelines(prepared_maps):
+    """Training flips half the crops; their feature maps must flip with them, identically with and without
+    TensorFlow (the spatial network learns where things are)."""
+    from keras import ops
+
+    from koalarization.backbones import unpack_maps
+    from koalarization.data.batches import crop_example, flip_maps
+
+    shapes = json.loads((prepared_maps / "manifest.json").read_text())["feature_shapes"]
+    example = load_split(str(prepared_maps), "train")[0]
+    seed = _flip_seed(example)
+    k = int(np.random.default_rng(seed).integers(len(example.crop_boxes)))
+    _, _, maps = crop_example(example, 48, 32, np.random.default_rng(seed), shapes)
+    np.testing.assert_array_equal(maps, flip_maps(example.crop_feature_maps[k], shapes))
+    assert np.array_equal(unpack_maps(maps, shapes)["s8"][:, ::-1],
+                          unpack_maps(example.crop_feature_maps[k], shapes)["s8"])
+    tf_inputs, _ = next(iter(make_dataset(str(prepared_maps), "validation", 8, 48, 32, training=False,
+                                          fusion="spatial")))
+    np_inputs, _ = evaluation_arrays(str(prepared_maps), "validation", 48, 32, fusion="spatial")
+    for level in ("s8", "s16", "s32"):
+        np.testing.assert_allclose(np_inputs[level], ops.convert_to_numpy(tf_inputs[level]), rtol=0, atol=1e-6)
+    batch, _ = next(iter(make_dataset(str(prepared_maps), "train", 4, 48, 32, training=True, fusion="spatial")))
+    cached = np.concatenate([e.crop_feature_maps for e in load_split(str(prepared_maps), "train")]).astype(np.float32)
+    mirrored = np.stack([flip_maps(m, shapes) for m in cached])
+    for row in range(4):
+        packed = np.concatenate([ops.convert_to_numpy(batch[level][row]).ravel() for level in ("s8", "s16", "s32")])
+        assert np.isclose(cached, packed).all(axis=1).any() or np.isclose(mirrored, packed).all(axis=1).any()
+
+
+def _flip_seed(example):
+    """A seed under which crop_example flips its crop: its first draw picks the cached crop, its second the flip."""
+    for seed in range(50):
+        rng = np.random.default_rng(seed)
+        rng.integers(len(example.crop_boxes))
+        if rng.random() < 0.5:
+            return seed
+    raise AssertionError("no seed flips the crop")
 
 
 def test_records_are_tensorflow_compatible_both_ways(tmp_path):

@@ -138,10 +138,11 @@ def test_holm_adjustment_by_hand():
 def test_a_finding_is_valid_html_and_follows_the_adjusted_p():
     from html.parser import HTMLParser
 
+    from helpers import paired_row
+
     from koalarization.report.findings import describe
 
-    row = {"model_a": "m", "model_b": "gray", "label": "CIEDE2000", "mean_diff": -1.2, "diff_ci_low": -2.0,
-           "diff_ci_high": -0.4, "n": 97, "p_holm": 2e-5, "higher_is_better": False, "interval_vs_test": ""}
+    row = paired_row("m", "gray", "ciede2000", -1.2, 2e-5)
     text = describe(row, {"m": "main <model>"})
     assert "Holm p &lt; 0.001" in text and "main &lt;model&gt; is better" in text
     class Tags(HTMLParser):
@@ -152,7 +153,7 @@ def test_a_finding_is_valid_html_and_follows_the_adjusted_p():
 
     Tags().feed(text)
     assert Tags.found == ["span"]
-    assert "not significant" in describe({**row, "p_holm": 0.06}, {})
+    assert "not significant" in describe(row.model_copy(update={"p_holm": 0.06}), {})
 
 
 def test_schedule_summary_gives_mean_and_seed_spread_per_schedule():
@@ -167,24 +168,3 @@ def test_schedule_summary_gives_mean_and_seed_spread_per_schedule():
     assert summary.loc["a", "ciede2000 std"] == pytest.approx(2 ** 0.5)
     assert summary.loc["a", "seeds"] == 2 and summary.loc["b", "ciede2000 gray"] == 11.5
     assert list(summary.index) == ["a", "b"]
-
-
-def test_the_seed_ensemble_finding_reports_each_comparison_it_has():
-    from koalarization.evaluate.run import ensemble_labels
-    from koalarization.report.findings import seed_ensemble
-
-    labels = {"m": "main", "gray": "gray input"}
-    labels.update(ensemble_labels(labels, {"m": 3, "other": 1}))
-    assert labels["m_ensemble"] == "main, 3-seed ensemble" and "other_ensemble" not in labels
-
-    def row(b, metric, split, diff, p):
-        return {"model_a": "m_ensemble", "model_b": b, "metric": metric, "split": split, "label": metric,
-                "mean_diff": diff, "diff_ci_low": diff - 0.5, "diff_ci_high": diff + 0.5, "n": 97, "p_holm": p,
-                "higher_is_better": metric == "psnr", "interval_vs_test": ""}
-
-    rows = [row("m", "ciede2000", "test", -1.0, 1e-6), row("m", "psnr", "test", 0.7, 1e-6),
-            row("gray", "ciede2000", "test", -0.8, 0.4), row("gray", "psnr", "test", 1.5, 1e-4)]
-    text = seed_ensemble(rows, "m", labels)
-    assert "main, 3-seed ensemble" in text and "Against the gray input, on the random test split" in text
-    assert text.count("is better") == 3 and "not significant" in text and "held-out" not in text
-    assert seed_ensemble([], "m", labels) == ""

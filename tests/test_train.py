@@ -166,7 +166,8 @@ def test_checkpoint_config_travels_and_a_wrong_backbone_is_refused(small_data, t
 def test_precision_choices_and_one_device():
     import keras
 
-    from koalarization.train import cpu_has_bf16, distribution_scope, set_precision
+    from koalarization.machine import cpu_has_bf16
+    from koalarization.train import distribution_scope, set_precision
 
     assert distribution_scope()[1] == 1  # one CPU here
     try:
@@ -175,3 +176,36 @@ def test_precision_choices_and_one_device():
     finally:
         set_precision("float32")
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+@pytest.mark.slow
+def test_a_spatial_network_trains_on_cached_feature_maps_and_its_checkpoint_carries_them(tmp_path):
+    """`koala prepare --feature-maps` then `koala train --fusion spatial` (and hypercolumn): the run learns from the
+    maps, its checkpoint says so, and it colorizes a photo with its classifier run on the fly."""
+    from skimage import data as skdata
+
+    from koalarization.colorize import Colorizer
+
+    photos = write_sample_jpegs(tmp_path / "photos")
+    prepared = tmp_path / "data"
+    result = koala("prepare", "--source", f"folder:{photos}", "--out", str(prepared), *DATA, "--feature-maps")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for fusion in ("spatial", "hypercolumn"):
+        run = tmp_path / fusion
+        result = koala(*_args(prepared, run, steps=6, **{"--checkpoint-every": "3"}), "--fusion", fusion)
+        assert result.returncode == 0, result.stderr[-3000:]
+        config = checkpoint.read_config(run)
+        assert config["fusion"] == fusion and config["feature_shapes"]["s8"] == [28, 28, 40] and config["step"] == 6
+        colorized = Colorizer(run).colorize(skdata.coffee())
+        assert colorized.shape == skdata.coffee().shape
+    without = tmp_path / "without_maps"
+    result = koala(*_args(small_data_path(tmp_path), without, steps=2), "--fusion", "spatial")
+    assert result.returncode != 0 and "feature maps" in result.stderr
+
+
+def small_data_path(tmp_path):
+    """A dataset prepared without feature maps."""
+    photos = write_sample_jpegs(tmp_path / "plain_photos", names=("chelsea", "coffee", "rocket", "astronaut"))
+    out = tmp_path / "plain"
+    assert koala("prepare", "--source", f"folder:{photos}", "--out", str(out), *DATA).returncode == 0
+    return out

@@ -40,17 +40,17 @@ def lab_to_uint8(lab: np.ndarray) -> np.ndarray:
     return np.round(lab_to_rgb(lab) * 255).astype(np.uint8)
 
 
-def scale_l(lightness):
+def scale_l(lightness: Any) -> Any:
     """L in [0, 100] -> the encoder input in [-1, 1] (paper: L/50 - 1). Arrays or tensors of any backend."""
     return lightness / L_SCALE - 1.0
 
 
-def scale_ab(ab):
+def scale_ab(ab: Any) -> Any:
     """a*b* -> the regression target (paper: ab/127)."""
     return ab / AB_SCALE
 
 
-def unscale_ab(target):
+def unscale_ab(target: Any) -> Any:
     """Network output (tanh, in [-1, 1]) -> a*b*."""
     return target * AB_SCALE
 

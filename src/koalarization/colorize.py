@@ -87,8 +87,9 @@ def average_ab(predictions: list[np.ndarray]) -> np.ndarray:
 class Colorizer:
     """A trained checkpoint plus its frozen classifier, ready to colorize photos."""
 
-    def __init__(self, checkpoint_path, backbone_weights="imagenet", short_side=None, embedder=None,
-                 cached_embeddings=False):
+    def __init__(self, checkpoint_path: str | os.PathLike, backbone_weights: str | os.PathLike | None = "imagenet",
+                 short_side: int | None = None, embedder: backbones.Embedder | None = None,
+                 cached_embeddings: bool = False):
         """`short_side`: the network's working resolution (default: the scale the checkpoint was trained at; a
         network colorizes best at the scale it learned). A run folder means its best checkpoint (or its last).
         `cached_embeddings=True`: the caller passes what the classifier saw to predict_ab (evaluation), no backbone
@@ -163,7 +164,9 @@ class Ensemble:
     agree on and lets the rest cancel (measured in notebook 3). The members share the classifier (one embedding per
     photo) and must agree on the backbone, on fusion and on the working scale."""
 
-    def __init__(self, checkpoint_paths, backbone_weights="imagenet", short_side=None, cached_embeddings=False):
+    def __init__(self, checkpoint_paths: list[str | os.PathLike],
+                 backbone_weights: str | os.PathLike | None = "imagenet", short_side: int | None = None,
+                 cached_embeddings: bool = False):
         paths = [os.fspath(path) for path in checkpoint_paths]
         if not paths:
             raise ValueError("an ensemble needs at least one checkpoint")
@@ -199,7 +202,9 @@ class Ensemble:
         return join(l_full, self.predict_ab(l_small, l_full=l_full))
 
 
-def load_colorizer(checkpoint_paths, backbone_weights="imagenet", short_side=None):
+def load_colorizer(checkpoint_paths: str | os.PathLike | list[str | os.PathLike],
+                   backbone_weights: str | os.PathLike | None = "imagenet",
+                   short_side: int | None = None) -> Colorizer | Ensemble:
     """One checkpoint (or run folder) -> a Colorizer; several -> an Ensemble of them."""
     if isinstance(checkpoint_paths, (str, os.PathLike)):
         checkpoint_paths = [checkpoint_paths]
@@ -229,6 +234,32 @@ def side_by_side(gray_rgb: np.ndarray, colorized: np.ndarray) -> np.ndarray:
     return np.concatenate([gray_rgb, np.full((gray_rgb.shape[0], 8, 3), 255, np.uint8), colorized], axis=1)
 
 
+def _plan(inputs: list[str | os.PathLike], output_dir: str | os.PathLike, force: bool
+          ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """-> ([(photo, output file)] to colorize, [(photo, reason)] skipped because the output exists)."""
+    jobs = _collect(inputs)
+    if not jobs:
+        raise FileNotFoundError(f"no photos found in {list(inputs)}")
+    todo, skipped = [], []
+    for path, rel in jobs:
+        target = os.path.join(output_dir, os.path.splitext(rel)[0] + ".png")
+        if os.path.exists(target) and not force:
+            skipped.append((path, f"output exists: {target} (use --force to overwrite)"))
+        else:
+            todo.append((path, target))
+    return todo, skipped
+
+
+def _store(photo: np.ndarray, l_full: np.ndarray, ab: np.ndarray, target: str, with_side_by_side: bool) -> str:
+    """Join at full resolution, encode, write (and the gray | colorized image where asked)."""
+    result = join(l_full, ab)
+    save_image_atomic(result, target)
+    if with_side_by_side:
+        gray = np.repeat(np.asarray(Image.fromarray(photo).convert("L"))[..., None], 3, axis=-1)
+        save_image_atomic(side_by_side(gray, result), target[:-4] + "_side_by_side.png")
+    return target
+
+
 def colorize_paths(inputs: list[str | os.PathLike], checkpoint_path: str | os.PathLike | list | Colorizer | Ensemble,
                    output_dir: str | os.PathLike, force: bool = False, with_side_by_side: bool = False,
                    short_side: int | None = None, backbone_weights: str | os.PathLike | None = "imagenet",
@@ -242,19 +273,10 @@ def colorize_paths(inputs: list[str | os.PathLike], checkpoint_path: str | os.Pa
     """
     from tqdm.auto import tqdm
 
-    jobs = _collect(inputs)
-    if not jobs:
-        raise FileNotFoundError(f"no photos found in {list(inputs)}")
+    todo, failures = _plan(inputs, output_dir, force)
     colorizer = (checkpoint_path if isinstance(checkpoint_path, (Colorizer, Ensemble))
                  else load_colorizer(checkpoint_path, backbone_weights, short_side))
-    written, failures = [], []
-    todo = []
-    for path, rel in jobs:
-        target = os.path.join(output_dir, os.path.splitext(rel)[0] + ".png")
-        if os.path.exists(target) and not force:
-            failures.append((path, f"output exists: {target} (use --force to overwrite)"))
-        else:
-            todo.append((path, target))
+    written: list[str] = []
 
     def load(path):  # reader thread: decode and the L planes (numpy, releases the GIL for much of it)
         try:
@@ -262,15 +284,6 @@ def colorize_paths(inputs: list[str | os.PathLike], checkpoint_path: str | os.Pa
         except PhotoError as error:
             return error
         return (photo, *colorizer.lightness_planes(photo))
-
-    def store(photo, l_full, ab, target):  # writer thread: join at full resolution, encode, write
-        result = join(l_full, ab)
-        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-        save_image_atomic(result, target)
-        if with_side_by_side:
-            gray = np.repeat(np.asarray(Image.fromarray(photo).convert("L"))[..., None], 3, axis=-1)
-            save_image_atomic(side_by_side(gray, result), target[:-4] + "_side_by_side.png")
-        return target
 
     # Three stages overlap so both cores stay busy: read + L (thread) -> network (here) -> join + write (thread).
     # At most two photos wait in each queue, which bounds memory for large photos.
@@ -286,7 +299,7 @@ def colorize_paths(inputs: list[str | os.PathLike], checkpoint_path: str | os.Pa
                 continue
             photo, l_full, l_small = item
             ab = colorizer.predict_ab(l_small, l_full=l_full)
-            storing.append(writer.submit(store, photo, l_full, ab, target))
+            storing.append(writer.submit(_store, photo, l_full, ab, target, with_side_by_side))
             while len(storing) > 2:
                 written.append(storing.pop(0).result())
         written.extend(future.result() for future in storing)

@@ -18,7 +18,7 @@ PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".g
 class PhotoError(KoalaError, ValueError):
     """A photo that cannot be read; names the file and the reason."""
 
-    def __init__(self, source, reason):
+    def __init__(self, source: str | os.PathLike, reason: str):
         self.source, self.reason = str(source), reason
         super().__init__(f"{source}: {reason}")
 

@@ -202,6 +202,9 @@ class Layout:
         """Without suffix: the report writes <name>.csv and <name>.md."""
         return self.tables_dir / name
 
+    def table_csv(self, name: str) -> Path:
+        return self.tables_dir / f"{name}.csv"
+
     def figure(self, name: str) -> Path:
         """Without suffix: the report writes <name>.png and <name>.pdf."""
         return self.figures_dir / name

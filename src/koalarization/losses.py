@@ -61,13 +61,13 @@ def ab_histogram(data_dir: str, scale: int) -> np.ndarray:
 class RebalancedMSE(keras.losses.Loss):
     """Squared error on a*b*/127, each pixel weighted by the rarity of its true a*b* (see the module docstring)."""
 
-    def __init__(self, weights: Any, name: str = "rebalanced_mse", **kwargs):
+    def __init__(self, weights: Any, name: str = "rebalanced_mse", **kwargs: Any):
         super().__init__(name=name, **kwargs)
         self.weights = [float(w) for w in np.asarray(weights).ravel()]
         if len(self.weights) != BINS * BINS:
             raise ValueError(f"expected {BINS * BINS} bin weights, got {len(self.weights)}")
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Any, y_pred: Any) -> Any:
         ab = unscale_ab(ops.cast(y_true, "float32"))
         index = ops.cast(ops.clip(ops.floor((ab + EDGE) / BIN), 0, BINS - 1), "int32")
         flat = index[..., 0] * BINS + index[..., 1]
@@ -75,11 +75,11 @@ class RebalancedMSE(keras.losses.Loss):
         error = ops.mean(ops.square(ops.cast(y_pred, "float32") - ops.cast(y_true, "float32")), axis=-1)
         return ops.mean(weight * error, axis=(1, 2))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "weights": self.weights}
 
 
-def make_loss(kind: str, data_dir: str, training: dict[str, Any], lam: float = 0.5):
+def make_loss(kind: str, data_dir: str, training: dict[str, Any], lam: float = 0.5) -> Any:
     """The Keras loss of a run: "mse" (the paper's) or a RebalancedMSE with weights from the training split
     (cached beside the prepared data, so seeds and resumes share them)."""
     if kind == "mse":

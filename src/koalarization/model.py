@@ -63,6 +63,14 @@ class ResizeConcat(layers.Layer):
         return (*features_shape[:-1], features_shape[-1] + sum(s[-1] for s in maps_shape))
 
 
+def _standardized(tensor: Any, level: str, stats: dict[str, tuple[list[float], list[float]]] | None) -> Any:
+    """A map input standardized channel by channel with the training photos' statistics (unchanged without)."""
+    if not stats:
+        return tensor
+    mean, variance = stats[level]
+    return layers.Normalization(axis=-1, mean=mean, variance=variance, name=f"standardize_{level}")(tensor)
+
+
 def _conv(x, filters, stride=1, name=None, activation="relu", kernel=3):
     return layers.Conv2D(filters, kernel, strides=stride, padding="same", activation=activation, name=name)(x)
 
@@ -78,13 +86,20 @@ def input_names(fusion: str) -> list[str]:
 
 
 def build_colorizer(embedding_dim: int = 1000, fusion: str | bool = "global",
-                    feature_channels: dict[str, int] | None = None, name: str = "koalarization") -> keras.Model:
+                    feature_channels: dict[str, int] | None = None,
+                    feature_stats: dict[str, tuple[list[float], list[float]]] | None = None,
+                    name: str = "koalarization") -> keras.Model:
     """Inputs: `l` (N, H, W, 1) in [-1, 1]; with fusion, `embedding` (N, embedding_dim); with spatial fusion, the
     maps `s8`, `s16`, `s32` (N, h, w, feature_channels[level]) at any grid. Output: a*b*/127 (N, H, W, 2) in
     [-1, 1], float32 whatever the compute dtype.
 
     `fusion`: "none", "global" (the paper's), "spatial" or "hypercolumn" (see the module docstring); True and False
     mean "global" and "none", as in checkpoints written before the spatial models.
+
+    `feature_stats`: {level: (per-channel mean, per-channel variance)} of the classifier's maps on the training
+    photos. The maps are standardized with them inside the network (fixed `Normalization` layers, saved with it):
+    raw, their values reach 50 with a spread of 6, and appended at that scale beside the encoder's activations they
+    saturate the tanh output within the first steps, after which nothing trains.
     """
     level: str = as_fusion(fusion)
     l_input = keras.Input((None, None, 1), name="l")
@@ -95,17 +110,18 @@ def build_colorizer(embedding_dim: int = 1000, fusion: str | bool = "global",
         if not feature_channels:
             raise ValueError(f"a {level} network needs the classifier's feature_channels ({', '.join(LEVELS)})")
         inputs.update({name: keras.Input((None, None, feature_channels[name]), name=name) for name in LEVELS})
+    maps = {level: _standardized(inputs[level], level, feature_stats) for level in LEVELS if level in inputs}
     x = l_input
     for i, (filters, stride) in enumerate(ENCODER):
         x = _conv(x, filters, stride, name=f"encoder_{i}")
     if uses_embedding(level):
         x = BroadcastConcat(name="fusion_broadcast")(x, inputs["embedding"])
     if uses_feature_maps(level):
-        x = ResizeConcat(name="fusion_maps")(x, [inputs[name] for name in LEVELS])
+        x = ResizeConcat(name="fusion_maps")(x, [maps[name] for name in LEVELS])
     x = _conv(x, FUSION_FILTERS, kernel=1, name="fusion")
     for i, (filters, upsample_after, hypercolumn_here) in enumerate(DECODER):
         if level == "hypercolumn" and hypercolumn_here:
-            x = ResizeConcat(name=f"hypercolumn_{i}")(x, [inputs["s8"]])
+            x = ResizeConcat(name=f"hypercolumn_{i}")(x, [maps["s8"]])
         x = _conv(x, filters, activation="relu" if i < len(DECODER) - 1 else None, name=f"decoder_{i}")
         if upsample_after:
             x = layers.UpSampling2D(2, name=f"up_{0 if i == 0 else 1}")(x)

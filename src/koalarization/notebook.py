@@ -85,7 +85,7 @@ class Study:
         """The prepared dataset of this profile's data settings for one classifier."""
         return self.paths.data_dir(backbone, self.profile.data)
 
-    def figure(self, fig, name: str, show: bool = True) -> None:
+    def figure(self, fig: Any, name: str, show: bool = True) -> None:
         """Save a figure (PNG + PDF) under its catalog name, and show it."""
         from .report.figures import save_figure
 
@@ -107,7 +107,8 @@ class Study:
 
             _display(Image(str(path), width=width))
 
-    def table(self, frame, name: str, caption: str | None = None, show: bool = True, float_format="{:.4g}"):
+    def table(self, frame: Any, name: str, caption: str | None = None, show: bool = True,
+              float_format: str = "{:.4g}") -> Any:
         """Save a table (CSV + Markdown) under its catalog name, and show it."""
         from .report.tables import write_table
 
@@ -118,7 +119,7 @@ class Study:
             _display(frame)
         return frame
 
-    def attach(self, written) -> None:
+    def attach(self, written: list[str | Path]) -> None:
         """Claim files that other code wrote under results/ (e.g. the survey's tables), so that the study keeps them
         and prunes what no stage wrote any more."""
         root = self.paths.results_dir.resolve()

@@ -47,9 +47,9 @@ STAGE_INPUTS: dict[str, dict[str, list[str]]] = {
                                  "layout.py", "notebook.py", "stages.py", "resources", "report/figures.py",
                                  "report/tables.py"]},
     "02_train": {"sections": ["data", "models", "training"], "upstream": ["01_prepare_data"],
-                 "code": ["model.py", "train.py", "runs.py", "losses.py", "checkpoint.py", "data/batches.py", "data/pipeline.py",
-                          "data/records.py", "color.py", "config.py", "layout.py", "notebook.py", "stages.py",
-                          "machine.py", "report/figures.py", "report/tables.py"]},
+                 "code": ["model.py", "train.py", "runs.py", "losses.py", "checkpoint.py", "data/batches.py",
+                          "data/pipeline.py", "data/records.py", "color.py", "config.py", "layout.py", "notebook.py",
+                          "stages.py", "machine.py", "report/figures.py", "report/tables.py"]},
     "03_evaluate": {"sections": ["models", "evaluation"], "upstream": ["02_train"],
                     "code": ["evaluate", "colorize.py", "backbones.py", "model.py", "report/tables.py", "layout.py",
                              "notebook.py", "stages.py"]},
@@ -128,7 +128,9 @@ def stage_hashes(profile: Profile, project_dir: Path, package_root: Path | None 
 def stage_outputs_exist(stage: str, profile: Profile, layout: Layout) -> bool:
     """Whether the work a reused stage left behind is still there (a fresh clone has results but no work/)."""
     if stage == "01_prepare_data":
-        return all((layout.data_dir(b, profile.data) / "manifest.json").exists() for b in profile.data.backbones)
+        from .data.prepare import is_prepared
+
+        return all(is_prepared(layout.data_dir(b, profile.data)) for b in profile.data.backbones)
     if stage == "02_train":
         return layout.runs_index.exists()
     if stage in ("03_evaluate", "04_figures"):
@@ -365,7 +367,7 @@ def prune_unpublished(results_dir: Path) -> list[str]:
 
 
 def _photo_list(layout: Layout) -> list[dict[str, str]]:
-    path = layout.table("photos").with_suffix(".csv")
+    path = layout.table_csv("photos")
     if not path.exists():
         return []
     import pandas as pd

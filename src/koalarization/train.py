@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import checkpoint
-from .config import TrainingSettings, as_fusion
+from .config import TrainingSettings, as_fusion, uses_feature_maps
 from .errors import KoalaError
 from .machine import cpu_has_bf16
 
@@ -99,7 +99,7 @@ def set_precision(mixed_precision: str | None) -> str:
     return policy
 
 
-def distribution_scope():
+def distribution_scope() -> tuple[Any, int]:
     """The scope models are built in: a tf.distribute strategy (TensorFlow), DataParallel over several devices
     (JAX), or nothing. -> (context manager, number of replicas)."""
     if backend() == "tensorflow":
@@ -180,8 +180,11 @@ def train(data_dir: str, run_dir: str, settings: TrainingSettings, fusion: str |
     from .data.prepare import load_manifest
 
     manifest = load_manifest(data_dir)
-    os.makedirs(run_dir, exist_ok=True)
     wanted = training_config(manifest, settings, fusion, loss, seed)
+    if uses_feature_maps(wanted["fusion"]) and not manifest.get("feature_shapes"):
+        raise TrainingError(f"a {wanted['fusion']} network learns from the classifier's feature maps, and {data_dir} "
+                            f"was prepared without them: prepare it with --feature-maps (data.feature_maps: true)")
+    os.makedirs(run_dir, exist_ok=True)
     policy = set_precision(settings.mixed_precision)
     keras.utils.set_random_seed(seed)
     scope, replicas = distribution_scope()
@@ -219,11 +222,33 @@ def _model_to_train(run_dir: str, data_dir: str, manifest: dict[str, Any], setti
         model, _ = checkpoint.load_checkpoint(latest, compile=True)
         log.info("resuming %s at step %d", latest, _step(model))
         return model, _step(model)
-    channels = {level: shape[-1] for level, shape in (manifest.get("feature_shapes") or {}).items()}
-    model = build_colorizer(manifest.get("embedding_dim", 1000), fusion=wanted["fusion"], feature_channels=channels)
+    shapes = manifest.get("feature_shapes") or {}
+    channels = {level: shape[-1] for level, shape in shapes.items()}
+    stats = feature_statistics(data_dir, shapes) if uses_feature_maps(wanted["fusion"]) else None
+    model = build_colorizer(manifest.get("embedding_dim", 1000), fusion=wanted["fusion"], feature_channels=channels,
+                            feature_stats=stats)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(settings)),
                   loss=make_loss(wanted["loss"], data_dir, wanted, settings.rebalance_lambda))
     return model, 0
+
+
+def feature_statistics(data_dir: str, shapes: dict[str, list[int]], limit: int = 512
+                       ) -> dict[str, tuple[list[float], list[float]]]:
+    """Per level, the per-channel mean and variance of the classifier's maps over (up to `limit` of) the training
+    split's cached crops (or photos): the spatial network standardizes its map inputs with them."""
+    from .backbones import unpack_maps
+    from .data.batches import load_split
+
+    examples = load_split(data_dir, "train")
+    packed = [m for e in examples for m in (e.crop_feature_maps if e.crop_feature_maps is not None and
+                                             len(e.crop_feature_maps) else [e.feature_maps]) if m is not None]
+    step = max(1, len(packed) // limit)
+    levels = unpack_maps(np.stack(packed[::step]).astype(np.float32), shapes)
+    stats = {}
+    for level, maps in levels.items():
+        flat = maps.reshape(-1, maps.shape[-1]).astype(np.float64)
+        stats[level] = (flat.mean(axis=0).tolist(), np.maximum(flat.var(axis=0), 1e-6).tolist())
+    return stats
 
 
 def _fit_in_chunks(model: Any, data: _Data, run_dir: str, settings: TrainingSettings, config: dict[str, Any],

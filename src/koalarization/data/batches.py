@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -144,7 +145,7 @@ def _model_io_function(names: tuple[str, ...]):
 
 
 def to_model_io(crops: np.ndarray, embeddings: np.ndarray, fusion: str | bool = "global",
-                maps: np.ndarray | None = None, shapes: dict | None = None):
+                maps: np.ndarray | None = None, shapes: dict | None = None) -> tuple[Any, Any]:
     """uint8 RGB batch (N, S, S, 3), embeddings (N, 1000) and packed maps (N, D) -> (the network's inputs for this
     fusion level, ab/127), on the backend's device: {"l": L/50 - 1, "embedding": e, "s8": ..} or just l."""
     from ..backbones import unpack_maps
@@ -224,11 +225,11 @@ class TrainingBatches:
         self.examples, self.shapes = self._crops.examples, self._crops.shapes
         self.workers = workers or min(16, os.cpu_count() or 1)
 
-    def crops(self, step: int):
+    def crops(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """The uint8 crops, embeddings and packed maps of one training step (the CPU half)."""
         return self._crops(step)
 
-    def batch(self, step: int):
+    def batch(self, step: int) -> tuple[Any, Any]:
         """The batch of one training step, as model inputs and target."""
         crops, embeddings, maps = self.crops(step)
         return to_model_io(crops, embeddings, self.fusion, maps, self.shapes)
@@ -254,7 +255,7 @@ class TrainingBatches:
 
 
 def evaluation_arrays(data_dir: str, split: str, scale: int, size: int, fusion: str | bool = "global",
-                      limit: int | None = None):
+                      limit: int | None = None) -> tuple[Any, np.ndarray]:
     """Center crops of a split as one (inputs, target) pair of numpy arrays: the validation data of training."""
     from keras import ops
 

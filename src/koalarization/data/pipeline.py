@@ -10,6 +10,7 @@ other Keras backends.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -68,25 +69,9 @@ def to_model_io(rgb: tf.Tensor, embedding: tf.Tensor, maps: list | None = None
     return inputs, scale_ab(lab[..., 1:])
 
 
-def make_dataset(data_dir: str, split: str, batch_size: int, scale: int, size: int, training: bool = True,
-                 seed: int = 0, fusion: str | bool = "global", repeat: bool | None = None, shuffle_buffer: int = 1024,
-                 start_epoch: int = 0) -> tf.data.Dataset:
-    """Batches for training (cached or random crops, flips, shuffled, repeated) or evaluation (center crops, in
-    order), with the inputs a network of this fusion level takes. `start_epoch` re-keys the randomness after a
-    resume so a resumed run does not replay the same batches.
-    """
-    repeat = training if repeat is None else repeat
-    crops = _crops_in(data_dir, split)
-    names = input_names(as_fusion(fusion))
-    shapes = load_manifest(data_dir).get("feature_shapes") if uses_feature_maps(as_fusion(fusion)) else None
-    if uses_feature_maps(as_fusion(fusion)) and not shapes:
-        raise ValueError(f"{data_dir} holds no feature maps; a {fusion} network needs data.feature_maps = true")
-    spec = _spec(crops, bool(shapes))
-    files = shard_files(data_dir, split)
-    # Small datasets keep their photos decoded and resized in memory, so that a training step's input work is only
-    # a crop, a flip and L*a*b*: on a 2-core machine, decoding beside the network's threads slows both.
-    count = load_manifest(data_dir)["counts"].get(split, 0)
-    keep_decoded = training and count * scale * scale * 2 * 3 <= DECODED_CACHE_BYTES
+def _decoder(scale: int, size: int):
+    """A parsed example -> the same with its JPEG decoded to uint8 `rgb` at the training scale (upscaled so that a
+    crop fits)."""
 
     def decode(example):
         rgb = tf.image.convert_image_dtype(tf.io.decode_jpeg(example["jpeg"], channels=3), tf.float32)
@@ -99,6 +84,77 @@ def make_dataset(data_dir: str, split: str, batch_size: int, scale: int, size: i
         decoded["rgb"] = tf.image.convert_image_dtype(tf.clip_by_value(rgb, 0.0, 1.0), tf.uint8, saturate=True)
         return decoded
 
+    return decode
+
+
+@dataclass(frozen=True)
+class _Crop:
+    """How one example becomes one sample: which crop (cached, random or centered), which flip, which inputs."""
+
+    size: int
+    crops: int  # cached crops per record (0: none)
+    shapes: dict | None  # feature-map shapes where the network takes them
+    names: tuple[str, ...]  # the network's inputs
+    training: bool
+    seed: int
+    start_epoch: int
+
+    def __call__(self, index, example):
+        rgb = tf.image.convert_image_dtype(example["rgb"], tf.float32)
+        shape, size, crops = tf.shape(rgb), self.size, self.crops
+        key = tf.stack([tf.cast(self.seed, tf.int64) + 1_000_003 * self.start_epoch, index])
+        embedding = _decoded(example, "embedding")
+        packed = _decoded(example, "feature_maps") if self.shapes and not crops else None
+        if crops:
+            boxes = tf.reshape(example["crop_boxes"], (crops, 2))
+            k = (tf.random.stateless_uniform([], key, 0, crops, dtype=tf.int32) if self.training else 0)
+            corner = tf.minimum(tf.cast(boxes[k], tf.int32), shape[:2] - size)
+            rgb = tf.image.crop_to_bounding_box(rgb, corner[0], corner[1], size, size)
+            embedding = tf.reshape(_decoded(example, "crop_embeddings"), (crops, -1))[k]
+            packed = tf.reshape(_decoded(example, "crop_feature_maps"), (crops, -1))[k] if self.shapes else None
+        elif self.training:
+            rgb = tf.image.stateless_random_crop(rgb, (size, size, 3), seed=key)
+        else:
+            rgb = tf.image.resize_with_crop_or_pad(rgb, size, size)
+        maps = _levels(packed, self.shapes) if self.shapes else []
+        if self.training:  # as tf.image.stateless_random_flip_left_right decides, with the maps flipped alike
+            flip = tf.random.stateless_uniform([], seed=key + 1, minval=0, maxval=1.0) < 0.5
+            rgb = tf.cond(flip, lambda: tf.reverse(rgb, [1]), lambda: rgb)
+            maps = [tf.cond(flip, lambda m=m: tf.reverse(m, [1]), lambda m=m: m) for m in maps]
+        inputs, target = to_model_io(rgb, embedding, maps)
+        return ({n: inputs[n] for n in self.names} if len(self.names) > 1 else inputs["l"]), target
+
+
+def _options() -> tf.data.Options:
+    options = tf.data.Options()
+    options.deterministic = True
+    if (os.cpu_count() or 1) <= FEW_CORES:
+        # On a few cores tf.data's autotuning keeps trying more threads, which then take cores from the network's
+        # own: training ran at half speed in windows of tens of steps (measured on 2 cores). One fixed thread for
+        # the input keeps up (a small share of a core at these rates).
+        options.autotune.enabled = False
+        options.threading.private_threadpool_size = 1
+    return options
+
+
+def make_dataset(data_dir: str, split: str, batch_size: int, scale: int, size: int, training: bool = True,
+                 seed: int = 0, fusion: str | bool = "global", repeat: bool | None = None, shuffle_buffer: int = 1024,
+                 start_epoch: int = 0) -> tf.data.Dataset:
+    """Batches for training (cached or random crops, flips, shuffled, repeated) or evaluation (center crops, in
+    order), with the inputs a network of this fusion level takes. `start_epoch` re-keys the randomness after a
+    resume so a resumed run does not replay the same batches.
+    """
+    repeat = training if repeat is None else repeat
+    level = as_fusion(fusion)
+    manifest = load_manifest(data_dir)
+    shapes = manifest.get("feature_shapes") if uses_feature_maps(level) else None
+    if uses_feature_maps(level) and not shapes:
+        raise ValueError(f"{data_dir} holds no feature maps; a {level} network needs data.feature_maps = true")
+    crops = _crops_in(data_dir, split)
+    spec, files, decode = _spec(crops, bool(shapes)), shard_files(data_dir, split), _decoder(scale, size)
+    # Small datasets keep their photos decoded and resized in memory, so that a training step's input work is only
+    # a crop, a flip and L*a*b*: on a 2-core machine, decoding beside the network's threads slows both.
+    keep_decoded = training and manifest["counts"].get(split, 0) * scale * scale * 2 * 3 <= DECODED_CACHE_BYTES
     ds = tf.data.TFRecordDataset(files, num_parallel_reads=min(4, len(files)))
     ds = ds.map(lambda record: tf.io.parse_single_example(record, spec), num_parallel_calls=tf.data.AUTOTUNE)
     if keep_decoded:
@@ -108,42 +164,8 @@ def make_dataset(data_dir: str, split: str, batch_size: int, scale: int, size: i
         ds = ds.shuffle(shuffle_buffer, seed=seed + 7919 * start_epoch, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-
-    def load(index, example):
-        if not keep_decoded:
-            example = decode(example)
-        rgb = tf.image.convert_image_dtype(example["rgb"], tf.float32)
-        shape = tf.shape(rgb)
-        key = tf.stack([tf.cast(seed, tf.int64) + 1_000_003 * start_epoch, index])
-        embedding = tf.cast(tf.io.decode_raw(example["embedding"], tf.float16), tf.float32)
-        packed = _decoded(example, "feature_maps") if shapes and not crops else None
-        if crops:
-            boxes = tf.reshape(example["crop_boxes"], (crops, 2))
-            k = (tf.random.stateless_uniform([], key, 0, crops, dtype=tf.int32) if training else 0)
-            corner = tf.minimum(tf.cast(boxes[k], tf.int32), shape[:2] - size)
-            rgb = tf.image.crop_to_bounding_box(rgb, corner[0], corner[1], size, size)
-            embedding = tf.reshape(_decoded(example, "crop_embeddings"), (crops, -1))[k]
-            packed = tf.reshape(_decoded(example, "crop_feature_maps"), (crops, -1))[k] if shapes else None
-        elif training:
-            rgb = tf.image.stateless_random_crop(rgb, (size, size, 3), seed=key)
-        else:
-            rgb = tf.image.resize_with_crop_or_pad(rgb, size, size)
-        maps = _levels(packed, shapes) if shapes else []
-        if training:  # as tf.image.stateless_random_flip_left_right decides, with the maps flipped alike
-            flip = tf.random.stateless_uniform([], seed=key + 1, minval=0, maxval=1.0) < 0.5
-            rgb = tf.cond(flip, lambda: tf.reverse(rgb, [1]), lambda: rgb)
-            maps = [tf.cond(flip, lambda m=m: tf.reverse(m, [1]), lambda m=m: m) for m in maps]
-        inputs, target = to_model_io(rgb, embedding, maps)
-        return ({n: inputs[n] for n in names} if len(names) > 1 else inputs["l"]), target
-
-    ds = ds.enumerate().map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    crop = _Crop(size, crops, shapes, tuple(input_names(level)), training, seed, start_epoch)
+    ds = ds.enumerate().map(lambda index, example: crop(index, example if keep_decoded else decode(example)),
+                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=training)
-    options = tf.data.Options()
-    options.deterministic = True
-    if (os.cpu_count() or 1) <= FEW_CORES:
-        # On a few cores tf.data's autotuning keeps trying more threads, which then take cores from the network's
-        # own: training ran at half speed in windows of tens of steps (measured on 2 cores). One fixed thread for
-        # the input keeps up (a small share of a core at these rates).
-        options.autotune.enabled = False
-        options.threading.private_threadpool_size = 1
-    return ds.with_options(options).prefetch(2 if (os.cpu_count() or 1) <= FEW_CORES else tf.data.AUTOTUNE)
+    return ds.with_options(_options()).prefetch(2 if (os.cpu_count() or 1) <= FEW_CORES else tf.data.AUTOTUNE)

@@ -304,6 +304,11 @@ def finalize(out_dir: str, plan: list, index: pd.DataFrame, params: dict) -> dic
     return manifest
 
 
+def is_prepared(data_dir: str | os.PathLike) -> bool:
+    """Whether a dataset is complete: every shard written and its manifest too."""
+    return os.path.exists(os.path.join(data_dir, "manifest.json"))
+
+
 def load_manifest(data_dir: str) -> dict[str, Any]:
     path = os.path.join(data_dir, "manifest.json")
     if not os.path.exists(path):

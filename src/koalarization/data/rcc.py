@@ -37,7 +37,7 @@ _MAX_DEPTH = 64  # deeper than any real tree; stops a corrupt bundle whose direc
 class RccError(KoalaError, ValueError):
     """A bundle (or one resource in it) that cannot be read; names the file and the reason."""
 
-    def __init__(self, path, reason):
+    def __init__(self, path: str | os.PathLike, reason: str):
         self.path, self.reason = str(path), reason
         super().__init__(f"{path}: {reason}")
 

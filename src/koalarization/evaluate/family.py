@@ -23,16 +23,12 @@ HEADLINE_METRICS = ["ciede2000", "psnr"]
 UNSEEN = "unseen"  # the test split and the held-out source together: every photo no model was trained or tuned on
 
 
-def _spatial(roles: Roles):
-    return roles.like_main("spatial") or roles.like_main("hypercolumn")
-
-
 def network_pairs(roles: Roles, splits: list[str]) -> list[tuple[str, str, str]]:
     """(split, a, b) of the networks family: the main and the spatial network and their ensembles against the gray
     input on each split; the main ensemble against one main network; the spatial ensemble against the main one on
     every unseen photo (the checkpoints a user would choose between)."""
     gray = roles.baseline("gray")
-    main, spatial = roles.main(), _spatial(roles)
+    main, spatial = roles.main(), roles.spatial()
     candidates = [r for r in (main, roles.ensemble_of(main.id), spatial, spatial and roles.ensemble_of(spatial.id))
                   if r is not None]
     pairs = [(split, r.id, gray.id) for split in splits for r in candidates] if gray else []
@@ -70,7 +66,7 @@ def procedure_pairs(roles: Roles) -> list[tuple[str, str, list[str]]]:
     embedding help?), spatial against global (does *where* it sees things add to *what* it sees?), spatial against
     none, and each other loss against the main model's (same fusion and classifier; also on colorfulness)."""
     main = roles.main()
-    none, global_, spatial = roles.like_main("none"), roles.like_main("global"), _spatial(roles)
+    none, global_, spatial = roles.like_main("none"), roles.like_main("global"), roles.spatial()
     pairs = [(a.id, b.id, HEADLINE_METRICS) for a, b in ((global_, none), (spatial, global_), (spatial, none))
              if a and b]
     pairs += [(r.id, main.id, LOSS_METRICS) for r in roles.networks(fusion=main.fusion, backbone=main.backbone)

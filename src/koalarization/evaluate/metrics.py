@@ -163,7 +163,7 @@ def _by_chroma(pair: Pair, edges: tuple = CHROMA_BANDS) -> list[dict[str, Any]]:
              "ciede2000_sum": float(error[band == k].sum())} for k in range(len(edges) - 1)]
 
 
-def chroma_band_label(edges, k: int) -> str:
+def chroma_band_label(edges: tuple, k: int) -> str:
     low, high = edges[k], edges[k + 1]
     return f"chroma ≥ {low:g}" if np.isinf(high) else f"{low:g}–{high:g}"
 

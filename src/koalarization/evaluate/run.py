@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -270,3 +272,18 @@ def summary_mean(summary: pd.DataFrame, model: str, metric: str) -> float:
     if row.empty:
         raise KeyError(f"no mean of {metric} for {model}")
     return float(row["mean"].iloc[0])
+
+
+def evaluate_checkpoints(name: str, checkpoints: dict[int, str], data_dir: str, folder: str | os.PathLike,
+                         split: str = "validation") -> pd.DataFrame:
+    """One model's seeds (their checkpoints, on their prepared dataset) and the baselines on one split, without
+    images: what the recipe searches score their runs with. The fusion level is read from the checkpoints."""
+    from .. import checkpoint
+    from ..stages import RunEntry
+
+    config = checkpoint.read_config(checkpoint.resolve(next(iter(checkpoints.values())), "best"))
+    entry = RunEntry(backbone=config["backbone"], fusion=checkpoint.fusion_of(config),
+                     loss=config.get("training", {}).get("loss", "mse"), label=name, data_dir=data_dir,
+                     checkpoints=checkpoints)
+    return evaluate(RunsIndex(models={name: entry}), EvalFiles(Path(folder)), split=split, save_images=False,
+                    progress=False)

@@ -71,7 +71,7 @@ def against_gray(record: EvaluationRecord, labels: dict[str, str]) -> list[str]:
     """The main network and the spatial one (seeds averaged per photo), and their ensembles, against gray."""
     roles, rows, out = record.roles, record.comparisons, []
     gray = roles.baseline("gray")
-    networks = [r for r in (roles.main(), _spatial(roles)) if r is not None]
+    networks = [r for r in (roles.main(), roles.spatial()) if r is not None]
     for split, where in (("test", "the random test split"), ("heldout", "the held-out source")):
         parts = [_pair(rows, r.id, gray.id, split, labels) for r in networks if gray]
         parts += [_pair(rows, e.id, gray.id, split, labels) for r in networks if gray
@@ -82,15 +82,11 @@ def against_gray(record: EvaluationRecord, labels: dict[str, str]) -> list[str]:
     return out
 
 
-def _spatial(roles: Roles) -> Any:
-    return roles.like_main("spatial") or roles.like_main("hypercolumn")
-
-
 def where_knowledge_enters(record: EvaluationRecord, labels: dict[str, str]) -> str:
     """The dose-response question, seed-aware: none -> global (the paper's) -> spatial."""
     rows = [r for r in record.procedures if r.metric == "ciede2000"]
     roles = record.roles
-    ladder = [roles.like_main("none"), roles.like_main("global"), _spatial(roles)]
+    ladder = [roles.like_main("none"), roles.like_main("global"), roles.spatial()]
     steps = [(a, b) for a, b in ((ladder[1], ladder[0]), (ladder[2], ladder[1]), (ladder[2], ladder[0])) if a and b]
     parts = [describe(row, labels) for a, b in steps for row in [find(rows, a.id, b.id, "ciede2000")] if row]
     if not parts:
@@ -102,7 +98,7 @@ def where_knowledge_enters(record: EvaluationRecord, labels: dict[str, str]) -> 
 
 def fusion_meaning(rows: list[ProcedureComparison], roles: Roles) -> str:
     """What the procedure comparisons say about the paper's claim and about spatial fusion."""
-    none, global_, spatial = roles.like_main("none"), roles.like_main("global"), _spatial(roles)
+    none, global_, spatial = roles.like_main("none"), roles.like_main("global"), roles.spatial()
     sentences = []
     paper = find(rows, global_.id, none.id, "ciede2000") if global_ and none else None
     if paper is not None and paper.p_holm == paper.p_holm:
@@ -145,7 +141,7 @@ def loss_finding(record: EvaluationRecord, labels: dict[str, str]) -> list[str]:
 
 def casts(record: EvaluationRecord) -> str:
     means, roles = record.means.get("test", {}), record.roles
-    shown = [r for r in (roles.main(), roles.like_main("none"), _spatial(roles)) if r and r.id in means]
+    shown = [r for r in (roles.main(), roles.like_main("none"), roles.spatial()) if r and r.id in means]
     if not shown or "ab_std_ratio" not in means[shown[0].id]:
         return ""
     parts = [f"{html.escape(r.label)} {means[r.id]['ab_std_ratio']:.0%}" for r in shown]
@@ -154,11 +150,12 @@ def casts(record: EvaluationRecord) -> str:
             + ", ".join(parts) + ".")
 
 
-def error_split(bands: list[dict[str, Any]], model: str, label: str, neutral_below: float = 5.0,
+def error_split(bands: list[dict[str, Any]], model: str, label: str, gray: str = "gray", neutral_below: float = 5.0,
                 colorful_from: float = 20.0) -> str:
-    """A model against gray on near-neutral and on colorful pixels (the `error_by_chroma` table)."""
+    """A model against the gray input (`gray`: its id) on near-neutral and on colorful pixels (the
+    `error_by_chroma` table)."""
     rows = [row for row in bands if row["true chroma"] != "all pixels"]
-    if not rows or model not in rows[0] or "gray" not in rows[0]:
+    if not rows or model not in rows[0] or gray not in rows[0]:
         return ""
 
     def low(row):
@@ -172,8 +169,8 @@ def error_split(bands: list[dict[str, Any]], model: str, label: str, neutral_bel
     colorful = [row for row in rows if low(row) >= colorful_from]
     if not neutral or not colorful:
         return ""
-    (n_share, n_model), (_, n_gray) = pooled(neutral, model), pooled(neutral, "gray")
-    (c_share, c_model), (_, c_gray) = pooled(colorful, model), pooled(colorful, "gray")
+    (n_share, n_model), (_, n_gray) = pooled(neutral, model), pooled(neutral, gray)
+    (c_share, c_model), (_, c_gray) = pooled(colorful, model), pooled(colorful, gray)
     return (f"on near-neutral test pixels (true chroma below {neutral_below:g}, {n_share:.0%} of pixels) {label}'s "
             f"ΔE00 is {n_model:.1f} against {n_gray:.1f} for the gray input; on colorful ones (chroma "
             f"{colorful_from:g} and above, {c_share:.0%} of pixels) {c_model:.1f} against {c_gray:.1f}"
@@ -183,7 +180,7 @@ def error_split(bands: list[dict[str, Any]], model: str, label: str, neutral_bel
 
 def which_checkpoint(record: EvaluationRecord, labels: dict[str, str]) -> str:
     roles = record.roles
-    spatial = _spatial(roles)
+    spatial = roles.spatial()
     main_ensemble = roles.ensemble_of(roles.main().id)
     spatial_ensemble = roles.ensemble_of(spatial.id) if spatial else None
     if not (main_ensemble and spatial_ensemble):
@@ -199,8 +196,9 @@ def findings(evaluation: EvaluationRecord, user_study: UserStudyRecord | None = 
     out = against_gray(evaluation, labels)
     out += [s for s in (where_knowledge_enters(evaluation, labels), which_checkpoint(evaluation, labels),
                         casts(evaluation)) if s]
-    for role in [evaluation.roles.main(), _spatial(evaluation.roles)]:
-        where = error_split(evaluation.error_by_chroma, role.id, role.label) if role else ""
+    gray = evaluation.roles.baseline("gray")
+    for role in [evaluation.roles.main(), evaluation.roles.spatial()]:
+        where = error_split(evaluation.error_by_chroma, role.id, role.label, gray.id) if role and gray else ""
         if where:
             out.append(f"<b>Where the color error is:</b> {html.escape(where)} Pooled over all pixels, not "
                        f"averaged per photo.")

@@ -1,0 +1,136 @@
+"""Where should the classifier's feature maps enter the network? Train the paper's network (global logits only) and
+two spatial designs on the demo's prepared data, at the demo's recipe (128 px photos, 128 px crops, batch 16, its
+step count), several seeds each, and compare them on the validation split:
+
+- `spatial`: the classifier's stride-8, -16 and -32 maps of the gray crop, resized to H/8 and appended beside the
+  tiled logits before the 1x1 fusion convolution;
+- `hypercolumn`: the same, and the stride-8 maps appended again in the decoder at H/4 and H/2.
+
+Each run is judged as the study judges test photos, on the validation split: mean CIEDE2000 and PSNR against the
+gray input, and the a*b* variation against the truth's; the training and validation losses logged every 50 steps
+show how soon each design stops improving. One process trains the runs one after another (the default suits a
+2-core CPU; `--workers N` trains N at once):
+
+    .venv/bin/python scripts/fusion_designs.py --data work/demo/data/efficientnet_lite0-<hash>
+
+about 35 minutes on 2 cores (6 runs). Writes results/recipe_search/fusion_designs.csv (one row per run),
+fusion_design_curves.csv (the loss logs) and fusion_designs_run.json (machine, backend, date); notebook 02 shows them.
+Runs already measured are kept when the script is started again.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+WORK = "work/fusion_designs"
+DESIGNS = ("global", "spatial", "hypercolumn")
+SEEDS = (0, 1)
+
+
+def jobs() -> list[tuple[str, int]]:
+    return [(design, seed) for seed in SEEDS for design in DESIGNS]
+
+
+def run_job(data_dir: str, design: str, seed: int) -> dict:
+    """Train one run (a finished identical run is reused) and score its best checkpoint on the validation photos."""
+    from koalarization import checkpoint as checkpoints
+    from koalarization.config import load_profile
+    from koalarization.evaluate.run import evaluate
+    from koalarization.layout import EvalFiles
+    from koalarization.stages import RunEntry, RunsIndex
+    from koalarization.train import backend, read_log, train
+
+    profile = load_profile("demo")
+    run_dir = f"{WORK}/runs/{design}-s{seed}"
+    latest = checkpoints.latest_or_none(run_dir)
+    reused = bool(latest) and checkpoints.read_config(latest)["step"] >= profile.training.steps
+    started = time.time()
+    best_checkpoint = train(data_dir, run_dir, profile.training, fusion=design, seed=seed, verbose=0)
+    trained = time.time()
+    runs = RunsIndex(models={design: RunEntry(backbone="efficientnet_lite0", fusion=design, loss="mse", label=design,
+                                              data_dir=data_dir, checkpoints={seed: best_checkpoint})})
+    per_photo = evaluate(runs, EvalFiles(Path(f"{WORK}/eval/{design}-s{seed}")), split="validation",
+                         save_images=False, progress=False)
+    means = per_photo.groupby("model")[["ciede2000", "psnr", "ab_std_ratio", "colorfulness_gap"]].mean()
+    log = read_log(run_dir)
+    best = log.loc[log["val_loss"].idxmin()]
+    ours, gray = means.loc[design], means.loc["gray"]
+    return {"design": design, "seed": seed, "steps": profile.training.steps, "best_step": int(best["step"]),
+            "best_val_loss": float(best["val_loss"]), "last_val_loss": float(log["val_loss"].iloc[-1]),
+            "final_train_loss": float(log["loss"].iloc[-1]), "ciede2000": ours["ciede2000"],
+            "ciede2000_gray": gray["ciede2000"], "psnr_gain_over_gray": ours["psnr"] - gray["psnr"],
+            "ab_std_ratio": ours["ab_std_ratio"], "colorfulness_gap": ours["colorfulness_gap"],
+            "validation_photos": int(per_photo["photo_id"].nunique()), "backend": backend(), "reused_run": reused,
+            "train_seconds": None if reused else round(trained - started, 1)}
+
+
+def worker(data_dir: str, index: int, count: int) -> int:
+    from koalarization.atomic import write_json_atomic
+
+    for k, (design, seed) in enumerate(jobs()):
+        path = f"{WORK}/results/{design}-s{seed}.json"
+        if k % count != index or os.path.exists(path):
+            continue
+        row = run_job(data_dir, design, seed)
+        write_json_atomic(path, row)
+        print(json.dumps(row), flush=True)
+    return 0
+
+
+def write_results(data_dir: str, workers: int) -> None:
+    import keras
+    import pandas as pd
+
+    from koalarization.atomic import write_csv_atomic, write_json_atomic
+    from koalarization.layout import Layout
+    from koalarization.machine import hardware
+    from koalarization.train import read_log
+
+    searches = Layout.for_profile("demo").searches
+    rows = [json.load(open(path)) for path in sorted(glob.glob(f"{WORK}/results/*.json"))]
+    table = pd.DataFrame(rows)
+    table["design"] = pd.Categorical(table["design"], DESIGNS, ordered=True)
+    table = table.sort_values(["design", "seed"])
+    write_csv_atomic(table, searches.table("fusion_designs"))
+    curves = [read_log(f"{WORK}/runs/{row['design']}-s{row['seed']}").assign(design=row["design"], seed=row["seed"])
+              for row in rows]
+    write_csv_atomic(pd.concat(curves, ignore_index=True), searches.table("fusion_design_curves"))
+    info = hardware()
+    write_json_atomic(searches.run("fusion_designs"), {
+        "date": time.strftime("%Y-%m-%d"), "cpu": info.get("cpu_model", "?"), "cores": info.get("cpu_count"),
+        "gpus": info.get("gpus"), "backend": keras.backend.backend(), "keras": keras.__version__,
+        "python": platform.python_version(), "workers": workers, "profile": "demo", "data": data_dir,
+        "steps": int(table["steps"].iloc[0]), "seeds": len(SEEDS), "designs": list(DESIGNS), "argv": sys.argv[1:]})
+    print(table.groupby("design", observed=True)[["ciede2000", "ciede2000_gray", "psnr_gain_over_gray",
+                                                  "ab_std_ratio", "best_step"]].agg(["mean", "std"]).round(3))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="the demo's prepared dataset, with feature maps (stage 01)")
+    parser.add_argument("--workers", type=int, default=1, help="runs trained at once, each in its own process")
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    os.makedirs(f"{WORK}/results", exist_ok=True)
+    if args.worker is not None:
+        return worker(args.data, args.worker, args.workers)
+    procs = [subprocess.Popen([sys.executable, __file__, "--data", args.data, "--workers", str(args.workers),
+                               "--worker", str(k)]) for k in range(args.workers)]
+    failed = sum(proc.wait() != 0 for proc in procs)
+    write_results(args.data, args.workers)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
