@@ -38,27 +38,27 @@ def test_best_picks_lowest_metric_and_reals_are_other_photos(run_dir, tmp_path):
     assert manifest["selection"] == {
         "rule": "best", "metric": "ciede2000", "lower_is_better": True, "seed": 3,
         "real_photos": "seeded random draw among the candidates not shown colorized"}
-    assert "lowest unless higher_is_better" in description and "PROTOCOL.md" in description
+    assert "its direction from evaluate.metrics" in description and "PROTOCOL.md" in description
     on_disk = json.loads((tmp_path / "s/private/manifest.json").read_text())
     assert on_disk["selection"]["rule"] == "best" and on_disk["created_utc"].endswith("Z")
 
 
 def test_higher_is_better_and_random_selection_are_seeded(run_dir, tmp_path):
     frame, _ = load_candidates(run_dir / "candidates.csv")
-    fake, _, _ = select_photos(frame, "best", metric="psnr", lower_is_better=False, n_fake=2, n_real=1)
-    assert fake["photo_id"].tolist() == ["p00", "p01"]  # psnr = 30 - index
+    fake = select_photos(frame, "best", metric="psnr", n_fake=2, n_real=1).fake
+    assert fake["photo_id"].tolist() == ["p00", "p01"]  # psnr = 30 - index, higher is better (from the metric)
     first = select_photos(frame, "random", n_fake=9, n_real=3, seed=7)
     again = select_photos(frame, "random", n_fake=9, n_real=3, seed=7)
     other = select_photos(frame, "random", n_fake=9, n_real=3, seed=8)
-    assert first[0]["photo_id"].tolist() == again[0]["photo_id"].tolist()
-    assert first[1]["photo_id"].tolist() == again[1]["photo_id"].tolist()
-    assert (first[0]["photo_id"].tolist(), first[1]["photo_id"].tolist()) != (
-        other[0]["photo_id"].tolist(), other[1]["photo_id"].tolist())
-    assert set(first[0]["photo_id"]).isdisjoint(first[1]["photo_id"])
+    assert first.fake["photo_id"].tolist() == again.fake["photo_id"].tolist()
+    assert first.real["photo_id"].tolist() == again.real["photo_id"].tolist()
+    assert (first.fake["photo_id"].tolist(), first.real["photo_id"].tolist()) != (
+        other.fake["photo_id"].tolist(), other.real["photo_id"].tolist())
+    assert set(first.fake["photo_id"]).isdisjoint(first.real["photo_id"])
     manifest = build_survey(frame, tmp_path / "r", selection="random", seed=7)
     assert manifest["selection"]["rule"] == "random" and manifest["selection"]["metric"] is None
     truth = load_truth(tmp_path / "r")
-    assert sorted(truth[truth["kind"] == "colorized"]["photo_id"]) == sorted(first[0]["photo_id"])
+    assert sorted(truth[truth["kind"] == "colorized"]["photo_id"]) == sorted(first.fake["photo_id"])
     assert truth["selection_score"].isna().all()
 
 

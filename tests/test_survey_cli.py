@@ -35,7 +35,7 @@ def test_build_export_tabulate(tmp_path, capsys):
     survey = tmp_path / "survey"
     assert run("build", "--candidates", candidates, "--out", survey, "--selection", "best", "--metric", "psnr",
                "--higher-is-better", "--seed", 4, "--n-fake", 9, "--n-real", 3) == 0
-    assert "9 colorized (best by psnr, seed 4) + 3 real photos" in capsys.readouterr().out
+    assert "9 colorized (best by psnr, seed 4) + 3 real + 0 catch photos" in capsys.readouterr().out
     truth = load_truth(survey)
     assert sorted(truth[truth["kind"] == "colorized"]["photo_id"]) == [f"p{i:02d}" for i in range(9)]
 
@@ -44,7 +44,8 @@ def test_build_export_tabulate(tmp_path, capsys):
     for participant_id, count in ((everything_real, 12), (half_done, 5)):
         for _ in range(count):
             _, image_id, _ = store.progress(participant_id)
-            store.record_answer(participant_id, image_id, "real", 700)
+            store.serve_image(participant_id, image_id)  # what the participant's browser does
+            store.record_answer(participant_id, image_id, "real", 0)
     out = tmp_path / "responses.csv"
     people = tmp_path / "participants.csv"
     assert run("export", "--survey", survey, "--out", out, "--participants", people) == 0

@@ -86,7 +86,8 @@ def test_whole_survey_by_form_then_thank_you(client, app, tmp_path, survey_dir):
     for position, image_id in enumerate(sequence):
         page = client.get(f"/p/{participant_id}")
         assert page.status_code == 200
-        assert f"Photo {position + 1} of 12" in page.text and f'src="/img/{image_id}.jpg"' in page.text
+        assert f"Photo {position + 1} of 12" in page.text
+        assert f'src="/p/{participant_id}/img/{image_id}.jpg"' in page.text
         answer = "real" if position % 3 else "fake"
         sent = client.post(f"/p/{participant_id}/answer", follow_redirects=False,
                            data={"image_id": image_id, "answer": answer, "response_ms": str(100 + position)})
@@ -166,10 +167,14 @@ def test_answer_for_a_later_photo_or_one_not_in_the_sequence_is_refused(client, 
 
 
 def test_unknown_photo_and_unknown_participant_are_404(client, survey_dir):
-    image_id = survey_images(survey_dir)[0]
-    assert client.get(f"/img/{image_id}.jpg").status_code == 200
-    for path in ("/img/0123456789abcdef.jpg", f"/img/{image_id}", f"/img/{image_id}.png", "/img/..%2Fsurvey.json",
-                 "/img/..%2F..%2Fprivate%2Ftruth.csv", "/private/truth.csv", "/public/survey.json"):
+    participant_id = start(client)
+    image_id = current_image(client, participant_id)
+    mine = f"/p/{participant_id}/img"
+    assert client.get(f"{mine}/{image_id}.jpg").status_code == 200
+    later = next(i for i in survey_images(survey_dir) if i != image_id)  # a photo, but not this question's
+    for path in (f"/img/{image_id}.jpg", f"{mine}/{later}.jpg", f"{mine}/0123456789abcdef.jpg", f"{mine}/{image_id}",
+                 f"{mine}/{image_id}.png", f"{mine}/..%2Fsurvey.json", f"{mine}/..%2F..%2Fprivate%2Ftruth.csv",
+                 f"/p/{'B' * 24}/img/{image_id}.jpg", "/private/truth.csv", "/public/survey.json"):
         assert client.get(path).status_code == 404, path
     nobody = "A" * 24
     assert client.get(f"/p/{nobody}").status_code == 404
@@ -293,7 +298,7 @@ def test_truth_never_reaches_the_browser(client, survey_dir):
         page = client.get(f"/p/{participant_id}")
         image_id = current_image(client, participant_id)
         question_pages.append(page.text.replace(image_id, "IMAGE").replace(f"Photo {position + 1} of", "Photo N of"))
-        image = client.get(f"/img/{image_id}.jpg")
+        image = client.get(f"/p/{participant_id}/img/{image_id}.jpg")
         kind = truth.set_index("image_id").loc[image_id, "kind"]
         image_headers.setdefault(kind, set()).add(tuple(sorted(image.headers.items())))
         responses += [page, client.get(f"/api/participants/{participant_id}"),
@@ -368,10 +373,11 @@ def test_every_response_carries_the_security_headers(app, survey_dir, monkeypatc
         participant_id = start(client)
         image_id = current_image(client, participant_id)
         responses = [
-            client.get("/"), client.get(f"/p/{participant_id}"), client.get(f"/img/{image_id}.jpg"),
+            client.get("/"), client.get(f"/p/{participant_id}"), client.get(f"/p/{participant_id}/img/{image_id}.jpg"),
             client.get("/static/survey.css"), client.get("/healthz"),
             client.post("/start", data={"consent": "yes"}, follow_redirects=False),  # 303
-            client.get("/no/such/page"), client.get("/img/0123456789abcdef.jpg"), client.get("/static/nope.css"),
+            client.get("/no/such/page"), client.get(f"/p/{participant_id}/img/0123456789abcdef.jpg"),
+            client.get("/static/nope.css"),
             client.delete("/"), client.post("/api/answers", content=b"{", headers={"content-type": "application/json"}),
             client.post("/api/answers", json={"answer": "real"}),  # 422
             client.post("/api/answers", content=b"x" * 20000, headers={"content-type": "application/json"}),  # 413
@@ -457,9 +463,8 @@ def test_new_participations_are_rate_limited_per_client_and_overall(survey_dir, 
     app = create_app(survey_dir, db_path=tmp_path / "a.sqlite", limits=limits)
     now = [1000.0]
     app.state.context.limiter.clock = lambda: now[0]
-    app.state.context.limiter._overall.updated = now[0]
     first = TestClient(app, client=("10.0.0.1", 4000))
-    second = TestClient(app, client=("10.0.0.2", 4000))
+    second = TestClient(app, client=("10.0.1.2", 4000))  # another /24
     for index in range(3):
         first.cookies.clear()
         assert first.post("/start", data={"consent": "yes"}, follow_redirects=False).status_code == 303, index

@@ -1,17 +1,20 @@
 """What the survey's routes share, handed to them as FastAPI dependencies: the survey, its store, the participant
 named in the URL, the organiser's token check."""
+from __future__ import annotations
+
 import logging
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Form, Header, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment
 
+from .crowd import CrowdSettings
+from .limits import ParticipationLimiter
 from .models import OrganiserForm
-from .security import ParticipationLimiter
 from .store import Store, SurveyError
 
 log = logging.getLogger(__name__)
@@ -25,23 +28,31 @@ class SurveyContext:
     """One served survey: its public settings, images held in memory, answers store, organiser token, limits."""
 
     survey_dir: Path
-    survey: dict
-    images: dict
+    survey: dict[str, Any]
+    images: dict[str, bytes]
     store: Store
     organiser_token: str
     templates: Environment
     limiter: ParticipationLimiter
     max_participants: int | None = None
-    public_origins: frozenset = field(default_factory=frozenset)
+    public_origins: frozenset[str] = field(default_factory=frozenset)
+    crowd: CrowdSettings = field(default_factory=CrowdSettings)
 
     @property
-    def common(self) -> dict:
-        """What every page shows: the title and the number of photos."""
-        return {"title": self.survey.get("title") or "Real or fake?", "total": len(self.survey["images"])}
+    def exposure_ms(self) -> int | None:
+        """How long each photo may be seen (None: as long as the participant likes)."""
+        return self.survey.get("exposure_ms")
 
-    def page(self, name: str, status: int = 200, **context) -> HTMLResponse:
-        """A rendered template (Jinja2 autoescapes everything a participant typed)."""
-        html = self.templates.get_template(name).render(**self.common, **context)
+    @property
+    def common(self) -> dict[str, Any]:
+        """What every page shows: the title and the number of photos one participant sees."""
+        groups = self.survey.get("groups") or [self.survey["images"]]
+        return {"title": self.survey.get("title") or "Real or fake?", "total": len(groups[0])}
+
+    def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        """A rendered template (Jinja2 autoescapes everything a participant typed); `status` is also the
+        template's, so that an error page's title can name it."""
+        html = self.templates.get_template(name).render(**self.common, status=status, **context)
         return HTMLResponse(html, status_code=status)
 
     def admit_new_participant(self, request: Request) -> None:
@@ -65,12 +76,12 @@ def get_store(context: Context) -> Store:
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
-def current_participant(participant_id: str, store: StoreDep) -> dict:
+def current_participant(participant_id: str, store: StoreDep) -> dict[str, Any]:
     """The participant named in the path (404 for an unknown or malformed id)."""
     return store.participant(participant_id)
 
 
-Participant = Annotated[dict, Depends(current_participant)]
+Participant = Annotated[dict[str, Any], Depends(current_participant)]
 
 
 def _check_token(context: SurveyContext, given: str | None) -> None:

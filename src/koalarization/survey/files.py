@@ -3,8 +3,11 @@
 A survey folder has two halves: `public/` (what the web app may serve) and `private/` (truth labels, the
 answers database, the organiser token), so that nothing private can be served by mistake.
 """
+from __future__ import annotations
+
 import json
 from pathlib import Path
+from typing import Any
 
 from ..errors import KoalaError
 
@@ -24,7 +27,7 @@ class SurveySettingsError(KoalaError, ValueError):
     """A limit or timeout of the survey server that makes no sense (from the command line or a caller)."""
 
 
-def load_public_survey(survey_dir) -> dict:
+def load_public_survey(survey_dir: str | Path) -> dict[str, Any]:
     """The public half of a survey: its settings and opaque image ids, never the truth."""
     path = Path(survey_dir) / SURVEY_JSON
     if not path.is_file():

@@ -5,9 +5,9 @@ handler is already valid, and a bad one is answered 422 with the field that is w
 JSON integers or as text of ASCII digits 0-9: `str.isdigit()` and `int()` also accept '²' (which int() then
 rejects) and Arabic-Indic digits (which int() converts), so neither is used anywhere on participant input.
 """
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from .store import AGE_BRACKETS, COLOUR_VISION, MAX_COMMENT, MAX_RESPONSE_MS
 
@@ -20,14 +20,29 @@ DigitText = Annotated[str, StringConstraints(pattern=ASCII_DIGITS)]
 AsciiInt = Annotated[StrictInt | DigitText, AfterValidator(int)]
 """A whole number: a JSON integer (not a bool, float or string of other digits) or form text of 1-9 ASCII digits."""
 
-Milliseconds = Annotated[AsciiInt, Field(ge=0, le=MAX_RESPONSE_MS)]
+if TYPE_CHECKING:  # what a validated value is (pydantic turns digit text into int); pydantic reads the else branch
+    Milliseconds = int
+else:
+    Milliseconds = Annotated[AsciiInt, Field(ge=0, le=MAX_RESPONSE_MS)]
 ParticipantId = Annotated[str, StringConstraints(pattern=PARTICIPANT_ID)]
 ImageId = Annotated[str, StringConstraints(pattern=IMAGE_ID)]
+ExternalName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+ExternalValue = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
 Answer = Literal["real", "fake"]
-AgeBracket = Literal[AGE_BRACKETS]
-ColourVision = Literal[COLOUR_VISION]
+AgeBracket = Literal[AGE_BRACKETS]  # type: ignore[valid-type]  # the choices are defined once, in store.py
+ColourVision = Literal[COLOUR_VISION]  # type: ignore[valid-type]
 Comment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_COMMENT)]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+def _consent_given(value: bool) -> bool:
+    if value is not True:
+        raise ValueError("consent must be given (true)")
+    return value
+
+
+Consent = Annotated[StrictBool, AfterValidator(_consent_given)]
+"""JSON `true` and nothing else: pydantic's `Literal[True]` also takes 1 and 1.0, which are not consent."""
 
 
 class Strict(BaseModel):
@@ -66,12 +81,14 @@ class OrganiserForm(Strict):
 
 
 class NewParticipant(Strict):
-    """JSON body of POST /api/participants."""
+    """JSON body of POST /api/participants; `external` carries a crowd platform's URL parameters for scripted
+    clients (the same names the consent page takes from its address, e.g. {"PROLIFIC_PID": "..."})."""
 
-    consent: Literal[True]
+    consent: Consent
     age_bracket: AgeBracket = ""
     colour_vision: ColourVision = ""
     comment: Comment = ""
+    external: dict[ExternalName, ExternalValue] = Field(default_factory=dict, max_length=8)
 
 
 class NewAnswer(Strict):
