@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -117,7 +118,7 @@ def pack_maps(maps: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.asarray(m).reshape(len(m), -1) for m in maps], axis=1)
 
 
-def unpack_maps(flat: np.ndarray, shapes: dict[str, tuple[int, int, int]]) -> dict[str, np.ndarray]:
+def unpack_maps(flat: np.ndarray, shapes: Mapping[str, Sequence[int]]) -> dict[str, np.ndarray]:
     """One flat vector (D,) or batch (N, D) -> {level: (h, w, c) or (N, h, w, c)}: the inverse of `pack_maps`."""
     flat = np.asarray(flat)
     lead, out, start = flat.shape[:-1], {}, 0

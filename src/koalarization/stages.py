@@ -228,62 +228,51 @@ class TrainRecord(StageRecord):
     seconds: float
 
 
-class PairedComparison(_Record):
-    """Two models on the same photos (each model's seeds averaged per photo): a Wilcoxon signed-rank test with a
-    bootstrap interval of the mean difference, Holm-adjusted over its family. About the networks at hand."""
+class _Comparison(_Record):
+    """What every comparison of two models says: the difference a - b with its interval, the test's p-value before
+    and after the Holm adjustment over its family, and the verdict that the adjusted p allows."""
 
     split: str
     metric: str
     label: str
     model_a: str
     model_b: str
-    n: int
     mean_a: float
     mean_b: float
     mean_diff: float
     diff_ci_low: float
     diff_ci_high: float
-    wilcoxon_statistic: float
     p_value: float
-    rank_biserial: float
-    cohens_dz: float
     higher_is_better: bool | None
     alpha: float
-    mdd: float
     family_size: int
     p_holm: float
     verdict: str
     interval_vs_test: str = ""
 
 
-class ProcedureComparison(_Record):
+class PairedComparison(_Comparison):
+    """Two models on the same photos (each model's seeds averaged per photo): a Wilcoxon signed-rank test with a
+    bootstrap interval of the mean difference, Holm-adjusted over its family. About the networks at hand."""
+
+    n: int
+    wilcoxon_statistic: float
+    rank_biserial: float
+    cohens_dz: float
+    mdd: float
+
+
+class ProcedureComparison(_Comparison):
     """Two training procedures, each trained with several seeds, on the same photos: the seed is a random factor
     beside the photo (`evaluate.procedures`). About the procedures, not the networks at hand."""
 
-    split: str
-    metric: str
-    label: str
-    model_a: str
-    model_b: str
     seeds_a: list[int]
     seeds_b: list[int]
     n_photos: int
-    mean_a: float
-    mean_b: float
-    mean_diff: float
-    diff_ci_low: float
-    diff_ci_high: float
     se: float
     se_seed: float
     se_photo: float
     df: float
-    p_value: float
-    higher_is_better: bool | None
-    alpha: float
-    family_size: int
-    p_holm: float
-    verdict: str
-    interval_vs_test: str = ""
 
 
 class EvaluationRecord(StageRecord):

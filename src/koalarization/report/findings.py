@@ -15,6 +15,7 @@ from ..stages import EvaluationRecord, PairedComparison, ProcedureComparison, Ro
 
 ALPHA = 0.05
 Row = PairedComparison | ProcedureComparison
+LOSS_WORDS = {"mse": "MSE", "rebalanced": "rarity-weighted (rebalanced)"}
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -44,6 +45,24 @@ def _verdict(row: Row, labels: dict[str, str], procedure: bool) -> str:
     return '<span class="ns">no evidence either way</span>' if procedure else '<span class="ns">not significant</span>'
 
 
+def _interval(row: Row, unit: str) -> str:
+    if row.diff_ci_low != row.diff_ci_low:  # NaN: too few photos or seeds for an interval
+        return f"{_fmt(row.mean_diff)}{unit} (no interval)"
+    return f"{_fmt(row.mean_diff)}{unit} [{_fmt(row.diff_ci_low)}, {_fmt(row.diff_ci_high)}]"
+
+
+def _p_text(row: Row) -> str:
+    return "" if row.p_holm != row.p_holm else f", Holm p {_p(row.p_holm)}"
+
+
+def _disagreement(row: Row) -> str:
+    """A mark where the interval and the adjusted test disagree; the statistics note says why each kind can."""
+    if not row.interval_vs_test:
+        return ""
+    excludes_zero = row.diff_ci_low > 0 or row.diff_ci_high < 0
+    return "<sup>†</sup>" if excludes_zero else "<sup>‡</sup>"
+
+
 def describe(row: Row, labels: dict[str, str], unit: str = "") -> str:
     """One comparison as a sentence fragment: difference [interval], adjusted p, and the verdict it supports."""
     procedure = isinstance(row, ProcedureComparison)
@@ -52,19 +71,28 @@ def describe(row: Row, labels: dict[str, str], unit: str = "") -> str:
         units = f"{len(row.seeds_a)} and {len(row.seeds_b)} seeds, {row.n_photos} photos"
     else:
         units = f"n = {row.n} photos"
-    text = (f"{html.escape(a)} − {html.escape(b)}: {html.escape(row.label)} {_fmt(row.mean_diff)}{unit} "
-            f"[{_fmt(row.diff_ci_low)}, {_fmt(row.diff_ci_high)}], {units}, Holm p {_p(row.p_holm)}: "
-            f"{_verdict(row, labels, procedure)}")
-    if row.interval_vs_test:
-        excludes_zero = row.diff_ci_low > 0 or row.diff_ci_high < 0
-        text += (" (the unadjusted interval excludes 0, the adjusted test does not: see the statistics note)"
-                 if excludes_zero else " (most photos move one way, a few large differences pull the mean toward 0)")
-    return text
+    return (f"{html.escape(a)} − {html.escape(b)}: {html.escape(row.label)} {_interval(row, unit)}, {units}"
+            f"{_p_text(row)}: {_verdict(row, labels, procedure)}{_disagreement(row)}")
+
+
+def effect(row: Row, labels: dict[str, str], unit: str = "") -> str:
+    """One comparison in short, where the sentence already names the two models and the photos: metric, difference
+    [interval], adjusted p, verdict."""
+    procedure = isinstance(row, ProcedureComparison)
+    return (f"{html.escape(row.label)} {_interval(row, unit)}{_p_text(row)}, "
+            f"{_verdict(row, labels, procedure)}{_disagreement(row)}")
 
 
 def _pair(rows: list[Any], a: str, b: str, split: str | None, labels: dict[str, str]) -> str:
+    """'<model a>: CIEDE2000 ... ; PSNR ...' of one pair on one split ('' where it was not compared)."""
     ciede, psnr = find(rows, a, b, "ciede2000", split), find(rows, a, b, "psnr", split)
-    return f"{describe(ciede, labels)}; {describe(psnr, labels, ' dB')}" if ciede and psnr else ""
+    if not (ciede and psnr):
+        return ""
+    return f"{html.escape(labels.get(a, a))}: {effect(ciede, labels)}; {effect(psnr, labels, ' dB')}"
+
+
+def _photos(rows: list[Any], split: str) -> int:
+    return next((r.n for r in rows if r.split == split), 0)
 
 
 def against_gray(record: EvaluationRecord, labels: dict[str, str]) -> list[str]:
@@ -72,13 +100,13 @@ def against_gray(record: EvaluationRecord, labels: dict[str, str]) -> list[str]:
     roles, rows, out = record.roles, record.comparisons, []
     gray = roles.baseline("gray")
     networks = [r for r in (roles.main(), roles.spatial()) if r is not None]
+    models = [m for r in networks for m in (r, roles.ensemble_of(r.id)) if m is not None]
     for split, where in (("test", "the random test split"), ("heldout", "the held-out source")):
-        parts = [_pair(rows, r.id, gray.id, split, labels) for r in networks if gray]
-        parts += [_pair(rows, e.id, gray.id, split, labels) for r in networks if gray
-                  for e in [roles.ensemble_of(r.id)] if e]
+        parts = [_pair(rows, m.id, gray.id, split, labels) for m in models] if gray else []
         if any(parts):
-            out.append(f"<b>Against the gray input, on {where}</b> (the networks at hand; each network's seeds "
-                       f"averaged per photo, or averaged into one ensemble): " + ". ".join(p for p in parts if p) + ".")
+            out.append(f"<b>Against the gray input, on {where}</b> ({_photos(rows, split)} photos; the networks at "
+                       f"hand, each network's seeds averaged per photo or into one ensemble; each difference is the "
+                       f"model minus the gray input): " + ". ".join(p for p in parts if p) + ".")
     return out
 
 
@@ -131,8 +159,9 @@ def loss_finding(record: EvaluationRecord, labels: dict[str, str]) -> list[str]:
             continue
         gap, ciede = find(rows, other.id, main.id, "colorfulness_gap"), find(rows, other.id, main.id, "ciede2000")
         if gap and ciede and other.id in means:
-            out.append(f"<b>{html.escape(other.loss or '')} loss against the paper's {html.escape(main.loss or '')}"
-                       f"</b> (procedures, seed-aware; ΔCF: 0 is the truth's colorfulness; on the test split "
+            out.append(f"<b>The {LOSS_WORDS.get(other.loss or '', other.loss)} loss against the paper's "
+                       f"{LOSS_WORDS.get(main.loss or '', main.loss)}</b> (the training procedures, seed-aware; "
+                       f"ΔCF: 0 is the truth's colorfulness; on the test split "
                        f"{html.escape(other.label)} {_fmt(means[other.id]['colorfulness_gap'], 1)}, "
                        f"{html.escape(main.label)} {_fmt(means[main.id]['colorfulness_gap'], 1)}): "
                        f"{describe(gap, labels)}; {describe(ciede, labels)}.")
@@ -185,9 +214,13 @@ def which_checkpoint(record: EvaluationRecord, labels: dict[str, str]) -> str:
     spatial_ensemble = roles.ensemble_of(spatial.id) if spatial else None
     if not (main_ensemble and spatial_ensemble):
         return ""
-    pair = _pair(record.comparisons, spatial_ensemble.id, main_ensemble.id, None, labels)
-    return (f"<b>Which checkpoints to colorize with</b> (the networks at hand, every unseen photo): {pair}."
-            if pair else "")
+    rows = record.comparisons
+    ciede, psnr = (find(rows, spatial_ensemble.id, main_ensemble.id, m, None) for m in ("ciede2000", "psnr"))
+    if not (ciede and psnr):
+        return ""
+    return (f"<b>Which checkpoints to colorize with</b> (the networks at hand, every unseen photo, {ciede.n} photos): "
+            f"{html.escape(spatial_ensemble.label)} minus {html.escape(main_ensemble.label)}: "
+            f"{effect(ciede, labels)}; {effect(psnr, labels, ' dB')}.")
 
 
 def findings(evaluation: EvaluationRecord, user_study: UserStudyRecord | None = None) -> list[str]:
@@ -214,14 +247,15 @@ def statistics_note(evaluation: EvaluationRecord) -> str:
             f"the adjusted p is below {ALPHA}. <b>The networks at hand</b> ({evaluation.family_size} comparisons: "
             f"{html.escape(evaluation.family)}): each photo is one unit, a model's seeds are averaged per photo first "
             f"(or averaged into one ensemble), intervals are 95% percentile-bootstrap intervals of the mean paired "
-            f"difference, tests are two-sided Wilcoxon signed-rank tests over photos. Where such an interval excludes "
-            f"0 but the adjusted test does not reject, the two answer different questions: the interval is about the "
-            f"mean and is not adjusted for the other comparisons, the test is about signed ranks and is; the verdict "
-            f"follows the test. <b>The procedures</b> ({html.escape(evaluation.procedure_family)}): a network trained "
-            f"once is one draw of its training procedure, so the seed is a random factor beside the photo. The "
-            f"difference of the seed-averaged scores has a standard error with two parts, the spread of each "
-            f"procedure's per-seed means over its seeds and the spread of the per-photo differences over the photos; "
-            f"the test is a t test with Welch-Satterthwaite degrees of freedom and the interval the matching 95% t "
-            f"interval; where it excludes 0 but the Holm-adjusted test does not reject, the interval is the "
-            f"unadjusted one and the verdict follows the adjusted test. With three seeds the degrees of freedom are "
-            f"few and the test is strict. A procedure with one seed is not tested.")
+            f"difference, tests are two-sided Wilcoxon signed-rank tests over photos. <b>The procedures</b> "
+            f"({html.escape(evaluation.procedure_family)}): a network trained once is one draw of its training "
+            f"procedure, so the seed is a random factor beside the photo. The difference of the seed-averaged scores "
+            f"has a standard error with two parts, the spread of each procedure's per-seed means over its seeds and "
+            f"the spread of the per-photo differences over the photos; the test is a t test with Welch-Satterthwaite "
+            f"degrees of freedom and the interval the matching 95% t interval. With three seeds the degrees of "
+            f"freedom are few and the test is strict. A procedure with one seed is not tested. <sup>†</sup> The "
+            f"unadjusted 95% interval excludes 0 but the Holm-adjusted test does not reject: the interval is not "
+            f"adjusted for the other comparisons of its family (and, for the networks, is about the mean while the "
+            f"test is about signed ranks); the verdict follows the adjusted test. <sup>‡</sup> The adjusted test "
+            f"rejects but the interval of the mean includes 0: most photos move one way, and a few large differences "
+            f"the other way pull the mean toward 0.")

@@ -94,7 +94,9 @@ def run_facts(manifest: dict[str, Any], records: dict[str, StageRecord]) -> list
         ("Photo size", f"stored at {size}; the network trains and colorizes at short side {data['train_scale']} px, "
                        f"on {data['train_crop']} px crops ({data['crops_per_photo']} cached crops per photo, each "
                        f"with its own classifier embedding); outputs keep the stored resolution"),
-        ("Classifier", ", ".join(data["backbones"]) + " (frozen; 1000-d logits of the colorless photo)"),
+        ("Classifier", ", ".join(data["backbones"]) + " (frozen; the 1000-d logits of the colorless photo"
+                       + (", and its feature maps at strides 8, 16 and 32, cached at preparation" if
+                          data.get("feature_maps") else "") + ")"),
         ("Models", models),
         ("Training", f"{training['steps']} steps of batch {training['batch_size']}, Adam {training['learning_rate']}"
                      + (f" with a {training.get('warmup_steps', 0)}-step warm-up and cosine decay to 0, "

@@ -106,17 +106,24 @@ def metric_definitions(metrics: list[str] | None = None) -> pd.DataFrame:
                          for name in names])
 
 
-def schedule_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """The learning-rate search (scripts/schedule_search.py), one row per schedule: the mean over seeds and the
-    seed-to-seed standard deviation of each validation figure, so a difference between schedules can be read
+SEARCH_COLUMNS = ["ciede2000", "psnr_gain_over_gray", "ab_std_ratio", "best_val_loss", "final_train_loss"]
+
+
+def seed_summary(runs: pd.DataFrame, by: str, columns: list[str] = SEARCH_COLUMNS) -> pd.DataFrame:
+    """A search's runs (one row per setting and seed, on the validation split) -> one row per setting: the mean over
+    seeds and the seed-to-seed standard deviation of each figure, so that a difference between settings can be read
     against the spread within one."""
-    columns = ["ciede2000", "psnr_gain_over_gray", "ab_std_ratio", "best_val_loss", "final_train_loss"]
-    grouped = runs.groupby("schedule", sort=False)
+    grouped = runs.groupby(by, sort=False, observed=True)
     summary = grouped[columns].agg(["mean", "std"])
     summary.columns = [f"{column} {stat}" for column, stat in summary.columns]
     summary.insert(0, "seeds", grouped["seed"].nunique())
     summary.insert(1, "ciede2000 gray", grouped["ciede2000_gray"].first())
     return summary.reset_index()
+
+
+def schedule_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """The learning-rate search (scripts/schedule_search.py), one row per schedule."""
+    return seed_summary(runs, "schedule")
 
 
 def ensemble_size(per_photo: pd.DataFrame) -> pd.DataFrame:
@@ -213,12 +220,5 @@ def seed_means(per_photo: dict[str, pd.DataFrame], models: list[tuple[str, str]]
 
 
 def design_summary(designs: pd.DataFrame) -> pd.DataFrame:
-    """The fusion-design search (scripts/fusion_designs.py), one row per design: the mean over seeds and the
-    seed-to-seed standard deviation of each validation figure."""
-    columns = ["ciede2000", "psnr_gain_over_gray", "ab_std_ratio", "best_val_loss"]
-    grouped = designs.groupby("design", sort=False)
-    summary = grouped[columns].agg(["mean", "std"])
-    summary.columns = [f"{column} {stat}" for column, stat in summary.columns]
-    summary.insert(0, "seeds", grouped["seed"].nunique())
-    summary.insert(1, "ciede2000 gray", grouped["ciede2000_gray"].first())
-    return summary.reset_index()
+    """The fusion-design search (scripts/fusion_designs.py), one row per design."""
+    return seed_summary(designs, "design")
