@@ -52,3 +52,24 @@ def make_survey(tmp_path, n=15, candidates_options=None, **options):
     out = tmp_path / "survey"
     build_survey(csv, out, **options)
     return out
+
+
+def make_condition_candidates(folder, n=16, conditions=("paper", "ablation"), size=SIZE):
+    """n photos, each colorized by every condition (a differently washed-out copy per condition), as one candidates
+    CSV with a `condition` column; ciede2000 = 1 + photo index for the first condition, + 0.5 for the others."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for index in range(n):
+        real = gradient(*size, hue=index)
+        real_path = folder / f"real_p{index:02d}.png"
+        Image.fromarray(real).save(real_path)
+        for k, condition in enumerate(conditions):
+            mix = 0.5 + 0.2 * k
+            washed = (mix * real + (1 - mix) * real.mean(axis=-1, keepdims=True)).astype(np.uint8)
+            path = folder / f"{condition}_p{index:02d}.png"
+            Image.fromarray(washed).save(path)
+            rows.append({"photo_id": f"p{index:02d}", "condition": condition, "colorized_path": path.name,
+                         "real_path": real_path.name, "ciede2000": 1.0 + index + 0.5 * k, "psnr": 30.0 - index})
+    csv = folder / "candidates.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    return csv

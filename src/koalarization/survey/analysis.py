@@ -28,19 +28,23 @@ from .reference import PAPER, REPLICATION, reference_value
 ALPHA = 0.05
 
 
-def conditions_of(clean: pd.DataFrame) -> list[str]:
-    """The conditions that showed colorized photos, in the survey's order (sorted when it is not known)."""
-    return sorted(clean[clean["kind"] == "colorized"]["condition"].unique())
+def conditions_of(clean: pd.DataFrame, order: list[str] | None = None) -> list[str]:
+    """The conditions that showed colorized photos, in the survey's order (`order`, the manifest's `conditions`:
+    the first is the reference the others are compared with), else sorted."""
+    present = set(clean[clean["kind"] == "colorized"]["condition"].unique())
+    known = [c for c in (order or []) if c in present]
+    return known + sorted(present - set(known))
 
 
-def generalization_table(clean: pd.DataFrame, fit: MixedFit | None, seed: int = 0) -> pd.DataFrame:
+def generalization_table(clean: pd.DataFrame, fit: MixedFit | None, seed: int = 0,
+                         order: list[str] | None = None) -> pd.DataFrame:
     """Colorized photos judged real, one row per condition: pooled share with the Wilson interval (answers
     independent), the participant bootstrap, the two-way bootstrap (the verdicts' interval) and the mixed model's
     typical-photo estimate with its interval and variance components."""
     fake = clean[clean["kind"] == "colorized"]
     if fake.empty:
         return pd.DataFrame(columns=["condition", "answers", "participants", "photos", "pooled_pct"])
-    conditions = conditions_of(clean)
+    conditions = conditions_of(clean, order)
     draws = two_way_draws(answer_matrices(fake, conditions), seed=seed)
     rows = []
     for condition in conditions:
@@ -68,13 +72,13 @@ def _mixed_columns(fit: MixedFit | None, condition: str) -> dict[str, float]:
             "sd_participant_logit": fit.sd_participant, "sd_photo_logit": fit.sd_photo}
 
 
-def compare_conditions(clean: pd.DataFrame, fit: MixedFit | None,
-                       seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compare_conditions(clean: pd.DataFrame, fit: MixedFit | None, seed: int = 0,
+                       order: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per condition against the first one, one row per photo): differences in the share judged real,
     paired by photo (and by participant, who judged both). Verdict: the two-way bootstrap p, Holm-adjusted over the
     comparisons; Wilcoxon's signed-rank test over photos and the mixed model's odds ratio beside it."""
     fake = clean[clean["kind"] == "colorized"]
-    conditions = conditions_of(clean)
+    conditions = conditions_of(clean, order)
     if len(conditions) < 2:
         return pd.DataFrame(), pd.DataFrame()
     per_photo = (fake.groupby(["photo_id", "condition"])["judged_real"].mean().unstack("condition") * 100)[conditions]
@@ -146,7 +150,8 @@ def sample_size_tables(fit: MixedFit | None, sd_photo_published: float,
     return precision_table(p, sd_p, sd_i), power_table(p, sd_p, sd_i), basis
 
 
-def fit_for(clean: pd.DataFrame) -> MixedFit | None:
-    """The mixed model of the colorized answers (None without enough of them)."""
+def fit_for(clean: pd.DataFrame, order: list[str] | None = None) -> MixedFit | None:
+    """The mixed model of the colorized answers (None without enough of them); `order`: the conditions, the
+    reference first."""
     fake = clean[clean["kind"] == "colorized"]
-    return fit_mixed(fake, conditions_of(clean)) if len(fake) else None
+    return fit_mixed(fake, conditions_of(clean, order)) if len(fake) else None

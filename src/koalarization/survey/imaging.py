@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 
 import numpy as np
 from PIL import Image
@@ -78,4 +79,7 @@ def absurd_colouring(rgb: np.ndarray) -> np.ndarray:
     y, x = np.mgrid[0:height, 0:width]
     hue = 2 * np.pi * CATCH_BANDS * (x / width + 0.5 * y / height)
     lab[..., 1], lab[..., 2] = CATCH_CHROMA * np.cos(hue), CATCH_CHROMA * np.sin(hue)
-    return np.clip(np.round(lab2rgb(lab) * 255), 0, 255).astype(np.uint8)
+    with warnings.catch_warnings():  # colours outside sRGB are clipped, as intended for an absurd colouring
+        warnings.simplefilter("ignore")
+        rgb_out = lab2rgb(lab)
+    return np.clip(np.round(rgb_out * 255), 0, 255).astype(np.uint8)

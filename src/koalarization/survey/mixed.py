@@ -84,8 +84,15 @@ def fit_mixed(rows: pd.DataFrame, conditions: list[str] | None = None) -> MixedF
 
 def photo_sd_from_counts(judged_real: np.ndarray, answers: np.ndarray) -> float:
     """The photos' SD on the logit scale from per-photo counts alone (participants unknown): the same model with a
-    photo effect only, fitted to the answers the counts stand for."""
-    from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
+    photo effect only, fitted to the answers the counts stand for (without statsmodels, the method of moments:
+    the spread of the photos' logits less their binomial noise)."""
+    try:
+        from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
+    except ImportError:
+        share = np.clip(np.asarray(judged_real, float) / np.asarray(answers, float), 0.01, 0.99)
+        logits = np.log(share / (1 - share))
+        noise = np.mean(1 / (np.asarray(answers, float) * share * (1 - share)))
+        return float(np.sqrt(max(0.0, logits.var(ddof=1) - noise)))
 
     ys = np.concatenate([np.r_[np.ones(int(k)), np.zeros(int(n - k))] for k, n in zip(judged_real, answers)])
     photo = np.concatenate([np.full(int(n), i) for i, n in enumerate(answers)])

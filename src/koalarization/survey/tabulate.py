@@ -230,15 +230,13 @@ def read_responses(responses: pd.DataFrame | str | Path | None) -> tuple[pd.Data
     return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), ""
 
 
-def exclusion_rule_of(survey_dir: str | Path | None) -> dict[str, Any] | None:
-    """The pre-registered exclusion rule written into the survey's manifest when it was built (None without a
-    survey folder, or for a survey built before attention checks existed)."""
-    if survey_dir is None:
-        return None
-    path = Path(survey_dir) / MANIFEST_JSON
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8")).get("exclusion")
+def manifest_of(survey_dir: str | Path | None) -> dict[str, Any]:
+    """The survey's private manifest ({} without a survey folder): its pre-registered exclusion rule, written when
+    the survey was built, and its conditions, the reference first."""
+    path = None if survey_dir is None else Path(survey_dir) / MANIFEST_JSON
+    if path is None or not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _message(clean: pd.DataFrame, rejected: pd.DataFrame, excluded: pd.DataFrame, note: str) -> str:
@@ -273,14 +271,16 @@ def tabulate_responses(responses: Any, reference: Any = None, survey_dir: str | 
     `survey_dir`: the survey the answers belong to (its manifest's exclusion rule; its images for the machine
     baseline). `exclusion`: a rule to apply instead of the manifest's (the manifest's `exclusion` format)."""
     reference = load_reference(reference)
-    rule = exclusion if exclusion is not None else exclusion_rule_of(survey_dir)
+    manifest = manifest_of(survey_dir)
+    rule = exclusion if exclusion is not None else manifest.get("exclusion")
+    order = manifest.get("conditions")
     clean, rejected, excluded, note = _answers(responses, rule)
-    fit = fit_for(clean) if not clean.empty else None
+    fit = fit_for(clean, order) if not clean.empty else None
     counts = load_replication_counts()
     colorized_counts = counts[counts["kind"] == "colorized"]
     precision, power, basis = sample_size_tables(fit, photo_sd_from_counts(
         colorized_counts["judged_real"].to_numpy(), colorized_counts["answers"].to_numpy()))
-    conditions, conditions_per_photo = compare_conditions(clean, fit, seed) if not clean.empty else (
+    conditions, conditions_per_photo = compare_conditions(clean, fit, seed, order) if not clean.empty else (
         pd.DataFrame(), pd.DataFrame())
     baseline = (baseline_table(score_survey(survey_dir), clean) if survey_dir is not None
                 and (Path(survey_dir) / "private" / "truth.csv").is_file() else pd.DataFrame())
@@ -291,7 +291,7 @@ def tabulate_responses(responses: Any, reference: Any = None, survey_dir: str | 
         rejected=rejected, reference=reference, excluded=excluded,
         exclusion_rule=(rule or {}).get("rule", "no attention checks: nobody is excluded"),
         missing=missing_table(clean, missing_answers(rejected)),
-        generalization=generalization_table(clean, fit, seed) if not clean.empty else pd.DataFrame(),
+        generalization=generalization_table(clean, fit, seed, order) if not clean.empty else pd.DataFrame(),
         conditions=conditions, conditions_per_photo=conditions_per_photo, baseline=baseline,
         precision=precision, power=power, sample_basis=basis, published=reanalyse(reference, counts))
 
