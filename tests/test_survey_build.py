@@ -202,3 +202,68 @@ def test_replace_directory_swaps_whole_folders(tmp_path):
     replace_directory(staging, target)
     assert sorted(p.name for p in target.iterdir()) == ["newer.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["target"]  # the old folder is gone
+
+
+def test_the_metric_says_which_photos_are_best(run_dir, tmp_path):
+    """`metric: psnr` once picked the worst photos (notebook 05 never passed the direction): the metric knows it."""
+    frame, _ = load_candidates(run_dir / "candidates.csv")
+    assert select_photos(frame, "best", metric="psnr", n_fake=3, n_real=1).fake["photo_id"].tolist() == [
+        "p00", "p01", "p02"]  # psnr = 30 - index: the highest
+    assert select_photos(frame, "best", metric="ciede2000", n_fake=3, n_real=1).fake["photo_id"].tolist() == [
+        "p00", "p01", "p02"]  # ciede2000 = 1 + index: the lowest
+    with pytest.raises(KoalaError, match="'psnr' is higher-is-better; lower_is_better=True contradicts it"):
+        select_photos(frame, "best", metric="psnr", lower_is_better=True)
+    with pytest.raises(KoalaError, match="has no better direction"):
+        select_photos(frame.assign(colorfulness=1.0), "best", metric="colorfulness")
+    with pytest.raises(KoalaError, match="say whether lower is better"):
+        select_photos(frame.assign(lpips=frame["ciede2000"]), "best", metric="lpips")
+    fake = select_photos(frame.assign(lpips=frame["ciede2000"]), "best", metric="lpips", lower_is_better=False).fake
+    assert fake["photo_id"].tolist()[:2] == ["p14", "p13"]
+    manifest = build_survey(frame, tmp_path / "s", metric="psnr")
+    assert manifest["selection"]["lower_is_better"] is False
+    from koalarization.config import SurveySettings
+
+    with pytest.raises(ValueError, match="no better direction"):
+        SurveySettings(metric="colorfulness")
+
+
+def test_two_conditions_in_a_latin_square_with_catch_images(tmp_path):
+    from survey_fixtures import make_condition_candidates
+
+    candidates = make_condition_candidates(tmp_path / "run", n=16)
+    manifest = build_survey(candidates, tmp_path / "s", conditions=["paper", "ablation"], n_fake=9, n_real=3,
+                            n_catch=2, catch_max_real=0)
+    truth = load_truth(tmp_path / "s")
+    survey = json.loads((tmp_path / "s/public/survey.json").read_text())
+    assert manifest["conditions"] == ["paper", "ablation"] and len(survey["groups"]) == 2
+    assert "more than 0 of the 2 catch image(s)" in manifest["exclusion"]["rule"]  # written before any answer
+    fake = truth[truth["kind"] == "colorized"]
+    # best by the mean over conditions: photos p00..p08 in both groups, each in one condition per group
+    for group, rows in truth.groupby("group"):
+        assert sorted(rows["image_id"]) == survey["groups"][group] and len(rows) == 14
+        assert rows["photo_id"].is_unique  # no scene twice for one participant
+        shown = rows[rows["kind"] == "colorized"].sort_values("selection_rank")
+        assert shown["photo_id"].tolist() == [f"p{i:02d}" for i in range(9)]
+        assert shown["condition"].tolist() == [["paper", "ablation"][(i + group) % 2] for i in range(9)]
+        assert (rows["kind"] == "catch").sum() == 2 and (rows["kind"] == "real").sum() == 3
+    pairs = fake.groupby("photo_id")["condition"].apply(sorted).tolist()
+    assert all(p == ["ablation", "paper"] for p in pairs)  # every photo in both conditions across groups
+    assert set(truth["image_id"]) == set(survey["images"]) and len(survey["images"]) == 28
+    sizes = {len((tmp_path / "s/public/images" / f"{i}.jpg").read_bytes()) for i in survey["images"]}
+    assert len(sizes) == 1  # one byte length across kinds, conditions and groups
+    catch = truth[truth["kind"] == "catch"]
+    assert set(catch["photo_id"]).isdisjoint(set(fake["photo_id"]) | set(truth[truth["kind"] == "real"]["photo_id"]))
+    picture = np.asarray(Image.open(tmp_path / "s/public/images" / f"{catch['image_id'].iloc[0]}.jpg"))
+    assert picture.std(axis=(0, 1)).min() > 40  # strong colours in every channel: the absurd colouring
+
+
+def test_conditions_must_exist_and_be_named(tmp_path):
+    from survey_fixtures import make_condition_candidates
+
+    candidates = make_condition_candidates(tmp_path / "run", n=14)
+    with pytest.raises(KoalaError, match="several conditions"):
+        build_survey(candidates, tmp_path / "a")
+    with pytest.raises(KoalaError, match="have no candidates"):
+        build_survey(candidates, tmp_path / "b", conditions=["paper", "spatial"])
+    with pytest.raises(KoalaError, match="too few candidates: 14 distinct photos.*15 different photos"):
+        build_survey(candidates, tmp_path / "c", conditions=["paper", "ablation"], n_catch=3)
