@@ -3,14 +3,21 @@ and a computer before sending the link).
 
 The app runs with a throw-away answers database, so taking a screenshot never adds a participant to the real one.
 """
+from __future__ import annotations
+
 import logging
+import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..browser import debian_chromium
 from .app import create_app
 from .server import running_in_thread
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Playwright
 
 log = logging.getLogger(__name__)
 
@@ -20,15 +27,16 @@ PHONE = (390, 844)
 DESKTOP = (1280, 800)
 
 
-def launch_chromium(playwright, executable_path: str | None = None):
+def launch_chromium(playwright: Playwright, executable_path: str | None = None) -> Browser:
     """Headless Chromium: Debian's build where installed (it works offline), else Playwright's own for this user
     (`python -m playwright install chromium`, no root); koalarization.browser finds them."""
     return playwright.chromium.launch(executable_path=executable_path or debian_chromium(), args=CHROMIUM_ARGS,
                                       headless=True)
 
 
-def screenshot_survey(survey_dir, out_png, viewport: tuple[int, int] = PHONE, page: str = "question",
-                      executable_path: str | None = None, browser=None, device_scale_factor: float = 2) -> Path:
+def screenshot_survey(survey_dir: str | Path, out_png: str | os.PathLike, viewport: tuple[int, int] = PHONE,
+                      page: str = "question", executable_path: str | None = None, browser: Browser | None = None,
+                      device_scale_factor: float = 2) -> Path:
     """Start the app on a free local port, open the consent page, start, and save the first question page
     (page="question") or the consent page (page="landing") as a PNG of the whole page.
 
