@@ -159,3 +159,40 @@ def test_screenshot_of_the_question_page(browser, survey_dir, tmp_path, viewport
     keep = os.environ.get("KOALA_KEEP_SCREENSHOTS")
     if keep:  # to look at them: KOALA_KEEP_SCREENSHOTS=/tmp pytest tests/test_survey_browser.py
         shutil.copy(out, Path(keep) / f"survey_{viewport[0]}x{viewport[1]}.png")
+
+
+def test_reloading_after_the_exposure_time_brings_no_photo_back(browser, tmp_path):
+    """The server, not the page, ends the exposure: a reload after it shows the question without the photo, and the
+    answer is still taken."""
+    survey_dir = make_survey(tmp_path / "timed", n=12, exposure_ms=300)
+    with running_in_thread(create_app(survey_dir, db_path=tmp_path / "a.sqlite")) as base_url:
+        page = browser.new_page(viewport={"width": 390, "height": 760})
+        begin(page, base_url)
+        wait_for_photo(page, 0)
+        page.wait_for_timeout(700)
+        page.reload()
+        page.wait_for_selector("#answer-form[data-ready]")
+        assert page.query_selector("#photo") is None and "shown for its time" in page.inner_text("#hidden-note")
+        page.click("#answer-real")
+        wait_for_photo(page, 1)
+        page.close()
+    with sqlite3.connect(tmp_path / "a.sqlite") as db:
+        (server_ms,) = db.execute("SELECT server_ms FROM answers").fetchone()
+    assert server_ms >= 700  # the server's own clock saw the whole time
+
+
+def test_a_prolific_participants_path_on_a_phone(tmp_path):
+    """Consent from the Prolific link, a question, the completion code: photographed on a 390 x 844 screen."""
+    from survey_fixtures import make_condition_candidates
+
+    from koalarization.survey.build import build_survey
+    from koalarization.survey.walkthrough import screenshot_crowd_path
+
+    survey = tmp_path / "survey"
+    build_survey(make_condition_candidates(tmp_path / "run", n=16), survey, conditions=["paper", "ablation"],
+                 n_catch=2)
+    png = screenshot_crowd_path(survey, tmp_path / "path.png")
+    with Image.open(png) as image:
+        assert image.width > 3 * 390 and image.height > 844
+        pixels = image.convert("RGB").getpixel((image.width - 24 - 390 // 2, 44 + 300))
+    assert pixels != (244, 244, 242)  # the thank-you screen was drawn

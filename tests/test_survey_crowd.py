@@ -97,7 +97,7 @@ def answer_all(client, page, index, world, truth, acknowledged, lock, stop_after
         answered += 1
         if stop_after is not None and answered == stop_after:
             return page
-    assert f"Your completion code: <strong" in page.text and CODE in page.text
+    assert "Your completion code: <strong" in page.text and CODE in page.text
     assert 'href="https://app.prolific.com/submissions/complete?cc=C1A2B3C4"' in page.text
     assert prolific_id(index) not in page.text
     return page

@@ -297,15 +297,33 @@ class FiguresRecord(StageRecord):
 
 
 class UserStudyRecord(StageRecord):
+    """Stage 5: the survey built (its design and pre-registered exclusion rule), this study's answers if any (over
+    people and photos), the machine baseline, the published studies re-read, and sentences for the report page.
+    Written by `survey.stage.user_study_record`; percentages are 0-100, NaN where there is nothing to compute."""
+
     stage: ClassVar[str] = "05_user_study"
     survey_built: bool
     test_photos: int
-    survey_images: int
+    survey_images: int  # images one participant sees (colorized + real + catch)
     short_side: int
     selection: str
     metric: str
     has_responses: bool
     message: str
+    conditions: list[str] = Field(default=[], description="the models judged, the reference first")
+    n_catch: int = 0
+    exclusion_rule: str = ""
+    target_participants: int = 0
+    participants: int = 0  # answering and kept
+    excluded_participants: int = 0
+    missing_answers: int = 0
+    fooling: dict[str, dict[str, float]] = Field(default={}, description="per condition: pooled_pct, two_way_low_pct, "
+                                                 "two_way_high_pct, mixed_pct, mixed_low_pct, mixed_high_pct")
+    condition_differences: list[dict[str, Any]] = []
+    baseline_auc_pct: float | None = None
+    baseline_participants_accuracy_pct: float | None = None
+    reanalysis: dict[str, float] = Field(default={}, description="the published studies re-read (see findings)")
+    verdicts_follow: str = ""
     findings: list[str] = Field(default=[], description="plain-text sentences for the report page, written from "
                                                         "the numbers by the survey package")
 

@@ -81,6 +81,19 @@ FIGURES = [
           "What a participant sees on a computer (1280 x 800)."),
     Entry("survey_phone", "05_user_study", "The survey page, phone width",
           "What a participant sees on a phone (390 x 844)."),
+    Entry("survey_prolific_path", "05_user_study", "A Prolific participant's path, phone width",
+          "The real survey in headless Chromium at 390 x 844, opened from a Prolific study link (an example id and "
+          "completion code, a throw-away database): the consent page, whose address no longer shows the Prolific "
+          "id; a photo; the thank-you page with the completion code and the link back to Prolific."),
+    Entry("user_study_reanalysis", "05_user_study", "The published studies with photos as a source of variance",
+          "Real answers collected by others: the paper's nine per-photo shares (read off its chart, approximate) "
+          "and the 2022 PyTorch replication's per-image counts. Dots are photos; the thick bar is the 95% interval "
+          "over photos (Student t, photos as the unit), the thin grey bar the Wilson interval that treats every "
+          "answer as independent. A claim about a model's photos needs the thick one."),
+    Entry("user_study_conditions", "05_user_study", "Each photo under each model",
+          "With two or more models in one survey: each line one photo, its share judged real under each model "
+          "(judged by different participants of the same survey, never twice by one person); the thick line the "
+          "mean over photos. Drawn only from real participants' answers."),
 ]
 
 TABLES = [
@@ -125,6 +138,36 @@ TABLES = [
     Entry("photos", "01_prepare_data", "Every photo used", "Id, source, split, license and SHA-256 of the file."),
     Entry("user_study_comparison", "05_user_study", "User study against the paper", "Published figures, with their "
           "sources, beside this study's."),
+    Entry("user_study_reanalysis", "05_user_study", "The published studies re-read", "Each study's share judged "
+          "real pooled over answers with its Wilson interval (answers independent), and the mean over photos with "
+          "a Student-t interval over photos (the photo-level interval). Real data collected by others."),
+    Entry("user_study_reanalysis_missing", "05_user_study", "The replication's missing answer, counted both ways",
+          "Its 48.5% is 262/540: the notebook divided every image's count by 60, so the one blank answer counts as "
+          "'fake'; among the answers given it is 262/539."),
+    Entry("user_study_reanalysis_difference", "05_user_study", "Do the paper and the replication differ?",
+          "Colorized photos judged real, replication minus paper: Welch's t over photos (the verdict) beside a "
+          "chi-square test on pooled answers, which treats answers as independent and overstates the evidence."),
+    Entry("user_study_generalization", "05_user_study", "Fooling rate over people and photos", "Colorized photos "
+          "judged real per model: pooled with the Wilson interval (answers independent), the participant "
+          "bootstrap, the two-way bootstrap over participants and photos (the interval the verdicts follow), and "
+          "a mixed logistic model with crossed random effects (a typical participant on a typical photo; its "
+          "variance components on the logit scale)."),
+    Entry("user_study_conditions", "05_user_study", "Models compared photo by photo", "Differences in the share "
+          "judged real against the first model, paired by photo and participant: two-way bootstrap interval and "
+          "p-value, Holm-adjusted (the verdict); Wilcoxon over photos and the mixed model's odds ratio beside it."),
+    Entry("user_study_baseline", "05_user_study", "A machine baseline", "A one-line detector on the survey's own "
+          "photos, the correlation of lightness edges with colour edges (higher = real): its AUC over real and "
+          "colorized photos and its accuracy when told how many are real, beside participants' accuracy on the "
+          "same photos once they have answered."),
+    Entry("user_study_precision", "05_user_study", "Participants and photos for a ±5-point interval",
+          "Half-width in points of the 95% interval on the fooling rate, when each participant judges 9 colorized "
+          "photos drawn from a pool; from the variance components (see the basis beside the table)."),
+    Entry("user_study_power", "05_user_study", "Participants and photos to detect a 10-point difference",
+          "Power (%) of a two-sided 5% test for a 10-point difference between two models judged by the same "
+          "people, each photo shown in both across participants; interactions of model with photo and "
+          "participant taken as half the main effects' SDs (an assumption)."),
+    Entry("user_study_excluded", "05_user_study", "Excluded by the attention checks", "Participants that the "
+          "survey's pre-registered rule (written into its manifest before any answer) excludes, with the reason."),
 ]
 
 _BY_NAME = {entry.name: entry for entry in FIGURES}
