@@ -226,3 +226,48 @@ def test_intervals_cover_the_simulated_truth_over_seeded_repetitions():
             two_way_covered[condition] += low <= marginal_truth(condition) <= high
     assert min(mixed_covered.values()) >= 17, mixed_covered
     assert min(two_way_covered.values()) >= 17, two_way_covered
+
+
+def test_crowd_ids_resume_and_are_never_shown(survey, tmp_path):
+    """Through the pages with a test client: the id leaves the address, resumes on any device, is on no page, and a
+    browser that took part before without an id gets a new participant for the crowd id."""
+    from fastapi.testclient import TestClient
+
+    app = create_app(survey, db_path=tmp_path / "a.sqlite", crowd=CrowdSettings(completion_code=CODE))
+    browser = TestClient(app)
+    browser.post("/start", data={"consent": "yes"})  # an earlier participation without an id
+    first = browser.get("/?PROLIFIC_PID=abcdefabcdefabcdefabcdef&STUDY_ID=s1", follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == "/"
+    assert "koala_crowd" in first.headers["set-cookie"]
+    started = browser.post("/start", data={"consent": "yes", "comment": "from Prolific"}, follow_redirects=False)
+    crowd_pid = started.headers["location"].rsplit("/", 1)[1]
+    rows = {r["participant_id"]: r for r in app.state.store.participants_rows()}
+    assert len(rows) == 2 and rows[crowd_pid]["external_id"] == "abcdefabcdefabcdefabcdef"
+    other_device = TestClient(app)
+    back = other_device.get("/?PROLIFIC_PID=abcdefabcdefabcdefabcdef", follow_redirects=False)
+    assert back.headers["location"] == f"/p/{crowd_pid}"
+    for page in (other_device.get(f"/p/{crowd_pid}"), other_device.get("/"), browser.get(f"/p/{crowd_pid}/done")):
+        assert "abcdefabcdefabcdefabcdef" not in page.text
+    forged = TestClient(app)
+    forged.cookies.set("koala_crowd", "eyJQUk9MSUZJQ19QSUQiOiAiZXZpbCJ9.0000")  # a cookie not signed by the survey
+    forged.post("/start", data={"consent": "yes"})
+    assert all(r["external_id"] in (None, "abcdefabcdefabcdefabcdef") for r in app.state.store.participants_rows())
+
+
+def test_answers_on_photos_never_sent_are_set_apart(survey, tmp_path):
+    """A script that answers without loading the photos is stored (nothing is lost) but marked, and the analysis
+    leaves it out with the reason."""
+    app = create_app(survey, db_path=tmp_path / "a.sqlite")
+    store = app.state.store
+    seen, blind = store.create_participant(), store.create_participant()
+    for participant, load in ((seen, True), (blind, False)):
+        for _ in range(3):
+            _, image_id, _ = store.progress(participant)
+            if load:
+                store.serve_image(participant, image_id)
+            store.record_answer(participant, image_id, "real")
+    frame = export_responses(survey, tmp_path / "a.sqlite")
+    assert frame.groupby("participant_id")["photo_sent"].agg(set).to_dict() == {seen: {"yes"}, blind: {"no"}}
+    tables = tabulate_responses(frame)
+    assert set(tables.rejected["participant_id"]) == {blind}
+    assert (tables.rejected["reason"] == "the survey server never sent this photo to the participant").all()

@@ -42,8 +42,9 @@ def _time_problems(frame: pd.DataFrame, reasons: list[list[str]]) -> None:
     """Response times are optional (no time without JavaScript) but never negative or text; in place."""
     if "response_ms" not in frame.columns:
         return
-    raw = frame["response_ms"].map(lambda v: np.nan if isinstance(v, str) and not v.strip() else v)
-    times = pd.to_numeric(raw, errors="coerce")
+    raw = frame["response_ms"].astype(object).map(
+        lambda v: np.nan if v is None or v is pd.NA or (isinstance(v, str) and not v.strip()) else v)
+    times = pd.to_numeric(raw, errors="coerce").astype(float)
     bad = (raw.notna() & times.isna()) | (times < 0)
     for i in np.flatnonzero(bad.to_numpy()):
         value = raw.iat[i]
@@ -52,11 +53,11 @@ def _time_problems(frame: pd.DataFrame, reasons: list[list[str]]) -> None:
 
 
 def _never_sent(frame: pd.DataFrame, reasons: list[list[str]]) -> None:
-    """An export of this survey's server says how often each photo was sent (`times_served`); in place."""
-    if "times_served" not in frame.columns:
+    """An export of this survey's server says whether it sent each photo before its answer (`photo_sent`: yes, no,
+    or unknown for answers stored before it recorded that); in place."""
+    if "photo_sent" not in frame.columns:
         return
-    served = pd.to_numeric(frame["times_served"], errors="coerce").fillna(0)
-    for i in np.flatnonzero((served < 1).to_numpy()):
+    for i in np.flatnonzero((frame["photo_sent"].astype(str).str.strip() == "no").to_numpy()):
         reasons[i].append(NEVER_SENT)
 
 

@@ -22,7 +22,7 @@ from .store import Store, open_store
 
 RESPONSE_COLUMNS = ["participant_id", "image_id", "photo_id", "kind", "answer", "response_ms", "answered_at",
                     "position", "participant_finished", "age_bracket", "colour_vision", "condition", "server_ms",
-                    "shown_at", "times_served", "group_index", "external_id", "external_params"]
+                    "shown_at", "times_served", "photo_sent", "group_index", "external_id", "external_params"]
 PARTICIPANT_COLUMNS = ["participant_id", "external_id", "external_params", "group_index", "created_at",
                        "finished_at", "answered", "age_bracket", "colour_vision", "comment", "user_agent"]
 FREE_TEXT = ("comment", "user_agent", "external_id", "external_params")
@@ -63,15 +63,25 @@ def export_responses(survey_dir: str | Path, db_path: str | Path | None = None, 
     if answers.empty:
         answers = pd.DataFrame(columns=[c for c in RESPONSE_COLUMNS if c not in ("photo_id", "kind", "condition")])
     frame = answers.merge(truth[["image_id", "photo_id", "kind", "condition"]], on="image_id", how="left",
-                          validate="many_to_one")[RESPONSE_COLUMNS]
+                          validate="many_to_one")[[c for c in RESPONSE_COLUMNS if c != "photo_sent"]]
     for column in ("response_ms", "server_ms", "times_served"):
         frame[column] = frame[column].astype("Int64")
+    frame["photo_sent"] = photo_sent(frame, store.photos_recorded_since())
+    frame = frame[RESPONSE_COLUMNS]
     frame["participant_finished"] = frame["participant_finished"].astype(bool)
     frame["external_params"] = frame["external_params"].map(_params_text)
     frame = _neutralise(frame)
     if out_csv is not None:
         write_csv_atomic(frame, Path(out_csv))
     return frame
+
+
+def photo_sent(frame: pd.DataFrame, recorded_since: str) -> list[str]:
+    """Per answer: "yes" (the server sent the photo to that participant before the answer), "no" (it never did: an
+    answer given without seeing the photo), "unknown" (stored before the database recorded what it sent)."""
+    sent = frame["times_served"].fillna(0).astype(int) >= 1
+    before = frame["answered_at"].astype(str) < recorded_since
+    return ["yes" if s else ("unknown" if b else "no") for s, b in zip(sent, before)]
 
 
 def _params_text(value: Any) -> str:

@@ -79,10 +79,13 @@ def start(request: Request, context: Context, form: Annotated[StartForm, Form()]
     """Consent given: a new participant (bound to this browser by a cookie), or the one this browser (or this
     crowd-platform id) started; details given again are added to that one, not dropped."""
     existing = _known(context.store, participant_cookie)
-    if existing:  # one participation per browser: starting again resumes instead of showing the photos twice
+    external = crowd.unpack(crowd_cookie, context.organiser_token, context.crowd)
+    arriving = external.get(context.crowd.id_param)
+    if existing and arriving in (None, context.store.participant(existing)["external_id"]):
+        # one participation per browser: starting again resumes instead of showing the photos twice (a crowd id
+        # other than the one this browser started with is another participant, who gets their own)
         context.store.update_details(existing, form.age_bracket, form.colour_vision, form.comment)
         return _to_participant(request, existing, set_cookie=False)
-    external = crowd.unpack(crowd_cookie, context.organiser_token, context.crowd)
     return _enrol(request, context, form, external, user_agent)
 
 

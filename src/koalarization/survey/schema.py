@@ -63,6 +63,8 @@ def create_or_upgrade(db: sqlite3.Connection) -> None:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
     for statement in INDEXES:
         db.execute(statement)
+    # answers stored before this version have no record of their photo being sent: the export says "unknown" then
+    db.execute("INSERT OR IGNORE INTO meta VALUES ('photos_recorded_since', ?)", (utc_now(),))
     db.execute("COMMIT")
 
 

@@ -409,6 +409,12 @@ class Store:
                 " FROM participants p ORDER BY p.created_at").fetchall()
         return [dict(r) for r in rows]
 
+    def photos_recorded_since(self) -> str:
+        """When this database began to record the photos it sent (its creation, or its upgrade to this version)."""
+        with self.connect() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'photos_recorded_since'").fetchone()
+        return row[0] if row else ""
+
     def answers_rows(self) -> list[dict[str, Any]]:
         """Every stored answer with its participant's details and the serving of its photo, in arrival order."""
         with self.connect() as db:
