@@ -196,15 +196,26 @@ def _study_parser(commands) -> None:
     parser.add_argument("--only", nargs="*", choices=STAGES, help="run only these stages (others are reused)")
     parser.add_argument("--project-dir", default=".", help="the checkout (notebooks/, results/, work/)")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name for papermill")
+    parser.add_argument("--shift-seeds", type=int, default=0, metavar="N",
+                        help="train every model with its seeds shifted by N (a rerun with other seeds: do the "
+                             "procedure verdicts hold?); best with --project-dir elsewhere, so results/ stays as it is")
+    parser.add_argument("--compare-verdicts", nargs=2, metavar=("RESULTS_A", "RESULTS_B"),
+                        help="instead of running: compare the verdicts of two result folders, comparison by comparison")
     parser.add_argument("--compare", nargs=2, metavar=("RESULTS_A", "RESULTS_B"),
                         help="instead of running: compare the metric means of two result folders of a profile")
     parser.set_defaults(func=_study)
 
 
 def _study(args) -> int:
-    from .config import parse_override
-    from .study import StageFailed, compare_results, run_study
+    from .config import parse_override, shifted_seeds
+    from .study import StageFailed, compare_results, compare_verdicts, run_study
 
+    if args.compare_verdicts:
+        rows = compare_verdicts(*args.compare_verdicts)
+        for row in rows:
+            print(f"{row['family']:>10} {row['split']:>7} {row['model_a']:>22} {row['model_b']:>22} "
+                  f"{row['metric']:>16}  {row['a']:>18}  {row['b']:>18}  {'same' if row['same'] else 'DIFFERS'}")
+        return 0 if all(row["same"] for row in rows) else 1
     if args.compare:
         rows = compare_results(*args.compare)
         for row in rows:
@@ -212,6 +223,8 @@ def _study(args) -> int:
                   f"{row['relative_difference']:.2%}  {'ok' if row['within_tolerance'] else 'OUTSIDE TOLERANCE'}")
         return 0 if all(row["within_tolerance"] for row in rows) else 1
     overrides = dict(parse_override(item) for item in args.overrides)
+    if args.shift_seeds:
+        overrides["models"] = shifted_seeds(args.profile, args.shift_seeds, overrides)
     try:
         run_study(args.profile, args.project_dir, force=args.force, only=args.only, kernel=args.kernel,
                   overrides=overrides, echo=print)

@@ -281,6 +281,14 @@ def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> 
         raise ProfileError(f"profile {name_or_path!r}: {problems}") from None
 
 
+def shifted_seeds(name_or_path: str, shift: int, overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The profile's models with every seed shifted by `shift`: the `models` override of a rerun with other seeds
+    (`koala study --shift-seeds N`)."""
+    profile = load_profile(name_or_path, overrides)
+    return [{**model.model_dump(mode="json"), "seeds": [seed + shift for seed in model.seeds]}
+            for model in profile.models]
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """'training.steps=10' -> ("training.steps", 10); the value is JSON when it parses, else a string."""
     key, sep, value = text.partition("=")

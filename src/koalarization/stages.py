@@ -228,7 +228,7 @@ class TrainRecord(StageRecord):
     seconds: float
 
 
-class _Comparison(_Record):
+class Comparison(_Record):
     """What every comparison of two models says: the difference a - b with its interval, the test's p-value before
     and after the Holm adjustment over its family, and the verdict that the adjusted p allows."""
 
@@ -251,7 +251,7 @@ class _Comparison(_Record):
     interval_vs_test: str = ""
 
 
-class PairedComparison(_Comparison):
+class PairedComparison(Comparison):
     """Two models on the same photos (each model's seeds averaged per photo): a Wilcoxon signed-rank test with a
     bootstrap interval of the mean difference, Holm-adjusted over its family. About the networks at hand."""
 
@@ -262,7 +262,7 @@ class PairedComparison(_Comparison):
     mdd: float
 
 
-class ProcedureComparison(_Comparison):
+class ProcedureComparison(Comparison):
     """Two training procedures, each trained with several seeds, on the same photos: the seed is a random factor
     beside the photo (`evaluate.procedures`). About the procedures, not the networks at hand."""
 

@@ -31,7 +31,7 @@ from .config import Profile, load_profile
 from .errors import KoalaError
 from .layout import STAGES, Layout
 from .machine import hardware
-from .stages import RECORD_TYPES, EvaluationRecord, RecordError, read_json_record
+from .stages import RECORD_TYPES, EvaluationRecord, RecordError, Comparison, read_json_record
 
 log = logging.getLogger(__name__)
 
@@ -401,4 +401,33 @@ def compare_results(dir_a: str, dir_b: str, tolerance: float | None = None) -> l
                 relative = abs(other - value) / max(abs(value), 1e-12)
                 rows.append({"split": split, "model": model, "metric": metric, "a": value, "b": other,
                              "relative_difference": relative, "within_tolerance": bool(relative <= tolerance)})
+    return rows
+
+
+def verdict_kind(row: Comparison) -> str:
+    """A comparison's verdict as one word: which side the adjusted test favours, or none, or not tested."""
+    if row.p_holm != row.p_holm:
+        return "not tested"
+    if row.p_holm >= row.alpha:
+        return "no evidence"
+    if row.higher_is_better is None:
+        return "a higher" if row.mean_diff > 0 else "b higher"
+    return "a better" if (row.mean_diff > 0) == row.higher_is_better else "b better"
+
+
+def compare_verdicts(dir_a: str, dir_b: str) -> list[dict[str, Any]]:
+    """The verdicts of two runs of a profile (03_evaluate.json), comparison by comparison: the same question (family,
+    split, models, metric) answered the same way or not. Models are matched by id."""
+    a, b = (read_json_record(Path(d) / "03_evaluate.json", EvaluationRecord) for d in (dir_a, dir_b))
+    rows = []
+    for family, left, right in (("networks", a.comparisons, b.comparisons),
+                                ("procedures", a.procedures, b.procedures)):
+        others: dict[tuple[str, str, str, str], Comparison] = {
+            (r.split, r.model_a, r.model_b, r.metric): r for r in right}
+        for row in left:
+            key = (row.split, row.model_a, row.model_b, row.metric)
+            other = others.get(key)
+            kinds = verdict_kind(row), verdict_kind(other) if other else "absent"
+            rows.append({"family": family, "split": key[0], "model_a": key[1], "model_b": key[2], "metric": key[3],
+                         "a": kinds[0], "b": kinds[1], "same": kinds[0] == kinds[1]})
     return rows
