@@ -31,7 +31,7 @@ from .config import Profile, load_profile
 from .errors import KoalaError
 from .layout import STAGES, Layout
 from .machine import hardware
-from .stages import RECORD_TYPES, EvaluationRecord, RecordError, Comparison, read_json_record
+from .stages import RECORD_TYPES, Comparison, EvaluationRecord, RecordError, read_json_record
 
 log = logging.getLogger(__name__)
 
