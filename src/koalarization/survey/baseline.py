@@ -81,13 +81,13 @@ def group_result(scores: pd.DataFrame) -> dict[str, float]:
 
 
 def baseline_table(scores: pd.DataFrame, clean: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per participant group: the detector's AUC and top-k accuracy, and participants' accuracy on the same
-    photos (share of correct answers on real and colorized photos), when there are answers."""
+    """One row per participant group: the detector's (`DETECTOR`) AUC and top-k accuracy, and participants' accuracy
+    on the same photos (share of correct answers on real and colorized photos), when there are answers."""
     groups = sorted(scores["group"].unique()) if "group" in scores.columns else [0]
     rows = []
     for group in groups:
         own = scores[scores["group"] == group] if "group" in scores.columns else scores
-        row = {"group": int(group), "detector": DETECTOR, **group_result(own)}
+        row = {"group": int(group), **group_result(own)}
         answered = None if clean is None else clean[clean["image_id"].isin(own["image_id"])
                                                     & clean["kind"].isin(["real", "colorized"])]
         row["participants"] = 0 if answered is None else int(answered["participant_id"].nunique())

@@ -92,14 +92,14 @@ def reanalysis_figure(result: PublishedReanalysis) -> Figure:
             dots = result.per_photo[(result.per_photo["study"] == row["study"])
                                     & (result.per_photo["photos"] == row["photos"])]["judged_real_pct"]
             colour = PALETTE[0] if row["photos"] == "colorized" else PALETTE[2]
-            axes.scatter(dots, np.full(len(dots), y + 0.18), s=22, color=colour, alpha=0.75, zorder=3,
+            axes.scatter(dots, np.full(len(dots), y + 0.22), s=22, color=colour, alpha=0.75, zorder=3,
                          label="one photo" if y == 0 else None)
-            axes.plot([row["photo_low_pct"], row["photo_high_pct"]], [y - 0.05] * 2, color=colour, linewidth=4,
-                      solid_capstyle="butt", label="95% interval over photos" if y == 0 else None)
+            axes.plot([row["photo_low_pct"], row["photo_high_pct"]], [y] * 2, color=colour, linewidth=4,
+                      solid_capstyle="butt", label="95% interval over photos (clipped to 0-100)" if y == 0 else None)
             axes.plot([row["wilson_low_pct"], row["wilson_high_pct"]], [y - 0.22] * 2, color="#555555",
                       linewidth=2, label="95% Wilson interval, answers independent" if y == 0 else None)
             axes.plot([row["pooled_pct"]], [y - 0.22], marker="|", color="#222222", markersize=10)
-            axes.plot([row["photo_mean_pct"]], [y - 0.05], marker="o", color="white", markeredgecolor=colour)
+            axes.plot([row["photo_mean_pct"]], [y], marker="o", color="white", markeredgecolor=colour)
         labels = [f"{r['study']}\n{r['photos']} photos ({r['n_photos']:.0f})" for _, r in studies.iterrows()]
         axes.set_yticks(range(len(studies)), labels)
         axes.invert_yaxis()

@@ -43,7 +43,7 @@ def _study_row(study: str, kind: str, shares: np.ndarray, k: float, n: float, so
     return {"study": study, "photos": kind, "n_photos": len(shares), "answers": n, "judged_real": k,
             "pooled_pct": 100 * k / n, "wilson_low_pct": 100 * w_low, "wilson_high_pct": 100 * w_high,
             "photo_mean_pct": 100 * mean, "photo_low_pct": 100 * low, "photo_high_pct": 100 * high,
-            "source": source, "note": note}
+            "data": note, "source": source}
 
 
 def reanalyse(reference: pd.DataFrame | None = None, counts: pd.DataFrame | None = None) -> PublishedReanalysis:
@@ -55,14 +55,13 @@ def reanalyse(reference: pd.DataFrame | None = None, counts: pd.DataFrame | None
                          ["participants"].iloc[0])
     paper_n = participants * len(paper)
     rows = [_study_row("paper (2017)", "colorized", paper, paper.sum() * participants, paper_n,
-                       reference_source(reference, PAPER), "per-photo shares read off a chart; answers approximate "
-                       f"({participants:.0f} participants x {len(paper)} photos)")]
+                       reference_source(reference, PAPER), "shares read off its chart (approximate)")]
     photos = [{"study": "paper (2017)", "photos": "colorized", "image": f"fake_{i + 1}", "judged_real": np.nan,
                "answers": np.nan, "judged_real_pct": 100 * share} for i, share in enumerate(paper)]
     for kind in ("colorized", "real"):
         own = counts[counts["kind"] == kind]
         shares = (own["judged_real"] / own["answers"]).to_numpy(float)
-        note = "whole counts from its notebook" + ("; the missing answer left out" if kind == "colorized" else "")
+        note = "counts from its notebook" + (", the blank answer left out" if kind == "colorized" else "")
         rows.append(_study_row("PyTorch replication (2022)", kind, shares, own["judged_real"].sum(),
                                own["answers"].sum(), str(own["source"].iloc[0]), note))
         photos += [{"study": "PyTorch replication (2022)", "photos": kind, "image": image, "judged_real": k,

@@ -311,7 +311,7 @@ PUBLISHED_SECTIONS = [("studies", "reanalysis"), ("per_photo", "reanalysis_per_p
 
 def save_user_study(tables: UserStudyTables, out_dir: str | Path, prefix: str = "user_study",
                     figures_dir: str | Path | None = None) -> list[Path]:
-    """Write every table as `<prefix>_<name>.csv` + `.md` (the package's `write_table`), one Markdown report
+    """Write every table that has rows as `<prefix>_<name>.csv` + `.md` (the package's `write_table`), one report
     `<prefix>.md` with all of them, and the figures (`<prefix>`, `<prefix>_reanalysis`, and with several
     conditions `<prefix>_conditions`, each .png + .pdf) into `figures_dir` (default: `out_dir`), all atomically.
     The side-by-side table is rounded to 2 decimals (a presentation table); the others keep full precision."""
@@ -321,8 +321,11 @@ def save_user_study(tables: UserStudyTables, out_dir: str | Path, prefix: str = 
     for name, heading in SECTIONS:
         frame = getattr(tables, name)
         frame = frame.round(2) if name == "comparison" else frame
+        if frame.empty:  # nothing to show (no answers yet, one model, nobody excluded): no file, "(none)" here
+            report.append(f"## {heading}\n\n(none)\n")
+            continue
         written += write_table(frame, out_dir / f"{prefix}_{name}")
-        report.append(f"## {heading}\n\n" + (to_markdown(frame) if len(frame) else "(none)\n"))
+        report.append(f"## {heading}\n\n{to_markdown(frame)}")
     if tables.published is not None:
         for attribute, name in PUBLISHED_SECTIONS:
             frame = getattr(tables.published, attribute)
@@ -335,3 +338,14 @@ def save_user_study(tables: UserStudyTables, out_dir: str | Path, prefix: str = 
         written += save_figure(tables.conditions_figure(), figures / f"{prefix}_conditions")
     log.info("user study tables and figures written to %s", out_dir)
     return written
+
+
+def catalogued(written: list[Path]) -> tuple[list[str], list[str]]:
+    """(tables, figures): the names among `written` that the report's catalog lists for stage 5, for a notebook to
+    claim (a table or figure with nothing to show is not written, so it is not claimed either)."""
+    from ..report import catalog
+
+    names = {Path(path).name for path in written}
+    tables = [e.name for e in catalog.TABLES if e.stage == "05_user_study" and f"{e.name}.csv" in names]
+    figures = [e.name for e in catalog.FIGURES if e.stage == "05_user_study" and f"{e.name}.png" in names]
+    return tables, figures
