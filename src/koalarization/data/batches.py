@@ -90,7 +90,7 @@ def crop_example(example: Example, scale: int, size: int, rng: np.random.Generat
     """-> (uint8 crop (size, size, 3), embedding, packed feature maps or None). Training (rng given): one of the
     cached crops, or a random crop with the photo's embedding, then a random flip (of the maps too); evaluation: the
     center crop (its cached embedding and maps if any). `shapes` (the manifest's `feature_shapes`) is needed to flip
-    maps."""
+    maps; without it a flipped crop comes without maps (a model that uses no maps trains on a dataset that has them)."""
     rgb = to_scale(decode(example.jpeg), scale)
     height, width = rgb.shape[:2]
     if height < size or width < size:  # small photos are upscaled so a crop fits
@@ -109,7 +109,7 @@ def crop_example(example: Example, scale: int, size: int, rng: np.random.Generat
     crop = rgb[y:y + size, x:x + size]
     if rng is not None and rng.random() < 0.5:
         crop = crop[:, ::-1]
-        maps = flip_maps(maps, shapes) if maps is not None else None
+        maps = flip_maps(maps, shapes) if maps is not None and shapes else None
     return crop, embedding, maps
 
 
@@ -166,9 +166,10 @@ class _Crops:
     """The CPU half of the pipeline: step -> (uint8 crops, embeddings, packed maps or None). Lives in each worker
     process."""
 
-    def __init__(self, data_dir, split, batch_size, scale, size, seed, with_maps=False):
+    def __init__(self, data_dir, split, batch_size, scale, size, seed, with_maps=False, part=None):
         self.examples = load_split(data_dir, split)
         self.batch_size, self.scale, self.size, self.seed = batch_size, scale, size, seed
+        self.positions = range(batch_size)[part or slice(None)]  # this process's slice of each global batch
         self.shapes = load_manifest(data_dir).get("feature_shapes") if with_maps else None
         self._orders: dict[int, np.ndarray] = {}
 
@@ -183,7 +184,7 @@ class _Crops:
 
     def __call__(self, step: int):
         crops, embeddings, maps = [], [], []
-        for j in range(self.batch_size):
+        for j in self.positions:
             data_pass, position = divmod(step * self.batch_size + j, len(self.examples))
             example = self.examples[self._order(data_pass)[position]]
             crop, embedding, packed = crop_example(example, self.scale, self.size,
@@ -213,14 +214,17 @@ class TrainingBatches:
 
     Step s (counting from 0 over the whole run, resumes included) always holds the same photos, crops and flips:
     photos are drawn without replacement within each pass over the data, in an order keyed by (seed, pass).
+    `part`: the slice of each global batch of `batch_size` that this process prepares, when several processes train
+    together (`distributed.local_slice`); their slices put together are the batch one process would have.
     """
 
     def __init__(self, data_dir: str, batch_size: int, scale: int, size: int, seed: int = 0,
-                 fusion: str | bool = "global", workers: int | None = None, split: str = "train"):
+                 fusion: str | bool = "global", workers: int | None = None, split: str = "train",
+                 part: slice | None = None):
         from ..config import as_fusion, uses_feature_maps
 
         self.fusion = as_fusion(fusion)
-        self._args = (data_dir, split, batch_size, scale, size, seed, uses_feature_maps(self.fusion))
+        self._args = (data_dir, split, batch_size, scale, size, seed, uses_feature_maps(self.fusion), part)
         self._crops = _Crops(*self._args)
         self.examples, self.shapes = self._crops.examples, self._crops.shapes
         self.workers = workers or min(16, os.cpu_count() or 1)
