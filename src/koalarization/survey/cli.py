@@ -245,7 +245,8 @@ def allowed_hosts(host: str, public_url: str | None, extra: list[str]) -> list[s
     if public_url:
         names.add((urlsplit(public_url).hostname or "").lower())
     if host in ("0.0.0.0", "::", ""):
-        names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+        own = socket.gethostname().lower()
+        names |= {own, f"{own}.local", socket.getfqdn().lower()}  # .local: the name mDNS gives it on a LAN
     else:
         names.add(host.lower())
     return sorted(name for name in names if name)
