@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .config import FEATURE_LEVELS
 from .errors import KoalaError
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 EMBEDDING_DIM = 1000
 # The feature maps a spatial-fusion model takes, named by their stride in the classifier's input: for each, the last
 # block at that stride (EfficientNet-Lite), or the named layer (Inception-ResNet-v2).
-FEATURE_LEVELS = ("s8", "s16", "s32")
 IRV2_FEATURE_LAYERS = {"s8": "block35_10_ac", "s16": "block17_20_ac", "s32": "conv_7b_ac"}
 
 

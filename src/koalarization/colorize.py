@@ -19,9 +19,8 @@ from skimage import color as skcolor
 
 from . import backbones, checkpoint
 from .color import scale_l, unscale_ab
-from .config import uses_embedding, uses_feature_maps
+from .config import input_names, uses_embedding, uses_feature_maps
 from .images import PhotoError, is_photo_path, read_photo, save_image_atomic
-from .model import input_names
 
 log = logging.getLogger(__name__)
 ROWS_PER_CHUNK = 256  # full-resolution color conversions run in row bands, so memory stays ~linear in pixels

@@ -42,6 +42,20 @@ def uses_feature_maps(fusion: str) -> bool:
     return fusion in ("spatial", "hypercolumn")
 
 
+# The classifier's feature maps a spatial network takes, named by their stride in the classifier's input.
+FEATURE_LEVELS = ("s8", "s16", "s32")
+
+
+def input_names(fusion: str) -> list[str]:
+    """The named inputs of a network of this fusion level, in order: what the input pipelines must provide."""
+    names = ["l"]
+    if uses_embedding(fusion):
+        names.append("embedding")
+    if uses_feature_maps(fusion):
+        names += list(FEATURE_LEVELS)
+    return names
+
+
 def as_fusion(value: Any) -> Any:
     """Profiles and checkpoints written before the spatial models said `fusion: true/false`."""
     if value is True:
@@ -215,6 +229,9 @@ class Profile(_Settings):
                                  f"{self.data.backbones} does not prepare")
             if uses_feature_maps(model.fusion):
                 self._check_feature_maps(model)
+        unknown = [c for c in self.survey.conditions if c not in names]
+        if unknown:
+            raise ValueError(f"survey.conditions {unknown} are not models of this profile ({names})")
         return self
 
     def _check_feature_maps(self, model: ModelSpec) -> None:

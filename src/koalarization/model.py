@@ -20,13 +20,13 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from .config import as_fusion, uses_embedding, uses_feature_maps
+from .config import FEATURE_LEVELS, as_fusion, input_names, uses_embedding, uses_feature_maps
 
 ENCODER = [(64, 2), (128, 1), (128, 2), (256, 1), (256, 2), (512, 1), (512, 1), (256, 1)]  # (filters, stride)
 FUSION_FILTERS = 256
 # (filters, upsample after, the decoder stage where a hypercolumn network appends the stride-8 maps again)
 DECODER = [(128, True, False), (64, False, True), (64, True, False), (32, False, True), (2, False, False)]
-LEVELS = ("s8", "s16", "s32")  # = backbones.FEATURE_LEVELS (kept here so the network needs no classifier code)
+LEVELS = FEATURE_LEVELS
 
 
 @keras.saving.register_keras_serializable(package="koalarization")
@@ -73,16 +73,6 @@ def _standardized(tensor: Any, level: str, stats: dict[str, tuple[list[float], l
 
 def _conv(x, filters, stride=1, name=None, activation="relu", kernel=3):
     return layers.Conv2D(filters, kernel, strides=stride, padding="same", activation=activation, name=name)(x)
-
-
-def input_names(fusion: str) -> list[str]:
-    """The named inputs of a network of this fusion level, in order: what the input pipelines must provide."""
-    names = ["l"]
-    if uses_embedding(fusion):
-        names.append("embedding")
-    if uses_feature_maps(fusion):
-        names += list(LEVELS)
-    return names
 
 
 def build_colorizer(embedding_dim: int = 1000, fusion: str | bool = "global",

@@ -56,8 +56,8 @@ STAGE_INPUTS: dict[str, dict[str, list[str]]] = {
     "04_figures": {"sections": ["models", "evaluation"], "upstream": ["03_evaluate"],
                    "code": ["report/figures.py", "colorize.py", "model.py", "layout.py", "notebook.py", "stages.py"]},
     "05_user_study": {"sections": ["survey", "evaluation"], "upstream": ["03_evaluate"],
-                      "code": ["survey", "report/figures.py", "report/tables.py", "layout.py", "notebook.py",
-                               "stages.py"]},
+                      "code": ["survey", "report/figures.py", "report/tables.py", "report/catalog.py", "layout.py",
+                               "notebook.py", "stages.py", "config.py", "evaluate/metrics.py", "evaluate/run.py"]},
 }
 NOTEBOOK_PARAMETERS = ("profile", "overrides", "results_dir", "work_dir")
 
