@@ -172,6 +172,35 @@ def test_unchanged_stages_are_reused_and_leftovers_removed(project):
     assert sorted(path.name for path in tables.iterdir()) == kept and "user_study_overall.csv" in kept
 
 
+def test_exported_answers_reach_the_page_on_the_next_study(project):
+    """A file a stage reads (here the exported survey answers) is one of its inputs, by content: after
+    `koala survey export`, the next `make study` reruns the user study and the page shows the answers. (The answers
+    are scripted: this scratch project is not results/, where no simulated answer is ever shown.)"""
+    from koalarization.layout import Layout
+    from koalarization.survey.export import export_responses
+    from koalarization.survey.store import open_store
+
+    layout = Layout.for_profile("ci").under(project)
+    store = open_store(layout.survey_dir)
+    for person in range(3):
+        participant = store.enrol(age_bracket="", colour_vision="").participant_id
+        while True:
+            answered, image, _total = store.progress(participant)
+            if image is None:
+                break
+            store.serve_image(participant, image)
+            store.record_answer(participant, image, "real" if person % 2 else "fake")
+    responses = project / Layout.for_profile("ci").responses_csv
+    export_responses(layout.survey_dir, out_csv=responses)
+    manifest = run_study("ci", str(project), echo=lambda *a: None)
+    assert not manifest["stages"]["05_user_study"].get("reused")
+    assert all(manifest["stages"][s].get("reused") for s in STAGES if s != "05_user_study")
+    record = read_record(project / "results" / "ci", "05_user_study")
+    assert record.has_responses and record.participants == 3
+    assert "No responses yet" not in (project / "results" / "ci" / "index.html").read_text()
+    responses.unlink()
+
+
 def test_what_reruns_when_something_changes(tmp_path):
     package = tmp_path / "koalarization"
     shutil.copytree(ROOT / "src" / "koalarization", package, ignore=shutil.ignore_patterns("__pycache__"))
