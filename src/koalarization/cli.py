@@ -141,10 +141,14 @@ def _train(args) -> int:
                                 warmup_steps=args.warmup_steps, mixed_precision=args.mixed_precision,
                                 keep=args.keep, validation_batches=args.validation_batches,
                                 rebalance_lambda=args.rebalance_lambda)
+    report: dict[str, Any] = {}
     final = train(args.data, args.run, settings, fusion=args.fusion, loss=args.loss, seed=args.seed,
-                  verbose=2 if sys.stderr.isatty() else 0)
+                  verbose=2 if sys.stderr.isatty() else 0, report=report)
+    if not final:  # a worker other than the chief of several: it writes no checkpoint
+        print(json.dumps(report))
+        return 0
     print(json.dumps({"checkpoint": final, "step": checkpoint.read_config(final)["step"],
-                      "last_step": checkpoint.read_config(checkpoint.resolve(args.run))["step"]}))
+                      "last_step": checkpoint.read_config(checkpoint.resolve(args.run))["step"], **report}))
     return 0
 
 

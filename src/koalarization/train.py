@@ -14,7 +14,6 @@ PyTorch read the same shards without TensorFlow (`data/batches.py`); JAX spreads
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -100,26 +99,13 @@ def set_precision(mixed_precision: str | None) -> str:
 
 
 def distribution_scope() -> tuple[Any, int]:
-    """The scope models are built in: a tf.distribute strategy (TensorFlow), DataParallel over several devices
-    (JAX), or nothing. -> (context manager, number of replicas)."""
-    if backend() == "tensorflow":
-        import tensorflow as tf
+    """The scope models are built in: a tf.distribute strategy (TensorFlow: several GPUs, or the workers of
+    TF_CONFIG), DataParallel over several devices or processes (JAX), or nothing. -> (context manager, number of
+    replicas). See `distributed` for the cluster itself."""
+    from .distributed import cluster
 
-        if os.environ.get("TF_CONFIG"):
-            strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        elif len(tf.config.list_logical_devices("GPU")) > 1:
-            strategy = tf.distribute.MirroredStrategy()
-        else:
-            strategy = tf.distribute.get_strategy()
-        return strategy.scope(), strategy.num_replicas_in_sync
-    if backend() == "jax":
-        import jax
-        import keras
-
-        if len(jax.devices()) > 1:
-            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
-            return contextlib.nullcontext(), len(jax.devices())
-    return contextlib.nullcontext(), 1
+    here = cluster()
+    return here.scope(), here.replicas
 
 
 def _step(model) -> int:
@@ -172,46 +158,81 @@ def _compare(saved: dict[str, Any], wanted: dict[str, Any], run_dir: str) -> Non
 
 
 def train(data_dir: str, run_dir: str, settings: TrainingSettings, fusion: str | bool = "global", loss: str = "mse",
-          seed: int = 0, keep_checkpoints: int = 2, verbose: Any = "auto") -> str:
+          seed: int = 0, keep_checkpoints: int = 2, verbose: Any = "auto", report: dict[str, Any] | None = None) -> str:
     """Train (or resume) into run_dir. Returns the checkpoint to evaluate: the best by validation loss
-    (`settings.keep == "best"`, when there is a validation split) or the last."""
+    (`settings.keep == "best"`, when there is a validation split) or the last.
+
+    On several workers (`distributed`) every worker calls this with the same settings; only the chief (worker 0)
+    writes into its run_dir, and the others return "" (their weights equal the chief's). `report`, where given, is
+    filled with this worker's index, the number of workers, the last step and a digest of the final weights."""
     import keras
 
     from .data.prepare import load_manifest
+    from .distributed import cluster, weights_digest
 
+    here = cluster()  # first: jax.distributed must start before anything touches a device
     manifest = load_manifest(data_dir)
     wanted = training_config(manifest, settings, fusion, loss, seed)
     if uses_feature_maps(wanted["fusion"]) and not manifest.get("feature_shapes"):
         raise TrainingError(f"a {wanted['fusion']} network learns from the classifier's feature maps, and {data_dir} "
                             f"was prepared without them: prepare it with --feature-maps (data.feature_maps: true)")
-    os.makedirs(run_dir, exist_ok=True)
+    if here.is_chief:
+        os.makedirs(run_dir, exist_ok=True)
     policy = set_precision(settings.mixed_precision)
     keras.utils.set_random_seed(seed)
-    scope, replicas = distribution_scope()
     config = checkpoint.model_config(
         manifest["params"]["backbone"], manifest.get("embedding_dim", 1000), wanted["fusion"],
         train_scale=wanted["train_scale"], train_crop=wanted["train_crop"],
         stored_short_side=manifest["params"].get("letterbox_size") or manifest["params"]["short_side"],
         letterbox_size=manifest["params"].get("letterbox_size"), feature_shapes=manifest.get("feature_shapes"),
-        training=wanted, precision=policy, replicas=replicas, backend=backend())
-    with scope:
-        model, done = _model_to_train(run_dir, data_dir, manifest, settings, wanted)
+        training=wanted, precision=policy, replicas=here.replicas, backend=backend(),
+        **({"workers": here.workers} if here.multi_worker else {}))
+    model = _model_on_every_worker(run_dir, data_dir, manifest, settings, wanted)
+    done = _step(model)
     data = _Data(data_dir, settings, wanted, wanted["fusion"], seed)
     best = _fit_in_chunks(model, data, run_dir, settings, config, done, keep_checkpoints, verbose)
+    if report is not None:
+        report.update(worker=here.index, workers=here.workers, last_step=_step(model),
+                      weights_sha256=weights_digest(model))
+    if not here.is_chief:
+        return ""
     if settings.keep == "best" and best is not None:
         return checkpoint.resolve(run_dir, which="best")
     return checkpoint.resolve(run_dir)
 
 
-def _model_to_train(run_dir: str, data_dir: str, manifest: dict[str, Any], settings: TrainingSettings,
-                    wanted: dict[str, Any]) -> tuple[Any, int]:
-    """-> (compiled model, steps done): the run's latest checkpoint, which must have been trained with the same
-    settings, or a new network."""
+def _model_on_every_worker(run_dir: str, data_dir: str, manifest: dict[str, Any], settings: TrainingSettings,
+                           wanted: dict[str, Any]) -> Any:
+    """The compiled model to train, built in the cluster's scope. One process resumes its latest checkpoint. Several
+    workers all build the same new network, and the chief hands them its checkpoint's state (`distributed`)."""
+    from .distributed import chief_alone, cluster, sync_from_chief, training_state
+
+    here = cluster()
+    if not here.multi_worker:
+        with here.scope():
+            return _model_to_train(run_dir, data_dir, manifest, settings, wanted)
+    with here.scope():
+        model = _model_to_train(None, data_dir, manifest, settings, wanted)
+    state = None
+    latest = _latest_to_resume(run_dir, wanted) if here.is_chief else None
+    if latest:
+        with chief_alone():  # read outside the cluster: creating its variables is not a step the others take
+            saved, _ = checkpoint.load_checkpoint(latest, compile=True)
+            state = [_numpy_value(variable) for variable in training_state(saved)]
+        log.info("resuming %s at step %d on %d workers", latest, _step(saved), here.workers)
+    sync_from_chief(model, state)
+    return model
+
+
+def _numpy_value(variable: Any) -> np.ndarray:
+    """A Keras variable's value as numpy, on any backend."""
     import keras
 
-    from .losses import make_loss
-    from .model import build_colorizer
+    return keras.ops.convert_to_numpy(variable.value)
 
+
+def _latest_to_resume(run_dir: str, wanted: dict[str, Any]) -> str | None:
+    """The run's latest checkpoint, if any, after checking it was trained with the same settings."""
     latest = checkpoint.latest_or_none(run_dir)
     if latest:
         saved = checkpoint.read_config(latest).get("training")
@@ -219,9 +240,23 @@ def _model_to_train(run_dir: str, data_dir: str, manifest: dict[str, Any], setti
             raise TrainingError(f"{run_dir} holds a checkpoint without its training settings (an older "
                                 f"format); use a new run folder")
         _compare(saved, wanted, run_dir)
+    return latest
+
+
+def _model_to_train(run_dir: str | None, data_dir: str, manifest: dict[str, Any], settings: TrainingSettings,
+                    wanted: dict[str, Any]) -> Any:
+    """-> the compiled model: the run's latest checkpoint, which must have been trained with the same settings, or
+    a new network (also where no run folder is to be read)."""
+    import keras
+
+    from .losses import make_loss
+    from .model import build_colorizer
+
+    latest = _latest_to_resume(run_dir, wanted) if run_dir else None
+    if latest:
         model, _ = checkpoint.load_checkpoint(latest, compile=True)
         log.info("resuming %s at step %d", latest, _step(model))
-        return model, _step(model)
+        return model
     shapes = manifest.get("feature_shapes") or {}
     channels = {level: shape[-1] for level, shape in shapes.items()}
     stats = feature_statistics(data_dir, shapes) if uses_feature_maps(wanted["fusion"]) else None
@@ -229,7 +264,7 @@ def _model_to_train(run_dir: str, data_dir: str, manifest: dict[str, Any], setti
                             feature_stats=stats)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(settings)),
                   loss=make_loss(wanted["loss"], data_dir, wanted, settings.rebalance_lambda))
-    return model, 0
+    return model
 
 
 def feature_statistics(data_dir: str, shapes: dict[str, list[int]], limit: int = 512
@@ -254,29 +289,45 @@ def feature_statistics(data_dir: str, shapes: dict[str, list[int]], limit: int =
 def _fit_in_chunks(model: Any, data: _Data, run_dir: str, settings: TrainingSettings, config: dict[str, Any],
                    done: int, keep_checkpoints: int, verbose: Any) -> dict[str, Any] | None:
     """`model.fit` one chunk of `checkpoint_every` steps at a time up to `settings.steps`, a checkpoint after each,
-    the one with the lowest validation loss marked best. -> the best checkpoint's record (None: no validation)."""
-    import keras
+    the one with the lowest validation loss marked best. -> the best checkpoint's record (None: no validation).
+    Only the chief writes checkpoints and logs."""
+    from .distributed import chief_alone, cluster, prepare_fit
 
-    best = checkpoint.read_best(run_dir)
+    chief = cluster().is_chief
+    best = checkpoint.read_best(run_dir) if chief else None
     started, first = time.time(), done
     while done < settings.steps:
         chunk = min(settings.checkpoint_every, settings.steps - done)
         epoch = done // settings.checkpoint_every
-        callbacks = [_StepColumn(), keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=True)]
-        if backend() == "tensorflow":
-            callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq="epoch"))
-        history = model.fit(data.train(done, epoch), epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=chunk,
-                            validation_data=data.validation(), callbacks=callbacks, verbose=verbose,
-                            **data.validation_options())
+        train_data = data.train(done, epoch)
+        prepare_fit(model, train_data)
+        history = model.fit(train_data, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=chunk,
+                            validation_data=data.validation(), callbacks=_callbacks(run_dir, chief),
+                            verbose=verbose if chief else 0, **data.validation_options())
         done = _step(model)
         logs = {k: float(v[-1]) for k, v in history.history.items()}
-        path = checkpoint.save_checkpoint(model, run_dir, done, {**config, "logs": logs}, keep_checkpoints)
+        if not chief:
+            continue
+        with chief_alone():
+            path = checkpoint.save_checkpoint(model, run_dir, done, {**config, "logs": logs}, keep_checkpoints)
         val_loss = logs.get("val_loss")
         if val_loss is not None and (best is None or val_loss < best["val_loss"]):
             best = checkpoint.mark_best(run_dir, path, val_loss)
     if done > first:
         log.info("trained steps %d-%d in %.1f s", first, done, time.time() - started)
     return best
+
+
+def _callbacks(run_dir: str, chief: bool) -> list[Any]:
+    """The step column, and (on the chief) the CSV and TensorBoard logs."""
+    import keras
+
+    callbacks = [_StepColumn()]
+    if chief:
+        callbacks.append(keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=True))
+        if backend() == "tensorflow":
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq="epoch"))
+    return callbacks
 
 
 class _Data:
@@ -306,8 +357,10 @@ class _Data:
         from .data.batches import TrainingBatches
 
         if self._batches is None:
+            from .distributed import local_slice
+
             self._batches = TrainingBatches(self.data_dir, s.batch_size, self.scale, self.crop, self.seed,
-                                            self.fusion)
+                                            self.fusion, part=local_slice(s.batch_size))
         return self._batches.stream(start_step=done)
 
     def validation_options(self):
