@@ -61,6 +61,17 @@ def gray_rgb_from_l(lightness: np.ndarray) -> np.ndarray:
     return lab_to_rgb(lab)
 
 
+def gray_from_l(lightness: np.ndarray) -> np.ndarray:
+    """The value (R = G = B, float64 in [0, 1]) of `gray_rgb_from_l`'s colorless image, one channel: with a* = b* = 0
+    the three channels differ only in the last bits, and the classifier reads one. A few array operations where
+    scikit-image's lab2rgb converts three channels with masks (tests hold the two together)."""
+    f = (np.asarray(lightness, np.float64) + 16.0) / 116.0
+    g = np.where(f > 0.2068966, f ** 3, (f - 16.0 / 116.0) / 7.787)
+    linear = g * float(np.linalg.inv(_RGB_TO_XYZ)[0] @ _WHITE_D65)
+    return np.clip(np.where(linear > 0.0031308, 1.055 * np.power(np.maximum(linear, 0.0031308), 1 / 2.4) - 0.055,
+                            linear * 12.92), 0.0, 1.0)
+
+
 def desaturate(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Any RGB photo -> its own L and the colorless RGB made from that L (float in [0, 1])."""
     lightness = rgb_to_lab(rgb)[..., 0]
@@ -93,6 +104,17 @@ def ops_uint8_to_lab(rgb_uint8: Any) -> Any:
     return _lab_from_float(ops.cast(rgb_uint8, "float32") / 255.0)
 
 
+def ops_uint8_to_lightness(rgb_uint8: Any) -> Any:
+    """uint8 RGB tensor (..., 3) -> float32 L (...,): the L of ops_uint8_to_lab, without computing a* and b*."""
+    from keras import ops
+
+    rgb = ops.cast(rgb_uint8, "float32") / 255.0
+    linear = ops.where(rgb > 0.04045, ops.power((ops.maximum(rgb, 0.04045) + 0.055) / 1.055, 2.4), rgb / 12.92)
+    y = ops.matmul(linear, ops.convert_to_tensor(_RGB_TO_XYZ[1].astype(np.float32)))  # Y / white Y (= 1)
+    f = ops.where(y > 0.008856, ops.power(ops.maximum(y, 0.008856), 1.0 / 3.0), 7.787 * y + 16.0 / 116.0)
+    return 116.0 * f - 16.0
+
+
 def _lab_from_float(rgb):
     from keras import ops
 
@@ -102,3 +124,27 @@ def _lab_from_float(rgb):
     f = ops.where(xyz > 0.008856, ops.power(ops.maximum(xyz, 0.008856), 1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
     fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
     return ops.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+
+
+def ops_lab_to_rgb(lab: Any) -> Any:
+    """Float L*a*b* tensor (..., 3) -> float32 RGB in [0, 1]; the maths of skimage.color.lab2rgb (z clipped at 0 as
+    it does, then clipped to [0, 1] as `lab_to_rgb`). The inverse of ops_rgb_to_lab, for joining a full-resolution L
+    to predicted a*b* where the network runs; tests hold it to scikit-image."""
+    from keras import ops
+
+    lab = ops.cast(lab, "float32")
+    fy = (lab[..., 0] + 16.0) / 116.0
+    f = ops.stack([lab[..., 1] / 500.0 + fy, fy, ops.maximum(fy - lab[..., 2] / 200.0, 0.0)], axis=-1)
+    xyz = ops.where(f > 0.2068966, f * f * f, (f - 16.0 / 116.0) / 7.787)
+    matrix = ops.convert_to_tensor((np.linalg.inv(_RGB_TO_XYZ) * _WHITE_D65[None, :]).T.astype(np.float32))
+    linear = ops.matmul(xyz, matrix)
+    rgb = ops.where(linear > 0.0031308, 1.055 * ops.power(ops.maximum(linear, 0.0031308), 1.0 / 2.4) - 0.055,
+                    linear * 12.92)
+    return ops.clip(rgb, 0.0, 1.0)
+
+
+def ops_lab_to_uint8(lab: Any) -> Any:
+    """Float L*a*b* tensor (..., 3) -> uint8 RGB, rounded as `lab_to_uint8` does."""
+    from keras import ops
+
+    return ops.cast(ops.round(ops_lab_to_rgb(lab) * 255.0), "uint8")

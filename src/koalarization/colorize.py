@@ -4,20 +4,29 @@ The network runs at a working resolution (by default the scale the checkpoint wa
 long side capped); the predicted a*b* is upsampled and joined to the photo's own full-resolution L. Color input is
 desaturated first (only its L is used). Photos smaller than the working resolution are upsampled for the network
 and keep their own size in the output; nothing is too small.
+
+Where the time goes: the classifier and the network run compiled on one photo (or on a batch of a folder's photos
+that share a working size), and the full-resolution colour maths (the photo's L, and L joined to the upsampled a*b*)
+runs compiled on the accelerator (`pixels`). The outputs are those of the plain scikit-image maths (`lightness`,
+`join`, which evaluation keeps using) to within one level in about one value in 10,000
+(tests/test_speed_equivalence.py).
 """
 from __future__ import annotations
 
 import logging
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
 from skimage import color as skcolor
 
-from . import backbones, checkpoint
+from . import backbones, checkpoint, pixels
 from .color import scale_l, unscale_ab
 from .config import input_names, uses_embedding, uses_feature_maps
 from .images import PhotoError, is_photo_path, read_photo, save_image_atomic
@@ -25,6 +34,9 @@ from .images import PhotoError, is_photo_path, read_photo, save_image_atomic
 log = logging.getLogger(__name__)
 ROWS_PER_CHUNK = 256  # full-resolution color conversions run in row bands, so memory stays ~linear in pixels
 MAX_LONG_SIDE = 1024  # working resolution cap for extreme aspect ratios
+BATCH = 8  # a folder's photos that share a working size go through the networks together, up to this many
+BATCH_PIXELS = 8_000_000  # ... and up to this many pixels in all (memory)
+PNG_LEVEL = 1  # zlib's fastest: 3-4x faster to write than PIL's default 6, files about 10% larger, same pixels
 
 
 def working_size(height: int, width: int, short_side: int = 224,
@@ -68,6 +80,13 @@ def join(l_full: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
     return out
 
 
+def render(l_full: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
+    """`join`, with the colour maths compiled on the accelerator (`pixels`): what `koala colorize` writes."""
+    height, width = l_full.shape
+    return pixels.join(l_full, _resize_plane(ab_small[..., 0], (height, width)),
+                       _resize_plane(ab_small[..., 1], (height, width)))
+
+
 @dataclass(frozen=True)
 class Seen:
     """What the frozen classifier saw of one photo: its 1000-d embedding and, for the spatial networks, its feature
@@ -76,6 +95,21 @@ class Seen:
 
     embedding: np.ndarray
     maps: np.ndarray | None = None
+
+
+def _compiled(model: Any, fusion: str) -> Callable[[Any], np.ndarray]:
+    """The network as a compiled function of a batch (on one photo the same numbers as calling it, measured bit for
+    bit): Keras's `predict_on_batch`, which under TensorFlow stops retracing for new working sizes after the second
+    one. A network with spatial fusion cannot be traced with unknown sides (`model.ResizeConcat` resizes the maps to
+    the sides it is given), so under TensorFlow it gets one graph per working size instead."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow" and uses_feature_maps(fusion):
+        import tensorflow as tf
+
+        function = tf.function(lambda feed: model(feed, training=False), reduce_retracing=False)
+        return lambda feed: function(feed).numpy()
+    return lambda feed: np.asarray(model.predict_on_batch(feed))
 
 
 def average_ab(predictions: list[np.ndarray]) -> np.ndarray:
@@ -100,8 +134,10 @@ class Colorizer:
         self.fusion = checkpoint.fusion_of(self.config)
         self.inputs = input_names(self.fusion)
         self.embedder = None
+        self._call: Callable[[Any], np.ndarray] | None = None
         if uses_embedding(self.fusion) and not cached_embeddings:
-            self.embedder = embedder or backbones.Embedder(self.config["backbone"], backbone_weights,
+            # batch_size=1: the classifier runs on the photos it is given, not on a batch padded to 16
+            self.embedder = embedder or backbones.Embedder(self.config["backbone"], backbone_weights, batch_size=1,
                                                            feature_maps=uses_feature_maps(self.fusion))
             if uses_feature_maps(self.fusion) and not self.embedder.feature_maps:
                 raise ValueError(f"{checkpoint_path} is a {self.fusion} network: its classifier must give feature "
@@ -111,49 +147,71 @@ class Colorizer:
                    l_full: np.ndarray | None = None) -> np.ndarray:
         """L at working resolution (h, w) -> a*b* (h, w, 2). Without what the classifier saw (cached at
         preparation), the classifier is run on the photo's full-resolution L (`l_full`, else l_small)."""
-        l_input = scale_l(l_small)[None, ..., None].astype(np.float32)
-        if len(self.inputs) == 1:
-            return unscale_ab(np.asarray(self.model(l_input, training=False))[0])
-        if seen is None:
+        if seen is None and len(self.inputs) > 1:
             seen = self.embed(l_full if l_full is not None else l_small)
-        inputs = {"l": l_input, "embedding": np.asarray(seen.embedding, np.float32)[None]}
+        return self.predict_batch(np.asarray(l_small)[None], [seen] if seen is not None else None)[0]
+
+    def predict_batch(self, l_small: np.ndarray, seen: list[Seen] | None = None) -> np.ndarray:
+        """L at working resolution of N photos of one size (N, h, w) and what the classifier saw of each -> a*b*
+        (N, h, w, 2). The network runs compiled (`predict_on_batch`: on one photo, the same numbers as calling it)."""
+        inputs: dict[str, np.ndarray] = {"l": scale_l(np.asarray(l_small))[..., None].astype(np.float32)}
+        if len(self.inputs) > 1:
+            if seen is None:
+                raise ValueError(f"a {self.fusion} network needs what the classifier saw of each photo")
+            inputs["embedding"] = np.stack([np.asarray(s.embedding, np.float32) for s in seen])
         if uses_feature_maps(self.fusion):
-            if seen.maps is None:
+            if seen is None or any(s.maps is None for s in seen):
                 raise ValueError(f"a {self.fusion} network needs the classifier's feature maps of the photo")
-            shapes = self.config["feature_shapes"]
-            inputs.update({k: v[None] for k, v in backbones.unpack_maps(np.asarray(seen.maps, np.float32),
-                                                                        shapes).items()})
-        return unscale_ab(np.asarray(self.model(inputs, training=False))[0])
+            packed = np.stack([np.asarray(s.maps, np.float32) for s in seen])
+            inputs.update(backbones.unpack_maps(packed, self.config["feature_shapes"]))
+        feed = inputs if len(self.inputs) > 1 else inputs["l"]
+        if self._call is None:
+            self._call = _compiled(self.model, self.fusion)
+        return unscale_ab(self._call(feed))
 
     def embed(self, lightness_plane: np.ndarray) -> Seen:
         """What the classifier sees of a photo's colorless version, from its L at (up to) the resolution the
         training photos were stored at: the classifier must see photos as sharp as those it saw in training."""
-        from .color import gray_rgb_from_l
+        return self.embed_batch([lightness_plane])[0]
 
+    def embed_batch(self, planes: list[np.ndarray]) -> list[Seen]:
+        """`embed` for several photos (the classifier runs on each: its input is one square size)."""
         if self.embedder is None:
             raise ValueError("this colorizer was built for cached classifier outputs (cached_embeddings=True)")
+        logits, maps = self.embedder.features([self._classifier_view(plane) for plane in planes])
+        return [Seen(logits[k], None if maps is None else maps[k]) for k in range(len(planes))]
+
+    def _classifier_view(self, lightness_plane: np.ndarray) -> np.ndarray:
+        """The colorless RGB image the classifier is shown: L at (up to) the stored resolution, a* = b* = 0."""
+        from .color import gray_from_l, gray_rgb_from_l
+
         stored = self.config.get("stored_short_side") or 256
         if min(lightness_plane.shape) > stored:
             height, width = lightness_plane.shape
             lightness_plane = _resize_plane(lightness_plane, working_size(height, width, stored, 1 << 30))
-        gray = gray_rgb_from_l(lightness_plane)
         if self.config.get("letterbox_size"):  # trained on the paper's white letterbox: show the classifier the same
             from .images import letterbox
 
-            gray = letterbox(np.round(gray * 255).astype(np.uint8), self.config["letterbox_size"]) / 255.0
-        logits, maps = self.embedder.features([gray])
-        return Seen(logits[0], None if maps is None else maps[0])
+            gray = gray_rgb_from_l(lightness_plane)
+            return letterbox(np.round(gray * 255).astype(np.uint8), self.config["letterbox_size"]) / 255.0
+        return np.repeat(gray_from_l(lightness_plane)[..., None], 3, axis=-1)
 
     def lightness_planes(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """-> (L at full resolution, L at the working resolution): the numpy half before the network."""
+        """-> (L at full resolution, L at the working resolution), with scikit-image's maths (`lightness`)."""
         l_full = lightness(rgb)
+        height, width = l_full.shape
+        return l_full, _resize_plane(l_full, working_size(height, width, self.short_side))
+
+    def planes(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`lightness_planes` with the full-resolution L computed on the accelerator (`pixels`): colorizing's."""
+        l_full = pixels.lightness(rgb)
         height, width = l_full.shape
         return l_full, _resize_plane(l_full, working_size(height, width, self.short_side))
 
     def colorize(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 RGB (gray or color, any size) -> uint8 RGB colorized at the photo's own resolution."""
-        l_full, l_small = self.lightness_planes(rgb)
-        return join(l_full, self.predict_ab(l_small, l_full=l_full))
+        l_full, l_small = self.planes(rgb)
+        return render(l_full, self.predict_ab(l_small, l_full=l_full))
 
 
 class Ensemble:
@@ -172,7 +230,7 @@ class Ensemble:
         first = Colorizer(paths[0], backbone_weights, short_side, cached_embeddings=cached_embeddings)
         self.members = [first] + [Colorizer(path, short_side=short_side, cached_embeddings=True) for path in paths[1:]]
         self.short_side, self.fusion, self.embedder = first.short_side, first.fusion, first.embedder
-        self.config = first.config
+        self.config, self.inputs = first.config, first.inputs
         for path, member in zip(paths[1:], self.members[1:]):
             mismatched = [f"{key}: {member.config.get(key)!r} (first: {first.config.get(key)!r})"
                           for key in ("backbone",) if member.config.get(key) != first.config.get(key)]
@@ -193,12 +251,22 @@ class Ensemble:
             seen = self.members[0].embed(l_full if l_full is not None else l_small)
         return average_ab([member.predict_ab(l_small, seen) for member in self.members])
 
+    def predict_batch(self, l_small: np.ndarray, seen: list[Seen] | None = None) -> np.ndarray:
+        return np.stack([average_ab(list(each)) for each in
+                         zip(*(member.predict_batch(l_small, seen) for member in self.members))])
+
+    def embed_batch(self, planes: list[np.ndarray]) -> list[Seen]:
+        return self.members[0].embed_batch(planes)
+
     def lightness_planes(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.members[0].lightness_planes(rgb)
 
+    def planes(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.members[0].planes(rgb)
+
     def colorize(self, rgb: np.ndarray) -> np.ndarray:
-        l_full, l_small = self.lightness_planes(rgb)
-        return join(l_full, self.predict_ab(l_small, l_full=l_full))
+        l_full, l_small = self.planes(rgb)
+        return render(l_full, self.predict_ab(l_small, l_full=l_full))
 
 
 def load_colorizer(checkpoint_paths: str | os.PathLike | list[str | os.PathLike],
@@ -251,12 +319,70 @@ def _plan(inputs: list[str | os.PathLike], output_dir: str | os.PathLike, force:
 
 def _store(photo: np.ndarray, l_full: np.ndarray, ab: np.ndarray, target: str, with_side_by_side: bool) -> str:
     """Join at full resolution, encode, write (and the gray | colorized image where asked)."""
-    result = join(l_full, ab)
-    save_image_atomic(result, target)
+    result = render(l_full, ab)
+    save_image_atomic(result, target, compress_level=PNG_LEVEL)
     if with_side_by_side:
         gray = np.repeat(np.asarray(Image.fromarray(photo).convert("L"))[..., None], 3, axis=-1)
-        save_image_atomic(side_by_side(gray, result), target[:-4] + "_side_by_side.png")
+        save_image_atomic(side_by_side(gray, result), target[:-4] + "_side_by_side.png", compress_level=PNG_LEVEL)
     return target
+
+
+@dataclass
+class _Loaded:
+    """A photo read and ready for the networks: its pixels, its L at full and at working resolution."""
+
+    path: str
+    target: str
+    photo: np.ndarray
+    l_full: np.ndarray
+    l_small: np.ndarray
+
+
+def _batches(loaded: Iterator[_Loaded | tuple[str, str]], failures: list[tuple[str, str]]) -> Iterator[list[_Loaded]]:
+    """Consecutive photos of one working size, up to BATCH of them and BATCH_PIXELS in all; unreadable files go to
+    `failures` as (path, reason)."""
+    group: list[_Loaded] = []
+    for item in loaded:
+        if isinstance(item, tuple):
+            failures.append(item)
+            continue
+        if group and (item.l_small.shape != group[0].l_small.shape or len(group) == BATCH or
+                      sum(g.l_full.size for g in group) + item.l_full.size > BATCH_PIXELS):
+            yield group
+            group = []
+        group.append(item)
+    if group:
+        yield group
+
+
+def _read_ahead(todo: list[tuple[str, str]], colorizer: Colorizer | Ensemble, pool: ThreadPoolExecutor
+                ) -> Iterator[_Loaded | tuple[str, str]]:
+    """Read and convert the photos in a reader thread ahead of the networks, in order: BATCH ahead while photos are
+    small, two ahead once they are large (memory stays a few photos' worth)."""
+
+    def load(path: str, target: str) -> _Loaded | tuple[str, str]:
+        try:
+            photo = read_photo(path)
+        except PhotoError as error:
+            return path, error.reason
+        return _Loaded(path, target, photo, *colorizer.planes(photo))
+
+    pending: deque[Future] = deque()
+    submitted, depth = 0, BATCH
+    while submitted < len(todo) or pending:
+        while submitted < len(todo) and len(pending) < depth:
+            pending.append(pool.submit(load, *todo[submitted]))
+            submitted += 1
+        item = pending.popleft().result()
+        if isinstance(item, _Loaded):
+            depth = BATCH if item.l_full.size * BATCH <= BATCH_PIXELS else 2
+        yield item
+
+
+def _predict(colorizer: Colorizer | Ensemble, group: list[_Loaded]) -> np.ndarray:
+    """a*b* of a group of photos of one working size: the classifier on each, the network on all at once."""
+    seen = colorizer.embed_batch([g.l_full for g in group]) if uses_embedding(colorizer.fusion) else None
+    return colorizer.predict_batch(np.stack([g.l_small for g in group]), seen)
 
 
 def colorize_paths(inputs: list[str | os.PathLike], checkpoint_path: str | os.PathLike | list | Colorizer | Ensemble,
@@ -268,7 +394,8 @@ def colorize_paths(inputs: list[str | os.PathLike], checkpoint_path: str | os.Pa
     `checkpoint_path`: one checkpoint or run folder, a list of them (an Ensemble: their a*b* averaged), or a ready
     Colorizer or Ensemble (to colorize several batches without reloading).
 
-    A bad file is reported and skipped; existing outputs are kept unless `force`.
+    A bad file is reported and skipped; existing outputs are kept unless `force`. Three stages overlap: reading
+    and L (a thread) -> the networks, on photos of one working size together (here) -> join and write (a thread).
     """
     from tqdm.auto import tqdm
 
@@ -276,32 +403,17 @@ def colorize_paths(inputs: list[str | os.PathLike], checkpoint_path: str | os.Pa
     colorizer = (checkpoint_path if isinstance(checkpoint_path, (Colorizer, Ensemble))
                  else load_colorizer(checkpoint_path, backbone_weights, short_side))
     written: list[str] = []
-
-    def load(path):  # reader thread: decode and the L planes (numpy, releases the GIL for much of it)
-        try:
-            photo = read_photo(path)
-        except PhotoError as error:
-            return error
-        return (photo, *colorizer.lightness_planes(photo))
-
-    # Three stages overlap so both cores stay busy: read + L (thread) -> network (here) -> join + write (thread).
-    # At most two photos wait in each queue, which bounds memory for large photos.
+    bar = tqdm(total=len(todo), disable=not progress, unit="photo", desc="colorize")
     with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=1) as writer:
-        loading = [reader.submit(load, path) for path, _ in todo[:2]]
-        storing = []
-        for i, (path, target) in enumerate(tqdm(todo, disable=not progress, unit="photo", desc="colorize")):
-            item = loading.pop(0).result()
-            if i + 2 < len(todo):
-                loading.append(reader.submit(load, todo[i + 2][0]))
-            if isinstance(item, PhotoError):
-                failures.append((path, item.reason))
-                continue
-            photo, l_full, l_small = item
-            ab = colorizer.predict_ab(l_small, l_full=l_full)
-            storing.append(writer.submit(_store, photo, l_full, ab, target, with_side_by_side))
-            while len(storing) > 2:
+        storing: list[Future] = []
+        for group in _batches(_read_ahead(todo, colorizer, reader), failures):
+            for item, ab in zip(group, _predict(colorizer, group)):
+                storing.append(writer.submit(_store, item.photo, item.l_full, ab, item.target, with_side_by_side))
+            while len(storing) > max(2, len(group)):
                 written.append(storing.pop(0).result())
+            bar.update(len(group))
         written.extend(future.result() for future in storing)
+    bar.close()
     for path, reason in failures:
         log.warning("skipped %s: %s", path, reason)
     return written, failures
