@@ -39,13 +39,13 @@ FIGURES = [
     Entry("dose_response", "03_evaluate", "Where the classifier's knowledge enters",
           "CIEDE2000 (lower is better) of the networks without the classifier, with its global logits (the paper's "
           "fusion) and with its feature maps too, on the test split and the held-out source: each dot is one "
-          "training seed's mean over the photos, the bar the mean over seeds, the dashed line the gray input. The "
+          "training seed's mean over the photos, the line the mean over seeds, the dashed line the gray input. The "
           "spread of the dots is what a rerun with another seed moves; the procedure comparisons test the steps with "
           "the seeds as a random factor."),
     Entry("fusion_designs", "02_train", "Two ways to fuse the classifier's feature maps",
           "Validation CIEDE2000 (lower is better) of the paper's network and of two spatial designs, all feature "
           "maps at H/8 ('spatial') and the stride-8 maps also fed to the decoder ('hypercolumn'), each trained with "
-          "several seeds at the demo's recipe: dots are seeds, bars their mean, the dashed line the gray input."),
+          "several seeds at the demo's recipe: dots are seeds, lines their mean, the dashed line the gray input."),
     Entry("summary_bars", "04_figures", "Metrics with bootstrap 95% intervals",
           "Test-split means over photos (each model's seeds averaged per photo), with percentile-bootstrap 95% "
           "intervals. One color per model throughout the report."),

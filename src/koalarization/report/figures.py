@@ -416,10 +416,17 @@ def ensemble_size(table: pd.DataFrame) -> Figure:
     return fig
 
 
+def _seeds_and_mean(ax, position: float, values: np.ndarray, color: str) -> None:
+    """One setting's seeds as dots and their mean as a short line: honest on an axis that does not start at 0."""
+    ax.scatter(np.full(values.size, position), values, color=color, s=16, zorder=3, alpha=0.85)
+    ax.hlines(values.mean(), position - 0.25, position + 0.25, color=color, lw=2.0, zorder=2)
+
+
 def dose_response(seed_means: pd.DataFrame, gray: dict[str, float], colors: dict[str, str],
                   metric: str = "ciede2000") -> Figure:
     """Where the classifier's knowledge enters, rung by rung: per split, each seed's mean over the photos as a dot
-    and the mean over seeds as a bar, from no classifier to spatial fusion; the gray input's level as a dashed line.
+    and the mean over seeds as a line across them, from no classifier to spatial fusion; the gray input's level as a
+    dashed line.
     `seed_means`: columns split, model, label, seed, value (`tables.seed_means`)."""
     splits = list(dict.fromkeys(seed_means["split"]))
     with use_style():
@@ -430,8 +437,7 @@ def dose_response(seed_means: pd.DataFrame, gray: dict[str, float], colors: dict
             models = list(dict.fromkeys(rows["model"]))
             for k, model in enumerate(models):
                 values = rows.loc[rows["model"] == model, "value"].to_numpy()
-                ax.bar(k, values.mean(), color=colors.get(model, MAIN_COLOR), width=0.6, alpha=0.35)
-                ax.scatter(np.full(values.size, k), values, color=colors.get(model, MAIN_COLOR), s=14, zorder=3)
+                _seeds_and_mean(ax, k, values, colors.get(model, MAIN_COLOR))
             if split in gray:
                 ax.axhline(gray[split], color=GRAY_COLOR, lw=1.0, ls="--", label="gray input")
             labels = [rows.loc[rows["model"] == m, "label"].iloc[0] for m in models]
@@ -447,7 +453,7 @@ def dose_response(seed_means: pd.DataFrame, gray: dict[str, float], colors: dict
 
 def fusion_designs(designs: pd.DataFrame) -> Figure:
     """The fusion-design search: validation CIEDE2000 and PSNR gain over gray per design, each seed a dot and the
-    mean a bar; the gray input dashed."""
+    mean a line across them (no bars: the axis does not start at 0); the gray input dashed."""
     names = list(dict.fromkeys(designs["design"]))
     colors = {"global": MAIN_COLOR, "spatial": FUSION_COLORS["spatial"], "hypercolumn": FUSION_COLORS["hypercolumn"]}
     with use_style():
@@ -457,8 +463,7 @@ def fusion_designs(designs: pd.DataFrame) -> Figure:
                                   (axes[1], "psnr_gain_over_gray", "PSNR gain over gray, dB (higher is better)")):
             for k, name in enumerate(names):
                 values = designs.loc[designs["design"] == name, column].to_numpy()
-                ax.bar(k, values.mean(), color=colors.get(name, MAIN_COLOR), alpha=0.35, width=0.6)
-                ax.scatter(np.full(values.size, k), values, color=colors.get(name, MAIN_COLOR), s=14, zorder=3)
+                _seeds_and_mean(ax, k, values, colors.get(name, MAIN_COLOR))
             ax.set_xticks(range(len(names)), names)
             ax.set_title(title, fontsize=8)
             ax.grid(axis="x", visible=False)
