@@ -53,6 +53,8 @@ def renamed_profile(name, renames):
         model["name"] = renames.get(model["name"], model["name"])
     main = raw["evaluation"]["main_model"]
     raw["evaluation"]["main_model"] = renames.get(main, main)
+    survey = raw.get("survey", {})
+    survey["conditions"] = [renames.get(c, c) for c in survey.get("conditions", [])]
     return Profile.model_validate(raw)
 
 

@@ -35,7 +35,7 @@ def paper_run(tmp_path_factory):
     tree = tmp / "imagenet" / "train"
     photos = [p for p in open_sources(["samples"]) if "motorcycle" not in p.id]
     photos += open_sources(["system"])[:16 - len(photos)]
-    assert len(photos) == 16, "the offline photo packages (make system-photos) are needed"
+    assert len(photos) == 16, "the stored photo collection (photos/system) is needed"
     for k, photo in enumerate(photos):
         folder = tree / WNIDS[k % len(WNIDS)]
         folder.mkdir(parents=True, exist_ok=True)

@@ -373,7 +373,7 @@ def _photo_list(layout: Layout) -> list[dict[str, str]]:
     import pandas as pd
 
     frame = pd.read_csv(path, keep_default_na=False)
-    return frame[["photo_id", "source", "sha256"]].to_dict("records")
+    return frame[["photo_id", "source", "license", "sha256"]].to_dict("records")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

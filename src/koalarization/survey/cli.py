@@ -340,8 +340,11 @@ def _screenshot(args: argparse.Namespace) -> int:
     try:
         importlib.import_module("playwright.sync_api")
     except ImportError:
-        raise SurveyExtraMissing("screenshots need Playwright and Chromium: pip install playwright (the dev extra)"
-                                 " and apt-get install chromium (make browser)") from None
+        raise SurveyExtraMissing("screenshots need Playwright: pip install playwright (the dev extra)") from None
+    from ..browser import MISSING, find_chromium
+
+    if find_chromium() is None:
+        raise SurveyExtraMissing(MISSING)
     from .screenshot import screenshot_survey
 
     try:

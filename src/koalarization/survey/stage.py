@@ -5,8 +5,10 @@ The notebook calls these and shows what they return; it formats no path and buil
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -17,6 +19,7 @@ from ..evaluate.run import read_per_photo, survey_candidates
 from ..layout import Layout
 from ..stages import UserStudyRecord
 from .build import build_survey, condition_candidates
+from .files import DEFAULT_DB, MANIFEST_JSON
 from .mixed import photos_needed
 from .published import reanalysis_sentences
 from .tabulate import UserStudyTables
@@ -52,15 +55,28 @@ class BuiltSurvey:
         return int(self.manifest["n_fake"] + self.manifest["n_real"] + self.manifest["n_catch"])
 
 
+def kept_survey(survey_dir: Path) -> dict[str, Any] | None:
+    """The manifest of a survey that people have answered (its answers database exists): such a survey is the one
+    in the field, so it is kept as it is and tabulated, never rebuilt (None where there is none)."""
+    if not (survey_dir / DEFAULT_DB).exists() or not (survey_dir / MANIFEST_JSON).exists():
+        return None
+    with open(survey_dir / MANIFEST_JSON) as handle:
+        return json.load(handle)
+
+
 def build_stage_survey(profile: Profile, paths: Layout) -> BuiltSurvey:
-    """The profile's survey from the test split's evaluation, in `paths.survey_dir` (replaced; a survey that holds
-    answers is never replaced)."""
+    """The profile's survey from the test split's evaluation, in `paths.survey_dir` (replaced), unless the survey
+    there holds answers: that one is kept, and its answers are what stage 5 tabulates."""
     settings, conditions = profile.survey, survey_conditions(profile)
+    needed = settings.n_fake + settings.n_real + settings.n_catch
+    kept = kept_survey(Path(paths.survey_dir))
+    if kept is not None:
+        return BuiltSurvey(kept, needed, needed, f"Survey {kept['survey_id']} kept as it is: people have answered it "
+                                                 f"(it is not rebuilt while its answers database is there).")
     files = paths.eval_files("test")
     per_photo = read_per_photo(files)
     candidates = condition_candidates({model: survey_candidates(per_photo, model, files) for model in conditions})
     available = int(candidates["photo_id"].nunique())
-    needed = settings.n_fake + settings.n_real + settings.n_catch
     if available < needed:
         return BuiltSurvey(None, available, needed,
                            f"No survey built: the protocol shows {needed} different test photos ({settings.n_fake} "

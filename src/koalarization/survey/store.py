@@ -190,7 +190,8 @@ class Store:
         age_bracket, colour_vision, comment = validate_profile(age_bracket, colour_vision, comment)
         if external_id is not None and not EXTERNAL_ID.match(external_id):
             raise SurveyError(422, "the participant id given by the crowd platform is malformed")
-        participant_id = secrets.token_urlsafe(18)
+        # a letter first: an id starting with '-' would be read as a formula by a spreadsheet opening the export
+        participant_id = "p" + secrets.token_urlsafe(18)
         with self.connect() as db, self.transaction(db):
             known = self._external(db, external_id)
             if known is not None:
