@@ -50,7 +50,7 @@ browser: $(STAMP)  ## a headless Chromium: Debian's where installed, else Playwr
 study: $(STAMP) browser  ## run the whole study for PROFILE (default: demo) into results/PROFILE
 	$(VENV)/bin/koala study --profile $(PROFILE) $(STUDY_ARGS)
 
-test: $(STAMP) browser  ## everything CI runs as root: unit, integration, browser, notebook (ci, paper) and rebuild tests
+test: $(STAMP) browser lint  ## everything CI runs as root: style and types, unit, integration, browser, notebook (ci, paper) and rebuild tests
 	@bash scripts/apt-install.sh --optional $(APT_PHOTOS)
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
