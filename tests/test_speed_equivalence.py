@@ -112,3 +112,62 @@ def test_the_new_colour_maths_agree_with_scikit_image(real_photos):
         ours = pixels.join(*(lab[..., k].astype(np.float32) for k in range(3)))
         difference = np.abs(ours.astype(int) - reference_uint8)
         assert difference.max() <= 1 and (difference > 0).mean() < 1e-4
+
+
+def test_scoring_gives_the_numbers_of_the_metrics_before_to_the_last_digit(tmp_path, real_photos):
+    """scoring.join_and_score (truth computed once, SSIM from the truth's cached window statistics, AuC by counting)
+    against the metrics module of 7513c24 (tests/old_metrics_7513c24.py) on the same joined images: every number
+    equal, not close."""
+    import old_metrics_7513c24 as old
+    from sklearn.datasets import load_sample_images
+
+    from koalarization.evaluate.scoring import join_and_score
+    from koalarization.images import read_photo
+
+    rng = np.random.default_rng(0)
+    photos = [*real_photos.values(), *load_sample_images().images]
+    for index, photo in enumerate(photos):
+        height, width = (side // 8 * 8 for side in photo.shape[:2])
+        truth = np.ascontiguousarray(photo[:height, :width])
+        l_full = lightness(truth)
+        predicted = {("gray", None): np.zeros(2, np.float32), ("cast", None): np.float32([6.0, 25.0]),
+                     ("net", 0): rng.normal(0, 30, (height // 4, width // 4, 2)).astype(np.float32),
+                     ("net", 1): rng.normal(10, 5, (height // 2, width // 2, 2)).astype(np.float32)}
+        save = {("net", 0): str(tmp_path / f"{index}.png")}
+        rows, bands = join_and_score(str(index), truth, l_full, predicted, save)
+        for row, (key, ab) in zip(rows, predicted.items()):
+            image = join(l_full, ab if ab.ndim == 3 else np.broadcast_to(ab, l_full.shape + (2,)))
+            expected = old.evaluate_pair(image, truth)
+            assert {k: getattr(row, k) for k in expected} == pytest.approx(expected, rel=0, abs=0, nan_ok=True)
+            ours = [(b["pixels"], b["ciede2000_sum"]) for b in bands if (b["model"], b["seed"]) == key]
+            assert ours == [(b["pixels"], b["ciede2000_sum"]) for b in old.ciede2000_by_chroma(image, truth)]
+        assert np.array_equal(read_photo(tmp_path / f"{index}.png"),
+                              join(l_full, predicted[("net", 0)]))
+
+
+@pytest.mark.slow
+def test_evaluation_gives_the_per_photo_numbers_of_the_code_before(tmp_path):
+    """Today's evaluate (networks compiled, joining and scoring in `scoring`, in this process and in a worker)
+    against 7513c24's evaluation loop (benchmarks/evaluation.py: the benchmark's reference), on the bundled photos
+    with the demo's eleven networks (untrained, bfloat16 where the CPU has it): the per-photo table is the same to
+    the last digit."""
+    import importlib.util
+    from pathlib import Path
+
+    from helpers import koala
+
+    spec = importlib.util.spec_from_file_location("evaluation_bench",
+                                                  Path(__file__).parents[1] / "benchmarks" / "evaluation.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    data = tmp_path / "data"
+    result = koala("prepare", "--source", "samples", "--out", str(data), "--short-side", "80", "--train-scale",
+                   "48", "--train-crop", "48", "--crops-per-photo", "1", "--feature-maps", "--split-fractions",
+                   "0.4", "0.0", "0.6", "--min-side", "48")
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = bench.untrained_runs(str(tmp_path), str(data))
+    before = bench.old_evaluate(runs, "test", str(tmp_path / "old"), None)
+    assert len(before) >= 3 * 17
+    for workers in (0, 1):
+        today = bench.new_evaluate(runs, "test", str(tmp_path / f"new{workers}"), None, workers)
+        assert bench.same_numbers(before, today), workers

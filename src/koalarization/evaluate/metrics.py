@@ -12,8 +12,10 @@ from collections.abc import Callable
 from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
+from scipy.ndimage import uniform_filter
 from skimage.color import deltaE_ciede2000
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from skimage.metrics import peak_signal_noise_ratio
+from skimage.util import crop
 
 from koalarization.color import rgb_to_lab, scale_ab
 
@@ -47,22 +49,83 @@ def _check_pair(pred, truth):
     return pred, truth
 
 
+class Truth:
+    """A ground truth (uint8 RGB) scored against many predictions: what the metrics need of it alone (its L*a*b*,
+    its float copy and SSIM window statistics, colourfulness, a*b* spread, chroma bands), computed once instead of
+    once per prediction. The same numbers, bit for bit: the same operations on the same arrays."""
+
+    def __init__(self, truth: np.ndarray, lab: np.ndarray | None = None):
+        self.rgb = _check_rgb(truth, "truth")
+        self._lab = lab
+        self._ssim: dict[int, list[tuple[np.ndarray, ...]]] = {}
+        self._bands: dict[tuple, tuple[list[np.ndarray], list[int]]] = {}
+        self._colorfulness: float | None = None
+        self._spread: float | None = None
+
+    @property
+    def lab(self) -> np.ndarray:
+        if self._lab is None:
+            self._lab = rgb_to_lab(self.rgb)
+        return self._lab
+
+    @property
+    def colorfulness(self) -> float:
+        if self._colorfulness is None:
+            self._colorfulness = colorfulness(self.rgb)
+        return self._colorfulness
+
+    @property
+    def ab_spread(self) -> float:
+        """sqrt(var(a*) + var(b*)) over the pixels (the denominator of ab_std_ratio)."""
+        if self._spread is None:
+            self._spread = _spread(self.lab)
+        return self._spread
+
+    def ssim_terms(self, win_size: int) -> list[tuple[np.ndarray, ...]]:
+        """Per channel, the truth's side of skimage's SSIM: (x, 2 ux, ux², vx, ux), ux and vx its window's mean and
+        variance."""
+        if win_size not in self._ssim:
+            image = self.rgb.astype(np.float64)
+            terms: list[tuple[np.ndarray, ...]] = []
+            for channel in range(image.shape[-1]):
+                x = image[..., channel]
+                ux, uxx = uniform_filter(x, size=win_size), uniform_filter(x * x, size=win_size)
+                terms.append((x, 2 * ux, ux**2, _cov_norm(win_size) * (uxx - ux * ux), ux))
+            self._ssim[win_size] = terms
+        return self._ssim[win_size]
+
+    def bands(self, edges: tuple) -> tuple[list[np.ndarray], list[int]]:
+        """The pixels of each true-chroma band (masks) and their counts."""
+        if edges not in self._bands:
+            band = np.digitize(np.hypot(self.lab[..., 1], self.lab[..., 2]), edges[1:-1])
+            masks = [band == k for k in range(len(edges) - 1)]
+            self._bands[edges] = masks, [int(np.count_nonzero(mask)) for mask in masks]
+        return self._bands[edges]
+
+
+def _cov_norm(win_size: int) -> float:
+    points = win_size**2
+    return points / (points - 1)  # sample covariance, as skimage's default
+
+
+def _spread(lab: np.ndarray) -> float:
+    return float(np.sqrt(lab[..., 1:].reshape(-1, 2).var(axis=0).sum()))
+
+
 class Pair:
     """A prediction and its ground truth (uint8 RGB, same shape), with their L*a*b* and per-pixel CIEDE2000 computed
     once and shared by every metric (each used to convert both images again: 10 conversions per prediction).
-    `truth_lab` may be given when one truth is scored against many predictions."""
+    `truth` may be a `Truth`, shared by the predictions of one photo; else `truth_lab` may be given."""
 
-    def __init__(self, pred: np.ndarray, truth: np.ndarray, truth_lab: np.ndarray | None = None):
-        self.pred, self.truth = _check_pair(pred, truth)
-        self._truth_lab = truth_lab
+    def __init__(self, pred: np.ndarray, truth: np.ndarray | Truth, truth_lab: np.ndarray | None = None):
+        self.reference = truth if isinstance(truth, Truth) else Truth(truth, truth_lab)
+        self.pred, self.truth = _check_pair(pred, self.reference.rgb)
         self._pred_lab: np.ndarray | None = None
         self._delta_e: np.ndarray | None = None
 
     @property
     def truth_lab(self) -> np.ndarray:
-        if self._truth_lab is None:
-            self._truth_lab = rgb_to_lab(self.truth)
-        return self._truth_lab
+        return self.reference.lab
 
     @property
     def pred_lab(self) -> np.ndarray:
@@ -127,9 +190,26 @@ def _ssim(pair: Pair) -> float:
     if side < 3:
         raise ValueError(f"SSIM needs images of at least 3x3 pixels, got {pair.pred.shape[:2]}")
     win_size = min(SSIM_WIN_SIZE, side if side % 2 else side - 1)
-    value = structural_similarity(pair.truth.astype(np.float64), pair.pred.astype(np.float64), win_size=win_size,
-                                  data_range=255, channel_axis=-1)
-    return float(value)
+    pred = pair.pred.astype(np.float64)
+    values = np.empty(3, dtype=np.float64)
+    for channel, terms in enumerate(pair.reference.ssim_terms(win_size)):
+        values[channel] = _ssim_channel(terms, pred[..., channel], win_size)
+    return float(values.mean())
+
+
+def _ssim_channel(truth_terms: tuple[np.ndarray, ...], y: np.ndarray, win_size: int) -> float:
+    """skimage.metrics.structural_similarity of one channel (uniform window, data_range=255), its operations in
+    its order, with the truth's half given (`Truth.ssim_terms`)."""
+    x, two_ux, ux_squared, vx, ux = truth_terms
+    uy = uniform_filter(y, size=win_size)
+    uyy = uniform_filter(y * y, size=win_size)
+    uxy = uniform_filter(x * y, size=win_size)
+    cov_norm = _cov_norm(win_size)
+    vy = cov_norm * (uyy - uy * uy)
+    vxy = cov_norm * (uxy - ux * uy)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    a1, a2, b1, b2 = two_ux * uy + c1, 2 * vxy + c2, ux_squared + uy**2 + c1, vx + vy + c2
+    return float(crop((a1 * a2) / (b1 * b2), (win_size - 1) // 2).mean(dtype=np.float64))
 
 
 def ciede2000_mean(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -157,10 +237,10 @@ def ciede2000_by_chroma(pred: np.ndarray, truth: np.ndarray, edges: tuple = CHRO
 
 
 def _by_chroma(pair: Pair, edges: tuple = CHROMA_BANDS) -> list[dict[str, Any]]:
-    error, lab_truth = pair.delta_e, pair.truth_lab
-    band = np.digitize(np.hypot(lab_truth[..., 1], lab_truth[..., 2]), edges[1:-1])
-    return [{"band": chroma_band_label(edges, k), "pixels": int(np.count_nonzero(band == k)),
-             "ciede2000_sum": float(error[band == k].sum())} for k in range(len(edges) - 1)]
+    error = pair.delta_e
+    masks, counts = pair.reference.bands(edges)
+    return [{"band": chroma_band_label(edges, k), "pixels": counts[k], "ciede2000_sum": float(error[masks[k]].sum())}
+            for k in range(len(edges) - 1)]
 
 
 def chroma_band_label(edges: tuple, k: int) -> str:
@@ -199,7 +279,7 @@ def colorfulness_gap(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def _colorfulness_gap(pair: Pair) -> float:
-    return colorfulness(pair.pred) - colorfulness(pair.truth)
+    return colorfulness(pair.pred) - pair.reference.colorfulness
 
 
 def ab_error_auc(pred: np.ndarray, truth: np.ndarray, max_threshold: float = AUC_MAX_THRESHOLD,
@@ -216,9 +296,13 @@ def ab_error_auc(pred: np.ndarray, truth: np.ndarray, max_threshold: float = AUC
 
 
 def _auc(pair: Pair, max_threshold: float = AUC_MAX_THRESHOLD, steps: int = AUC_STEPS) -> float:
-    errors = np.sort(pair.ab_error().ravel())
+    errors = pair.ab_error().ravel()
     thresholds = np.linspace(0.0, max_threshold, steps)
-    accuracy = np.searchsorted(errors, thresholds, side="right") / errors.size
+    if np.array_equal(thresholds, np.arange(steps)):  # whole thresholds: e <= t exactly when ceil(e) <= t
+        below = np.bincount(np.minimum(np.ceil(errors), steps).astype(np.int64), minlength=steps + 1)
+        accuracy = np.cumsum(below)[:steps] / errors.size  # the counts a sort and a search give, without the sort
+    else:
+        accuracy = np.searchsorted(np.sort(errors), thresholds, side="right") / errors.size
     return float(np.trapezoid(accuracy, thresholds) / max_threshold)
 
 
@@ -230,7 +314,7 @@ def ab_std_ratio(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def _ab_std_ratio(pair: Pair) -> float:
-    spread = [np.sqrt(lab[..., 1:].reshape(-1, 2).var(axis=0).sum()) for lab in (pair.pred_lab, pair.truth_lab)]
+    spread = _spread(pair.pred_lab), pair.reference.ab_spread
     return float(spread[0] / spread[1]) if spread[1] > 1e-6 else float("nan")
 
 
@@ -261,16 +345,18 @@ METRICS: dict[str, MetricInfo] = {
 }
 
 
-def evaluate_pair(pred: np.ndarray, truth: np.ndarray, truth_lab: np.ndarray | None = None) -> dict[str, float]:
+def evaluate_pair(pred: np.ndarray, truth: np.ndarray | Truth, truth_lab: np.ndarray | None = None
+                  ) -> dict[str, float]:
     """All metrics of one prediction against its ground truth, keyed by the names in ``METRICS``."""
     pair = Pair(pred, truth, truth_lab)
     return {name: info.function(pair) for name, info in METRICS.items()}
 
 
-def score(pred: np.ndarray, truth: np.ndarray, truth_lab: np.ndarray | None = None
+def score(pred: np.ndarray, truth: np.ndarray | Truth, truth_lab: np.ndarray | None = None
           ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Every metric and the CIEDE2000 split by true chroma of one prediction, each image converted to L*a*b* once
-    (the evaluation's inner loop; the same numbers as `evaluate_pair` and `ciede2000_by_chroma`)."""
+    (the evaluation's inner loop; the same numbers as `evaluate_pair` and `ciede2000_by_chroma`). `truth`: a
+    `Truth` where one photo is scored against many predictions."""
     pair = Pair(pred, truth, truth_lab)
     return {name: info.function(pair) for name, info in METRICS.items()}, _by_chroma(pair)
 

@@ -14,21 +14,22 @@ import json
 import logging
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..atomic import write_csv_atomic, write_json_atomic
-from ..colorize import Colorizer, Seen, average_ab, join, lightness
-from ..images import save_image_atomic
+from ..colorize import Colorizer, Seen, average_ab, lightness
 from ..layout import EvalFiles
 from ..stages import ClassesRow, PerPhotoRow, RunsIndex, read_rows, write_rows
 from .metrics import rgb_to_lab
-from .scoring import score_photo
+from .scoring import join_and_score
 
 log = logging.getLogger(__name__)
 BASELINES = ("gray", "mean_ab")
@@ -77,14 +78,15 @@ def _photos(runs: RunsIndex, split: str) -> Iterator[_Photo]:
                      {d: Seen(item.embedding, item.maps) for d, item in zip(data_dirs, items)})
 
 
-def _predictions(photo: _Photo, runs: RunsIndex, colorizers: dict, prior: np.ndarray | None,
-                 ensembles: bool) -> dict[tuple[str, int | None], np.ndarray]:
-    """Every model's (and seed's) colorization of one photo as uint8 RGB: baselines, networks, seed ensembles."""
-    shape = photo.l_full.shape + (2,)
+def _network_ab(photo: _Photo, runs: RunsIndex, colorizers: dict, prior: np.ndarray | None,
+                ensembles: bool) -> dict[tuple[str, int | None], np.ndarray]:
+    """Every model's (and seed's) a*b* of one photo, in the table's order: the baselines (one a*b* for the whole
+    photo), then each network's seeds and its seed ensemble. Each network runs compiled on the photo alone: batching
+    photos would change its output's last bits under TensorFlow, and the numbers must not move."""
     out: dict[tuple[str, int | None], np.ndarray] = {}
     if prior is not None:
-        out[("gray", None)] = join(photo.l_full, np.zeros(shape, np.float32))
-        out[("mean_ab", None)] = join(photo.l_full, np.broadcast_to(prior.astype(np.float32), shape))
+        out[("gray", None)] = np.zeros(2, np.float32)
+        out[("mean_ab", None)] = prior.astype(np.float32)
     small: dict[int, np.ndarray] = {}
     for name, entry in runs.models.items():
         members = []
@@ -92,10 +94,10 @@ def _predictions(photo: _Photo, runs: RunsIndex, colorizers: dict, prior: np.nda
             if colorizer.short_side not in small:
                 small[colorizer.short_side] = colorizer.lightness_planes(photo.truth)[1]
             ab = colorizer.predict_ab(small[colorizer.short_side], photo.seen[entry.data_dir])
-            out[(name, seed)] = join(photo.l_full, ab)
+            out[(name, seed)] = ab
             members.append(ab)
         if ensembles and len(members) > 1:
-            out[(ensemble_id(name), None)] = join(photo.l_full, average_ab(members))
+            out[(ensemble_id(name), None)] = average_ab(members)
     return out
 
 
@@ -110,12 +112,11 @@ def _classes_rows(photo: _Photo) -> list[ClassesRow]:
     return rows
 
 
-def _save_images(files: EvalFiles, photo: _Photo, predictions: dict, first_seed: dict[str, int]) -> None:
-    """The truth, every baseline and ensemble, and each network's first seed, as PNG (figures, survey)."""
-    for (model, seed), prediction in predictions.items():
-        if seed is None or seed == first_seed.get(model):
-            save_image_atomic(prediction, files.image(model, photo.photo_id))
-    save_image_atomic(photo.truth, files.image("truth", photo.photo_id))
+def _images_to_save(files: EvalFiles, photo: _Photo, keys: Iterable[tuple[str, int | None]],
+                    first_seed: dict[str, int]) -> dict[tuple[str, int | None], str]:
+    """The truth aside, every baseline and ensemble, and each network's first seed (figures, survey)."""
+    return {(model, seed): str(files.image(model, photo.photo_id)) for model, seed in keys
+            if seed is None or seed == first_seed.get(model)}
 
 
 def evaluate(runs: RunsIndex, files: EvalFiles, split: str = "test", baselines: bool = True,
@@ -124,41 +125,63 @@ def evaluate(runs: RunsIndex, files: EvalFiles, split: str = "test", baselines: 
     """Colorize every photo of a split with every model (and seed) and score it; -> the per-photo table, one row per
     model, seed and photo (baselines and ensembles: seed <NA>), also written to `files.per_photo`. The error split by
     the true chroma goes to `files.by_chroma`, the classifier's top classes to `files.classes`. `ensembles`: also
-    score each model with several seeds as `<model>_ensemble`. `workers`: processes that score while the networks
-    run on the next photo (0: score in this process); the numbers do not depend on it."""
+    score each model with several seeds as `<model>_ensemble`. `workers`: processes that join, write and score
+    (`scoring.join_and_score`) while the networks run on the next photos (0: all in this process); the numbers do
+    not depend on it."""
     from tqdm.auto import tqdm
 
     colorizers = {name: {seed: Colorizer(path, cached_embeddings=True) for seed, path in entry.checkpoints.items()}
                   for name, entry in runs.models.items()}
     first_seed = {name: min(entry.checkpoints) for name, entry in runs.models.items()}
     prior = mean_ab(sorted({e.data_dir for e in runs.models.values()})[0]) if baselines else None
-    rows: list[PerPhotoRow] = []
-    bands: list[dict] = []
     classes: list[ClassesRow] = []
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers else None
-    pending: list[Future] = []
-    try:
+    scored = _Scoring(workers)
+    with scored:
         for photo in tqdm(_photos(runs, split), desc=f"evaluate {split}", unit="photo", disable=not progress):
-            predictions = _predictions(photo, runs, colorizers, prior, ensembles)
+            predicted = _network_ab(photo, runs, colorizers, prior, ensembles)
             classes += _classes_rows(photo)
-            if save_images:
-                _save_images(files, photo, predictions, first_seed)
-            if pool is None:
-                scored, by_band = score_photo(photo.photo_id, photo.truth, predictions)
-                rows += scored
-                bands += by_band
-            else:
-                pending.append(pool.submit(score_photo, photo.photo_id, photo.truth, predictions))
-        for future in pending:
-            scored, by_band = future.result()
-            rows += scored
-            bands += by_band
-    finally:
-        if pool is not None:
-            pool.shutdown()
-    if not rows:
+            save = _images_to_save(files, photo, predicted, first_seed) if save_images else {}
+            scored.submit(photo.photo_id, photo.truth, photo.l_full, predicted, save,
+                          str(files.image("truth", photo.photo_id)) if save_images else None)
+    if not scored.rows:
         raise ValueError(f"the {split} split is empty")
-    return _write(files, rows, bands, classes, prior)
+    return _write(files, scored.rows, scored.bands, classes, prior)
+
+
+class _Scoring:
+    """`scoring.join_and_score` for each photo, here or in `workers` processes (a few photos ahead at most, so
+    memory stays small), its rows kept in the photos' order."""
+
+    def __init__(self, workers: int):
+        self.rows: list[PerPhotoRow] = []
+        self.bands: list[dict] = []
+        self.workers = workers
+        self.pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+                     if workers else None)
+        self.pending: deque[Future] = deque()
+
+    def submit(self, *task: Any) -> None:
+        if self.pool is None:
+            self._add(join_and_score(*task))
+            return
+        self.pending.append(self.pool.submit(join_and_score, *task))
+        while len(self.pending) > 2 * self.workers:
+            self._add(self.pending.popleft().result())
+
+    def _add(self, result: tuple[list[PerPhotoRow], list[dict]]) -> None:
+        self.rows += result[0]
+        self.bands += result[1]
+
+    def __enter__(self) -> _Scoring:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            while self.pending and exc[0] is None:
+                self._add(self.pending.popleft().result())
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(cancel_futures=True)
 
 
 def _write(files: EvalFiles, rows: list[PerPhotoRow], bands: list[dict], classes: list[ClassesRow],
