@@ -1,8 +1,11 @@
 """`make bench`: where the time goes. Prints a table and writes results/bench/bench.json.
 
 Every figure is printed next to a reference measured in the same run (these machines are noisy): the training
-step against this machine's own matrix-multiply peak, the input pipeline against the rate training consumes,
-colorizing memory against pixel count. Finishes in a few minutes on 2 cores.
+step against this machine's own peak (the best of several matmul and convolution shapes, measured before and after
+the steps: `peak.py`), with a profile of the demo's step; the input pipeline against the rate training consumes;
+colorizing one photo against the networks alone and against Zhang et al.'s ECCV16 colorizer end to end
+(`colorize_speed.py`; set KOALA_TORCH_PYTHON to a Python with PyTorch); colorizing memory against pixel count;
+evaluation against the code before the metrics rework (`evaluation.py`). About ten minutes on 2 cores.
 """
 import json
 import os
@@ -15,6 +18,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+EVALUATION_PHOTOS = 16  # of the demo's test split (or the bundled photos): enough for a ratio, in about 2 minutes
 
 import numpy as np  # noqa: E402
 
@@ -31,14 +36,16 @@ def timed(fn, repeat=3, warmup=1):
     return best
 
 
-def matmul_peak(dtype="float32", n=2048):
-    import tensorflow as tf
-
-    a = tf.random.normal((n, n), dtype=tf.float32)
-    a = tf.cast(a, dtype)
-    mm = tf.function(lambda x: tf.linalg.matmul(x, x))
-    seconds = timed(lambda: mm(a).numpy(), repeat=5)
-    return 2 * n ** 3 / seconds / 1e9
+def best_peaks(report, measured):
+    """Fold one measurement of every peak shape into the report: per dtype, the best of each shape so far, and the
+    best of all (the reference the steps are held to)."""
+    shapes = report.setdefault("peak_shapes_gflops", {})
+    for dtype, rates in measured.items():
+        mine = shapes.setdefault(dtype, {})
+        for shape, rate in rates.items():
+            mine[shape] = max(rate, mine.get(shape, 0.0))
+    report["matmul_gflops"] = {dtype: max(rates.values()) for dtype, rates in shapes.items()}
+    report["peak_shape"] = {dtype: max(rates, key=rates.get) for dtype, rates in shapes.items()}
 
 
 def train_step_rate(precision, size=224, batch=16, steps=3):
@@ -179,7 +186,8 @@ def measure(fn):
 reference = os.path.join(out, "reference")
 os.makedirs(reference, exist_ok=True)
 one_by_one = measure(lambda: [save_image_atomic(colorizer.colorize(read_photo(f)),
-                                                os.path.join(reference, os.path.basename(f) + ".png")) for f in files])
+                                                os.path.join(reference, os.path.basename(f) + ".png"),
+                                                compress_level=1) for f in files])
 pipelined = measure(lambda: colorize_paths([folder], colorizer, out, force=True, progress=False))
 print(*one_by_one, *pipelined)
 """
@@ -263,16 +271,18 @@ def main():
     machine = hardware()
     report = {"cpu": machine.get("cpu_model", "?"), "cpu_count": os.cpu_count(), "tensorflow": tf.__version__,
               "cpu_bf16": cpu_has_bf16()}
-    print("measuring matrix-multiply peak ...", flush=True)
-    report["matmul_gflops"] = {"float32": matmul_peak("float32"), "bfloat16": matmul_peak("bfloat16")}
+    from peak import peaks
+
+    print("measuring the peak (matmuls 1024^2 to 8192^2, convolution-shaped batched matmuls, convolutions) ...",
+          flush=True)
+    best_peaks(report, {dtype: peaks(dtype) for dtype in ("float32", "bfloat16")})
     print("measuring training steps at 224x224 ...", flush=True)
     report["train"] = {}
     native = cpu_has_bf16()
     for precision, batch, steps in (("float32", 16, 3), ("bfloat16", 16 if native else 4, 3 if native else 1)):
         # (emulated bf16 is slow: measured less where the CPU lacks it)
         rate, gflops = train_step_rate(precision, batch=batch, steps=steps)
-        report["train"][precision] = {"images_per_s": rate, "gflops": gflops,
-                                      "fraction_of_float32_peak": gflops / report["matmul_gflops"]["float32"]}
+        report["train"][precision] = {"images_per_s": rate, "gflops": gflops}
     print("measuring prepare and the input pipeline ...", flush=True)
     photos = write_sample_jpegs(os.path.join(work, "photos"), names=("astronaut", "chelsea", "coffee", "rocket",
                                                                    "camera", "immunohistochemistry"))
@@ -296,6 +306,14 @@ def main():
     demo_rate = demo_training_rate(demo_dir, demo.data.train_scale, demo.data.train_crop, demo.training.batch_size,
                                    demo.training.mixed_precision)
     peak_name = "bfloat16" if "bfloat16" in demo_rate["policy"] else "float32"
+    from peak import step_profile
+
+    report["demo_step_profile"] = step_profile(demo.data.train_crop, demo.training.batch_size, peak_name)
+    print("measuring the peak again (the best of both measurements is the reference) ...", flush=True)
+    best_peaks(report, {dtype: peaks(dtype) for dtype in ("float32", "bfloat16")})
+    for precision, step in report["train"].items():
+        step["fraction_of_float32_peak"] = step["gflops"] / report["matmul_gflops"]["float32"]
+        step["fraction_of_own_peak"] = step["gflops"] / report["matmul_gflops"][precision]
     demo_rate["reference_peak"] = peak_name
     demo_rate["fraction_of_peak"] = demo_rate["gflops"] / report["matmul_gflops"][peak_name]
     report["demo_train"] = demo_rate
@@ -305,6 +323,14 @@ def main():
              for b in ("efficientnet_lite0", "efficientnet_lite2")}
     report["colorize"] = colorize_costs(ckpts, work)
     report["colorize_folder"] = folder_cpu_use(ckpts["efficientnet_lite0"], work)
+    from colorize_speed import colorize_speed
+
+    print("measuring colorize at 256x256 against the networks alone and ECCV16 ...", flush=True)
+    report["colorize_256"] = colorize_speed(work, demo.training.mixed_precision)
+    from evaluation import compare
+
+    print("measuring evaluation: 7513c24's code against today's, same checkpoints and photos ...", flush=True)
+    report["evaluation"] = compare(EVALUATION_PHOTOS, [0, 1])
     report["study_seconds"] = study_times()
     report["gpu"] = gpu_note()
     report["bench_seconds"] = time.perf_counter() - started
@@ -317,30 +343,42 @@ def main():
     print_table(report)
 
 
-def print_table(r):
-    peak = r["matmul_gflops"]["float32"]
-    lines = [("matmul peak float32 (2048^2)", f"{peak:.1f} GFLOP/s", "reference"),
-             ("matmul bfloat16", f"{r['matmul_gflops']['bfloat16']:.1f} GFLOP/s",
-              f"{r['matmul_gflops']['bfloat16'] / peak:.2f}x float32 (CPU bf16: {r['cpu_bf16']})")]
+def _peak_lines(r):
+    lines = []
+    for dtype in ("float32", "bfloat16"):
+        shapes = r["peak_shapes_gflops"][dtype]
+        low = min(shapes, key=shapes.get)
+        lines.append((f"peak {dtype}", f"{r['matmul_gflops'][dtype]:.1f} GFLOP/s",
+                      f"best of {len(shapes)} shapes ({r['peak_shape'][dtype]}); lowest {shapes[low]:.0f} ({low})"))
+    return lines
+
+
+def _train_lines(r):
+    lines = []
     for precision, t in r["train"].items():
         lines.append((f"train step 224x224 {precision}", f"{t['images_per_s']:.2f} img/s, {t['gflops']:.1f} GFLOP/s",
-                      f"{t['fraction_of_float32_peak']:.0%} of float32 peak"))
+                      f"{t['fraction_of_own_peak']:.0%} of the {precision} peak"))
     speedup = r['train']['bfloat16']['images_per_s'] / r['train']['float32']['images_per_s']
     lines.append(("bf16 / float32 training", f"{speedup:.2f}x", "target 1.5x where the CPU has bf16"))
     d = r["demo_train"]
     lines.append((f"demo training, {d['crop']} px crops, batch {d['batch']}", f"{d['images_per_s']:.1f} img/s, "
                   f"{d['gflops']:.1f} GFLOP/s ({d['policy']})", f"{d['fraction_of_peak']:.0%} of the "
-                  f"{d['reference_peak']} matmul peak (target 80%); model.fit on the tf.data pipeline"))
-    p = r["pipeline"]
-    lines.append(("tf.data pipeline 224x224", f"{p['images_per_s']:.1f} img/s",
-                  f"{p['ratio']:.1f}x what training consumes"))
-    prep = r["prepare_photos_per_s"]
-    for step in ("decode", "resize", "encode_and_write"):
-        lines.append((f"prepare: {step}", f"{prep[step]:.1f} photos/s", f"{prep['photos']} photos of 0.3-0.5 MP"))
-    for backbone in ("efficientnet_lite0", "efficientnet_lite2", "inception_resnet_v2"):
-        lines.append((f"prepare: embed {backbone}", f"{prep['embed ' + backbone]:.1f} photos/s",
-                      f"whole prepare {prep['total ' + backbone]:.1f} photos/s; "
-                      f"built in {prep['build ' + backbone + ' (s)']:.1f} s"))
+                  f"{d['reference_peak']} peak (target 80%); model.fit on the tf.data pipeline"))
+    profile = r["demo_step_profile"]
+    for name, part in profile["passes"].items():
+        lines.append((f"  demo step profile: {name}", f"{part['ms']:.0f} ms, {part['gflops']:.0f} GFLOP/s",
+                      f"{part['gflops'] / r['matmul_gflops'][d['reference_peak']]:.0%} of the peak"))
+    convs = profile["convolutions"]
+    slow = [c for c in convs if c["gflops"] < 0.5 * r["matmul_gflops"][d["reference_peak"]]]
+    lines.append(("  convolutions alone", f"{sum(c['ms'] for c in convs):.0f} ms",
+                  f"{min(c['gflops'] for c in convs):.0f}-{max(c['gflops'] for c in convs):.0f} GFLOP/s; under half "
+                  f"the peak: {', '.join(c['layer'] for c in slow) or 'none'} "
+                  f"({sum(c['share_of_flops'] for c in slow):.1%} of the FLOPs)"))
+    return lines
+
+
+def _colorize_lines(r):
+    lines = []
     base = r["colorize"]["efficientnet_lite0 1.0 MP"]
     base_extra = max(base["peak_rss_gb"] - base["rss_before_gb"], 1e-3)
     for name, c in r["colorize"].items():
@@ -352,11 +390,48 @@ def print_table(r):
     lines.append((f"colorize folder ({f['photos']} x 1 MP)",
                   f"{f['pipelined_s']:.1f} s, {f['pipelined_cores']:.2f} cores busy",
                   f"{f['speedup']:.2f}x one-by-one ({f['sequential_s']:.1f} s, {f['sequential_cores']:.2f} cores)"))
+    peer = r["colorize_256"]["eccv16"]
+    for name, c in r["colorize_256"].items():
+        if name == "eccv16":
+            continue
+        versus = (f"; ECCV16 end to end {peer['end_to_end_s'] * 1000:.0f} ms: {c['eccv16_over_ours']:.1f}x ours "
+                  f"(target 5x)" if "end_to_end_s" in peer else f"; ECCV16 {peer['skipped']}")
+        lines.append((f"colorize 256x256 photo, {name}", f"{c['end_to_end_s'] * 1000:.0f} ms end to end",
+                      f"{c['ratio_to_networks']:.2f}x the networks alone ({c['network_s'] * 1000:.0f} + "
+                      f"{c['classifier_s'] * 1000:.0f} ms; target 1.5x){versus}"))
+        lines.append((f"colorize folder of {c['folder_photos']} 256x256 photos, {name}",
+                      f"{c['folder_photos_per_s']:.1f} photos/s",
+                      f"{c['folder_photos_per_s'] * c['end_to_end_s']:.2f}x one photo at a time"))
+    return lines
+
+
+def _evaluation_lines(r):
+    e = r["evaluation"]
+    today = {k.rsplit("_", 1)[-1]: v for k, v in e.items() if k.startswith("today_s_workers_")}
+    return [(f"evaluation, {e['photos']} photos x 17 models", f"{min(today.values()):.0f} s today",
+             f"7513c24's code {e['before_s']:.0f} s in the same run: {e['speedup']:.2f}x (target 2x); by workers "
+             + ", ".join(f"{w}: {s:.0f} s" for w, s in today.items())
+             + f"; same numbers: {all(v for k, v in e.items() if k.startswith('same_numbers'))}")]
+
+
+def print_table(r):
+    lines = [("CPU", f"{r['cpu']}, {r['cpu_count']} cores", f"native bf16: {r['cpu_bf16']}")]
+    lines += _peak_lines(r) + _train_lines(r)
+    p = r["pipeline"]
+    lines.append(("tf.data pipeline 224x224", f"{p['images_per_s']:.1f} img/s",
+                  f"{p['ratio']:.1f}x what training consumes"))
+    prep = r["prepare_photos_per_s"]
+    for step in ("decode", "resize", "encode_and_write"):
+        lines.append((f"prepare: {step}", f"{prep[step]:.1f} photos/s", f"{prep['photos']} photos of 0.3-0.5 MP"))
+    for backbone in ("efficientnet_lite0", "efficientnet_lite2", "inception_resnet_v2"):
+        lines.append((f"prepare: embed {backbone}", f"{prep['embed ' + backbone]:.1f} photos/s",
+                      f"whole prepare {prep['total ' + backbone]:.1f} photos/s; "
+                      f"built in {prep['build ' + backbone + ' (s)']:.1f} s"))
+    lines += _colorize_lines(r) + _evaluation_lines(r)
     for profile, stages in r["study_seconds"].items():
         lines.append((f"study {profile}", f"{sum(v or 0 for v in stages.values()):.0f} s",
                       ", ".join(f"{k[:2]}:{v:.0f}s" for k, v in stages.items() if v)))
     lines.append(("GPU", r["gpu"], ""))
-    lines.insert(0, ("CPU", f"{r['cpu']}, {r['cpu_count']} cores", f"native bf16: {r['cpu_bf16']}"))
     width = max(len(a) for a, _, _ in lines)
     for a, b, c in lines:
         print(f"{a:<{width}}  {b:<38} {c}")
