@@ -447,7 +447,7 @@ def dose_response(seed_means: pd.DataFrame, gray: dict[str, float], colors: dict
             ax.set_title({"test": "test split", "heldout": "held-out source"}.get(split, split))
             ax.set_ylabel(metric_header(metric) + " (dots: one seed each)")
             ax.grid(axis="x", visible=False)
-            ax.legend(frameon=False, fontsize=6.5, loc="lower left")
+            ax.legend(frameon=False, fontsize=6.5, loc="best")
     return fig
 
 
