@@ -42,7 +42,8 @@ colorize_paths([folder], colorizer, out + '-folder', force=True, progress=False)
 folder_s = time.perf_counter() - start
 print(json.dumps({'end_to_end_s': single, 'classifier_s': classifier, 'network_s': network,
                   'working_size': list(l_small.shape), 'folder_photos': len(files),
-                  'folder_photos_per_s': len(files) / folder_s, 'policy': colorizer.model.dtype_policy.name}))
+                  'folder_photos_per_s': len(files) / folder_s,
+                  'policy': next(l for l in colorizer.model.layers if type(l).__name__ == 'Conv2D').dtype_policy.name}))
 """
 
 

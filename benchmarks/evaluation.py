@@ -9,7 +9,7 @@ metrics module as it was (tests/old_metrics_7513c24.py, verbatim); the only adap
 interfaces (photos as records, the classifier's outputs as `Seen`). Both must give the same numbers, to the last
 digit: this checks it too.
 
-    .venv/bin/python benchmarks/evaluation.py [--photos N] [--workers 0 1]
+    .venv/bin/python benchmarks/evaluation.py [--photos N] [--workers 0 1] [--out results/bench/evaluation.json]
 """
 import argparse
 import json
@@ -197,7 +197,12 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", default=None, help="write the figures as JSON here too")
     args = parser.parse_args()
-    print(json.dumps(compare(args.photos, args.workers, args.split), indent=2))
+    os.chdir(ROOT)
+    figures = compare(args.photos, args.workers, args.split)
+    print(json.dumps(figures, indent=2))
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump(figures, handle, indent=2)
 
 
 def compare(photos: int | None, workers: list[int], split: str = "test") -> dict:
