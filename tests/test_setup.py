@@ -85,6 +85,10 @@ def test_optional_debian_packages_are_a_note_for_an_unprivileged_user(tmp_path):
 def test_keras_backend_is_jax_where_tensorflow_is_missing(monkeypatch, tmp_path):
     from koalarization import _backend
 
+    # choose_default_backend writes os.environ itself, which monkeypatch cannot undo (its delenv of an absent
+    # variable records nothing): the whole environment is restored instead, or KERAS_BACKEND=jax leaks into every
+    # later test of this process, the ci study's notebooks included.
+    monkeypatch.setattr(os, "environ", os.environ.copy())
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     installed = {"jax"}

@@ -5,11 +5,11 @@ long side capped); the predicted a*b* is upsampled and joined to the photo's own
 desaturated first (only its L is used). Photos smaller than the working resolution are upsampled for the network
 and keep their own size in the output; nothing is too small.
 
-Where the time goes: the classifier and the network run compiled on one photo (or on a batch of a folder's photos
-that share a working size), and the full-resolution colour maths (the photo's L, and L joined to the upsampled a*b*)
-runs compiled on the accelerator (`pixels`). The outputs are those of the plain scikit-image maths (`lightness`,
-`join`, which evaluation keeps using) to within one level in about one value in 10,000
-(tests/test_speed_equivalence.py).
+Where the time goes: the classifier runs compiled on the photos it is given and the network compiled where that
+pays (`_compiled`), on one photo or on a batch of a folder's photos that share a working size; the full-resolution
+colour maths (the photo's L, and L joined to the upsampled a*b*) runs compiled on the accelerator (`pixels`). The
+outputs are those of the plain scikit-image maths (`lightness`, `join`, which evaluation keeps using) to within one
+level in about one value in 10,000 (tests/test_speed_equivalence.py).
 """
 from __future__ import annotations
 
@@ -98,18 +98,17 @@ class Seen:
 
 
 def _compiled(model: Any, fusion: str) -> Callable[[Any], np.ndarray]:
-    """The network as a compiled function of a batch (on one photo the same numbers as calling it, measured bit for
-    bit): Keras's `predict_on_batch`, which under TensorFlow stops retracing for new working sizes after the second
-    one. A network with spatial fusion cannot be traced with unknown sides (`model.ResizeConcat` resizes the maps to
-    the sides it is given), so under TensorFlow it gets one graph per working size instead."""
+    """The network as a function of a batch, compiled where that pays: under TensorFlow, Keras's `predict_on_batch`
+    (on one photo the same numbers as calling the model, measured bit for bit), which stops retracing for new
+    working sizes after the second one. Called eagerly elsewhere: a network with spatial fusion cannot be traced with
+    unknown sides (`model.ResizeConcat` resizes the maps to the sides it is given) and a graph per working size costs
+    more to trace than it saves on a few photos (the demo's test split has 17 sizes), and JAX would compile the whole
+    network again for every working size."""
     import keras
 
-    if keras.backend.backend() == "tensorflow" and uses_feature_maps(fusion):
-        import tensorflow as tf
-
-        function = tf.function(lambda feed: model(feed, training=False), reduce_retracing=False)
-        return lambda feed: function(feed).numpy()
-    return lambda feed: np.asarray(model.predict_on_batch(feed))
+    if keras.backend.backend() == "tensorflow" and not uses_feature_maps(fusion):
+        return lambda feed: np.asarray(model.predict_on_batch(feed))
+    return lambda feed: np.asarray(model(feed, training=False))
 
 
 def average_ab(predictions: list[np.ndarray]) -> np.ndarray:
