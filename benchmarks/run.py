@@ -4,9 +4,15 @@ Every figure is printed next to a reference measured in the same run (these mach
 step against this machine's own peak (the best of several matmul and convolution shapes, measured before and after
 the steps: `peak.py`), with a profile of the demo's step; the input pipeline against the rate training consumes;
 colorizing one photo against the networks alone and against Zhang et al.'s ECCV16 colorizer end to end
-(`colorize_speed.py`; set KOALA_TORCH_PYTHON to a Python with PyTorch); colorizing memory against pixel count;
-evaluation against the code before the metrics rework (`evaluation.py`). About ten minutes on 2 cores.
+(`colorize_speed.py`; set KOALA_TORCH_PYTHON to a Python with PyTorch); our training step against the PyTorch
+port's (Casper-Smet/koalarization_torch, `torch_port_peer.py`, under the same KOALA_TORCH_PYTHON) at the same size,
+batch and precision; colorizing memory against pixel count; evaluation against the code before the metrics rework
+(`evaluation.py`). About ten minutes on 2 cores.
+
+    python benchmarks/run.py                                 # everything (`make bench`)
+    python benchmarks/run.py --only train_peer [--steps 1]   # one section, merged into results/bench/bench.json
 """
+import argparse
 import json
 import os
 import shutil
@@ -48,6 +54,12 @@ def best_peaks(report, measured):
     report["peak_shape"] = {dtype: max(rates, key=rates.get) for dtype, rates in shapes.items()}
 
 
+def train_settings(native_bf16):
+    """(precision, batch, steps) of the training-step measurements at 224x224 (emulated bf16 is slow: measured
+    less where the CPU lacks it). The `train` and `train_peer` sections both take them from here."""
+    return (("float32", 16, 3), ("bfloat16", 16 if native_bf16 else 4, 3 if native_bf16 else 1))
+
+
 def train_step_rate(precision, size=224, batch=16, steps=3):
     import keras
 
@@ -68,6 +80,34 @@ def train_step_rate(precision, size=224, batch=16, steps=3):
     images_per_s = batch / seconds
     # A training step costs 3 forward passes of multiply-adds (forward, input gradient, weight gradient).
     return images_per_s, 3 * flops_per_image(size, size) * images_per_s / 1e9
+
+
+def train_peer(native_bf16, steps=None, size=224):
+    """Our training step (`train_step_rate`) and the PyTorch port's (`torch_port_peer.py`, under KOALA_TORCH_PYTHON)
+    at the same size, batch and precision, ours then theirs for each precision (so that both see about the same load
+    on a shared machine); and the two networks' trainable parameters, which must be equal. `steps` overrides the
+    settings' steps per timed group (the best of two groups, after one to warm up, on both sides)."""
+    python = os.environ.get("KOALA_TORCH_PYTHON")
+    if not python:
+        return {"skipped": "set KOALA_TORCH_PYTHON to a Python with torch to compare"}
+    from koalarization.model import build_colorizer, count_trainable
+
+    started = time.perf_counter()
+    rows: dict = {"size": size, "params": {"ours": count_trainable(build_colorizer(1000, fusion="global"))}}
+    for precision, batch, default_steps in train_settings(native_bf16):
+        n = steps or default_steps
+        ours, _ = train_step_rate(precision, size=size, batch=batch, steps=n)
+        out = subprocess.run([python, os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_port_peer.py"),
+                              str(batch), str(n), str(size), precision], capture_output=True, text=True, check=True)
+        peer = json.loads(out.stdout.strip().splitlines()[-1])
+        theirs = peer["images_per_s"][precision]
+        rows[precision] = {"batch": batch, "steps": n, "ours_images_per_s": ours, "peer_images_per_s": theirs,
+                           "ours_over_peer": ours / theirs}
+        rows["params"]["peer"] = peer["params"]
+        rows.update({key: peer[key] for key in ("torch", "threads", "bf16", "embedding")})
+    rows["params"]["equal"] = rows["params"]["ours"] == rows["params"]["peer"]
+    rows["seconds"] = time.perf_counter() - started
+    return rows
 
 
 def pipeline_rate(data_dir, scale, size, batch=16, batches=30):
@@ -279,8 +319,7 @@ def main():
     print("measuring training steps at 224x224 ...", flush=True)
     report["train"] = {}
     native = cpu_has_bf16()
-    for precision, batch, steps in (("float32", 16, 3), ("bfloat16", 16 if native else 4, 3 if native else 1)):
-        # (emulated bf16 is slow: measured less where the CPU lacks it)
+    for precision, batch, steps in train_settings(native):
         rate, gflops = train_step_rate(precision, batch=batch, steps=steps)
         report["train"][precision] = {"images_per_s": rate, "gflops": gflops}
     print("measuring prepare and the input pipeline ...", flush=True)
@@ -327,6 +366,8 @@ def main():
 
     print("measuring colorize at 256x256 against the networks alone and ECCV16 ...", flush=True)
     report["colorize_256"] = colorize_speed(work, demo.training.mixed_precision)
+    print("measuring training at 224x224 against the PyTorch port ...", flush=True)
+    report["train_peer"] = train_peer(native)
     from evaluation import compare
 
     print("measuring evaluation: 7513c24's code against today's, same checkpoints and photos ...", flush=True)
@@ -335,12 +376,34 @@ def main():
     report["gpu"] = gpu_note()
     report["bench_seconds"] = time.perf_counter() - started
     shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(os.path.join(ROOT, "results", "bench"), exist_ok=True)
-    tmp = os.path.join(ROOT, "results", "bench", "bench.json.tmp")
+    write_report(report)
+    print_table(report)
+
+
+BENCH_JSON = os.path.join(ROOT, "results", "bench", "bench.json")
+SECTIONS = ("train_peer",)  # the sections that `--only` runs alone
+
+
+def write_report(report):
+    os.makedirs(os.path.dirname(BENCH_JSON), exist_ok=True)
+    tmp = BENCH_JSON + ".tmp"
     with open(tmp, "w") as handle:
         json.dump(report, handle, indent=2)
-    os.replace(tmp, os.path.join(ROOT, "results", "bench", "bench.json"))
-    print_table(report)
+    os.replace(tmp, BENCH_JSON)
+
+
+def only(section, steps=None):
+    """Run one section and merge it into results/bench/bench.json, keeping every other section there."""
+    from koalarization.train import cpu_has_bf16
+
+    report = json.load(open(BENCH_JSON)) if os.path.exists(BENCH_JSON) else {}
+    if section == "train_peer":
+        print("measuring training at 224x224 against the PyTorch port ...", flush=True)
+        report["train_peer"] = train_peer(cpu_has_bf16(), steps)
+    write_report(report)
+    for a, b, c in _train_peer_lines(report):
+        print(f"{a:<44}  {b:<38} {c}")
+    print(f"(written to results/bench/bench.json under {section!r}; the other sections are kept)")
 
 
 def _peak_lines(r):
@@ -374,6 +437,25 @@ def _train_lines(r):
                   f"{min(c['gflops'] for c in convs):.0f}-{max(c['gflops'] for c in convs):.0f} GFLOP/s; under half "
                   f"the peak: {', '.join(c['layer'] for c in slow) or 'none'} "
                   f"({sum(c['share_of_flops'] for c in slow):.1%} of the FLOPs)"))
+    return lines
+
+
+def _train_peer_lines(r):
+    p = r.get("train_peer")
+    if p is None:
+        return []
+    if "skipped" in p:
+        return [("train step vs the PyTorch port", "skipped", p["skipped"])]
+    lines = []
+    for precision in ("float32", "bfloat16"):
+        t = p[precision]
+        lines.append((f"train step {p['size']}x{p['size']} {precision}, ours : port",
+                      f"{t['ours_images_per_s']:.2f} : {t['peer_images_per_s']:.2f} img/s",
+                      f"ours {t['ours_over_peer']:.2f}x the PyTorch port's (batch {t['batch']}, best of 2 x "
+                      f"{t['steps']} steps; torch {p['torch']}, {p['threads']} threads, embeddings given)"))
+    params = p["params"]
+    lines.append(("trainable parameters, ours : port", f"{params['ours']:,} : {params['peer']:,}",
+                  "equal" if params["equal"] else "DIFFERENT: the restatement is not the same network"))
     return lines
 
 
@@ -427,7 +509,7 @@ def print_table(r):
         lines.append((f"prepare: embed {backbone}", f"{prep['embed ' + backbone]:.1f} photos/s",
                       f"whole prepare {prep['total ' + backbone]:.1f} photos/s; "
                       f"built in {prep['build ' + backbone + ' (s)']:.1f} s"))
-    lines += _colorize_lines(r) + _evaluation_lines(r)
+    lines += _colorize_lines(r) + _train_peer_lines(r) + _evaluation_lines(r)
     for profile, stages in r["study_seconds"].items():
         lines.append((f"study {profile}", f"{sum(v or 0 for v in stages.values()):.0f} s",
                       ", ".join(f"{k[:2]}:{v:.0f}s" for k, v in stages.items() if v)))
@@ -439,4 +521,13 @@ def print_table(r):
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=SECTIONS, help="run this section alone and merge it into bench.json")
+    parser.add_argument("--steps", type=int, help="with --only: steps per timed group (fewer: a quicker, rougher run)")
+    args = parser.parse_args()
+    if args.steps and not args.only:
+        parser.error("--steps goes with --only (make bench keeps the settings' steps)")
+    if args.only:
+        only(args.only, args.steps)
+    else:
+        main()
