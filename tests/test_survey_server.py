@@ -264,12 +264,14 @@ def test_no_acknowledged_answer_is_lost_when_the_server_is_killed(survey_dir, tm
 def test_real_and_colorized_photos_look_the_same_to_the_network(survey_dir, tmp_path):
     """Sizes, headers and serving times of real and colorized photos, over a real server. Photos are served only
     for a participant's current question, so simulated participants (test data only) fetch each of their photos
-    several times, in random order of participants, and answer it."""
+    several times, in random order of participants, and answer it. A photo's serving time is the fastest of its
+    fetches (what the server needs; the slower ones measure whatever else the machine was doing), and the medians
+    over photos of each kind are compared."""
     truth = load_truth(survey_dir).set_index("image_id")["kind"]
     app = create_app(survey_dir, db_path=tmp_path / "a.sqlite",
                      limits=ParticipationLimits(per_client=RateLimit(100, 1.0)))
     with running_in_thread(app) as base_url, httpx.Client(base_url=base_url) as client:
-        headers, lengths, times = {}, {}, {"real": [], "colorized": []}
+        headers, lengths, times = {}, {}, {"real": {}, "colorized": {}}
         people = [client.post("/api/participants", json={"consent": True}).json() for _ in range(5)]
         client.get(people[0]["image_url"])  # warm up
         rng = random.Random(0)
@@ -279,7 +281,8 @@ def test_real_and_colorized_photos_look_the_same_to_the_network(survey_dir, tmp_
             for _ in range(5):
                 start = time.perf_counter()
                 response = client.get(state["image_url"])
-                times[kind].append(time.perf_counter() - start)
+                fetch = time.perf_counter() - start
+                times[kind][state["image_id"]] = min(fetch, times[kind].get(state["image_id"], fetch))
                 assert response.status_code == 200
                 headers.setdefault(kind, set()).add(tuple(sorted((k, v) for k, v in response.headers.items()
                                                                  if k != "date")))
@@ -291,5 +294,5 @@ def test_real_and_colorized_photos_look_the_same_to_the_network(survey_dir, tmp_
     names = {k for k, _ in next(iter(headers["real"]))}
     assert not names & {"etag", "last-modified", "server"} and {"content-length", "cache-control"} <= names
     assert lengths["real"] == lengths["colorized"] and len(lengths["real"]) == 1
-    real, colorized = statistics.median(times["real"]), statistics.median(times["colorized"])
+    real, colorized = statistics.median(times["real"].values()), statistics.median(times["colorized"].values())
     assert abs(real - colorized) < max(0.002, 0.5 * min(real, colorized)), (real, colorized)
