@@ -207,6 +207,17 @@ def test_exported_answers_reach_the_page_on_the_next_study(project):
     responses.unlink()
 
 
+def test_a_stage_whose_upstream_reran_runs_again(project):
+    """A fresh clone has the committed results/ but no work/: the evaluation reruns for its lost outputs, and the
+    figures and the survey, which read them, must follow even though their own outputs are there."""
+    from koalarization.layout import Layout
+
+    shutil.rmtree(Layout.for_profile("ci").under(project).eval_dir("test"))
+    manifest = run_study("ci", str(project), echo=lambda *a: None)
+    ran = [s for s in STAGES if not manifest["stages"][s].get("reused")]
+    assert ran == ["03_evaluate", "04_figures", "05_user_study"]
+
+
 def test_what_reruns_when_something_changes(tmp_path):
     package = tmp_path / "koalarization"
     shutil.copytree(ROOT / "src" / "koalarization", package, ignore=shutil.ignore_patterns("__pycache__"))

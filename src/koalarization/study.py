@@ -285,14 +285,18 @@ def _start_staging(final: Layout, staging: Layout) -> None:
 def _run_stages(profile: Profile, parameters: dict[str, Any], manifest: dict[str, Any], previous: dict[str, Any],
                 project_dir: str, force: bool, only: list[str] | None, kernel: str,
                 echo: Callable[[str], None]) -> None:
-    """Each stage in order: reused where nothing it reads changed and its outputs are there, else run."""
+    """Each stage in order: reused where nothing it reads changed, its outputs are there and no stage upstream of it
+    ran again (an upstream stage rerun for lost outputs, say in a fresh clone with the committed results/, may write
+    other numbers on another machine: what reads them must not keep the old figures), else run."""
     final, staging = Layout.for_profile(profile.profile), Layout.for_profile(profile.profile).staging()
     absolute = staging.under(project_dir)
     hashes = stage_hashes(profile, Path(project_dir))
+    ran: set[str] = set()
     for stage in STAGES:
         earlier = previous.get("stages", {}).get(stage, {})
         unchanged = (earlier.get("hash") == hashes[stage] and earlier.get("status") == "done"
-                     and stage_outputs_exist(stage, profile, absolute))
+                     and stage_outputs_exist(stage, profile, absolute)
+                     and not ran & set(STAGE_INPUTS[stage]["upstream"]))
         if (only and stage not in only and earlier) or (not force and unchanged):
             manifest["stages"][stage] = {**earlier, "reused": True}
             echo(f"[{stage}] reused (nothing it reads changed)")
@@ -310,6 +314,7 @@ def _run_stages(profile: Profile, parameters: dict[str, Any], manifest: dict[str
             raise
         manifest["stages"][stage] = {"hash": hashes[stage], "status": "done",
                                      "seconds": round(time.time() - started, 1)}
+        ran.add(stage)
         echo(f"[{stage}] done in {manifest['stages'][stage]['seconds']} s")
 
 
