@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from koalarization.evaluate.family import procedure_pairs
-from koalarization.evaluate.procedures import procedure_family
+from koalarization.evaluate.family import procedure_family
 from koalarization.layout import Layout
 from koalarization.report.tables import write_table
 from koalarization.stages import EvaluationRecord, read_json_record
 
+SPLITS = ("test", "heldout")
 OUT = Path("results/seed_shift")  # not results/recipe_search: that folder is stage 2's input
 COLUMNS = ["run", "model_a", "model_b", "metric", "seeds_a", "seeds_b", "n_photos", "mean_diff", "diff_ci_low",
            "diff_ci_high", "se_seed", "se_photo", "df", "p_value", "p_holm", "verdict"]
@@ -34,19 +34,22 @@ COLUMNS = ["run", "model_a", "model_b", "metric", "seeds_a", "seeds_b", "n_photo
 
 CAPTION = ("The procedure questions answered by each of two runs of the profile (`first`: its seeds, `second`: the "
            "seeds shifted by 10) and by both runs' seeds pooled, on every unseen photo; seed-aware t tests, "
-           "Holm-adjusted within each run's family.")
+           "Holm-adjusted within each run's family and within the pooled one.")
 
 
-def per_photo_networks(layout: Layout, splits: list[str]) -> pd.DataFrame:
-    """Every trained network's per-seed scores on the unseen splits of one run (ensembles and baselines left out)."""
-    frames = [pd.read_csv(layout.eval_files(split).per_photo) for split in splits]
-    scores = pd.concat(frames, ignore_index=True)
-    return scores[scores["seed"].notna() & (scores["seed"] >= 0) & ~scores["model"].str.endswith("_ensemble")]
+def per_photo(layout: Layout) -> dict[str, pd.DataFrame]:
+    """One run's per-photo scores on the unseen splits, as notebook 3 reads them."""
+    return {split: pd.read_csv(layout.eval_files(split).per_photo) for split in SPLITS}
 
 
-def procedure_rows(scores: pd.DataFrame, record: EvaluationRecord, run: str) -> list[dict]:
-    pairs = procedure_pairs(record.roles)
-    return [{"run": run, **row.model_dump(include=set(COLUMNS))} for row in procedure_family(scores, pairs, "unseen")]
+def network_seeds(scores: dict[str, pd.DataFrame], record: EvaluationRecord) -> set[float]:
+    """The seeds of the run's trained networks (by role, not by name)."""
+    networks = {role.id for role in record.roles.networks()}
+    return {seed for frame in scores.values() for seed in frame.loc[frame["model"].isin(networks), "seed"]}
+
+
+def procedure_rows(scores: dict[str, pd.DataFrame], record: EvaluationRecord, run: str) -> list[dict]:
+    return [{"run": run, **row.model_dump(include=set(COLUMNS))} for row in procedure_family(scores, record.roles)]
 
 
 def main() -> None:
@@ -56,14 +59,14 @@ def main() -> None:
     parser.add_argument("--results", nargs=2, required=True, help="the two runs' results folders")
     args = parser.parse_args()
     layouts = [Layout.for_profile(args.profile, results, work) for work, results in zip(args.work, args.results)]
-    records = [read_json_record(layout.results_dir / "03_evaluate.json", EvaluationRecord) for layout in layouts]
-    splits = ["test", "heldout"]
-    scores = [per_photo_networks(layout, splits) for layout in layouts]
-    overlap = set(scores[0]["seed"]) & set(scores[1]["seed"])
+    records = [read_json_record(layout.record("03_evaluate"), EvaluationRecord) for layout in layouts]
+    scores = [per_photo(layout) for layout in layouts]
+    overlap = network_seeds(scores[0], records[0]) & network_seeds(scores[1], records[1])
     if overlap:
         raise SystemExit(f"the runs share seeds {sorted(overlap)}: pooling them would count a network twice")
+    pooled = {split: pd.concat([run[split] for run in scores], ignore_index=True) for split in SPLITS}
     rows = procedure_rows(scores[0], records[0], "first") + procedure_rows(scores[1], records[1], "second")
-    rows += procedure_rows(pd.concat(scores, ignore_index=True), records[0], "pooled")
+    rows += procedure_rows(pooled, records[0], "pooled")
     table = pd.DataFrame(rows)[COLUMNS].sort_values(["model_a", "model_b", "metric"], kind="stable")
     OUT.mkdir(parents=True, exist_ok=True)
     write_table(table, OUT / f"seed_shift_{args.profile}", caption=CAPTION)
