@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from koalarization.config import PROFILE_NAMES, ProfileError, load_profile, parse_override
+from koalarization.config import PROFILE_NAMES, ProfileError, load_profile, model_seeds, parse_override
 from koalarization.layout import STAGES, Layout
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,3 +57,17 @@ def test_no_notebook_formats_a_path():
         source = "".join("".join(c["source"]) for c in cells
                          if c["cell_type"] == "code")
         assert 'f"{work_dir}' not in source and 'f"{results_dir}' not in source and "os.path.join" not in source, stage
+
+
+def test_seed_options_give_every_model_its_seeds_and_keep_the_rest():
+    """`koala study --seeds N --shift-seeds M`: the `models` override that trains every model with other seeds."""
+    own = load_profile("demo").models
+    shifted = model_seeds("demo", shift=10)
+    assert [m["seeds"] for m in shifted] == [[s + 10 for s in m.seeds] for m in own]
+    six = model_seeds("demo", {"training.steps": 5}, count=6, shift=10)
+    assert all(m["seeds"] == list(range(10, 16)) for m in six)
+    assert [{k: v for k, v in m.items() if k != "seeds"} for m in six] == \
+        [{k: v for k, v in m.model_dump(mode="json").items() if k != "seeds"} for m in own]
+    assert load_profile("demo", {"models": six}).models[0].seeds == list(range(10, 16))
+    with pytest.raises(ProfileError, match="at least 1"):
+        model_seeds("demo", count=0)

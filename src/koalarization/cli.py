@@ -203,6 +203,9 @@ def _study_parser(commands) -> None:
     parser.add_argument("--shift-seeds", type=int, default=0, metavar="N",
                         help="train every model with its seeds shifted by N (a rerun with other seeds: do the "
                              "procedure verdicts hold?); best with --project-dir elsewhere, so results/ stays as it is")
+    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+                        help="train every model with seeds 0 .. N-1 instead of the profile's (procedure verdicts "
+                             "that hold on a rerun need about six; each seed is one more training per model)")
     parser.add_argument("--compare-verdicts", nargs=2, metavar=("RESULTS_A", "RESULTS_B"),
                         help="instead of running: compare the verdicts of two result folders, comparison by comparison")
     parser.add_argument("--compare", nargs=2, metavar=("RESULTS_A", "RESULTS_B"),
@@ -211,7 +214,7 @@ def _study_parser(commands) -> None:
 
 
 def _study(args) -> int:
-    from .config import parse_override, shifted_seeds
+    from .config import model_seeds, parse_override
     from .study import StageFailed, compare_results, compare_verdicts, run_study
 
     if args.compare_verdicts:
@@ -227,8 +230,8 @@ def _study(args) -> int:
                   f"{row['relative_difference']:.2%}  {'ok' if row['within_tolerance'] else 'OUTSIDE TOLERANCE'}")
         return 0 if all(row["within_tolerance"] for row in rows) else 1
     overrides = dict(parse_override(item) for item in args.overrides)
-    if args.shift_seeds:
-        overrides["models"] = shifted_seeds(args.profile, args.shift_seeds, overrides)
+    if args.shift_seeds or args.seeds is not None:
+        overrides["models"] = model_seeds(args.profile, overrides, args.seeds, args.shift_seeds)
     try:
         run_study(args.profile, args.project_dir, force=args.force, only=args.only, kernel=args.kernel,
                   overrides=overrides, echo=print)

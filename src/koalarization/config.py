@@ -298,11 +298,16 @@ def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> 
         raise ProfileError(f"profile {name_or_path!r}: {problems}") from None
 
 
-def shifted_seeds(name_or_path: str, shift: int, overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The profile's models with every seed shifted by `shift`: the `models` override of a rerun with other seeds
-    (`koala study --shift-seeds N`)."""
+def model_seeds(name_or_path: str, overrides: dict[str, Any] | None = None, count: int | None = None,
+                shift: int = 0) -> list[dict[str, Any]]:
+    """The profile's models with `count` seeds each (0 .. count-1; default: each model's own) moved by `shift`: the
+    `models` override of `koala study --seeds N --shift-seeds M` (more seeds per procedure, or a rerun with other
+    seeds: do the procedure verdicts hold?)."""
+    if count is not None and count < 1:
+        raise ProfileError(f"--seeds must be at least 1, not {count}")
     profile = load_profile(name_or_path, overrides)
-    return [{**model.model_dump(mode="json"), "seeds": [seed + shift for seed in model.seeds]}
+    return [{**model.model_dump(mode="json"),
+             "seeds": [seed + shift for seed in (range(count) if count is not None else model.seeds)]}
             for model in profile.models]
 
 
