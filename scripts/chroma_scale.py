@@ -76,7 +76,7 @@ def main() -> None:
     wide.columns = [f"x{scale:g}" for scale in wide.columns]
     write_table(wide, OUT / f"chroma_scale_{args.profile}",
                 caption="Mean CIEDE2000 over each split's photos with every network's predicted a*b* multiplied by "
-                        "a factor (x0 = the gray input, x1 = the network as trained); seed <NA>: the seeds' "
+                        "a factor (x0 = the gray input, x1 = the network as trained); seed empty: the seeds' "
                         "ensemble.")
     picked = chosen(means)
     write_table(picked, OUT / f"chroma_scale_{args.profile}_chosen",
