@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from skimage.color import deltaE_ciede2000, rgb2lab
 
-from koalarization.colorize import Colorizer, join
-from koalarization.evaluate.run import _network_ab, _photos
+from koalarization.colorize import join
+from koalarization.evaluate.metrics import Truth, ciede2000_mean
+from koalarization.evaluate.run import network_colorizers, predict_all, split_photos
 from koalarization.layout import Layout
 from koalarization.report.tables import write_table
 
@@ -37,15 +37,14 @@ def scores(layout: Layout, models: tuple[str, ...]) -> pd.DataFrame:
     """Per photo, model, seed and factor: mean CIEDE2000 of the photo colorized with a*b* times the factor."""
     runs = layout.read_runs()
     runs.models = {name: entry for name, entry in runs.models.items() if name in models}
-    colorizers = {name: {seed: Colorizer(path, cached_embeddings=True) for seed, path in entry.checkpoints.items()}
-                  for name, entry in runs.models.items()}
+    colorizers = network_colorizers(runs)
     rows = []
     for split in SPLITS:
-        for photo in _photos(runs, split):
-            truth = rgb2lab(photo.truth)
-            for (model, seed), ab in _network_ab(photo, runs, colorizers, None, True).items():
+        for photo in split_photos(runs, split):
+            truth = Truth(photo.truth)
+            for (model, seed), ab in predict_all(photo, runs, colorizers, None, True).items():
                 for scale in SCALES:
-                    error = deltaE_ciede2000(truth, rgb2lab(join(photo.l_full, ab * scale))).mean()
+                    error = ciede2000_mean(join(photo.l_full, ab * scale), truth)
                     rows.append((split, model, seed, photo.photo_id, scale, error))
     return pd.DataFrame(rows, columns=["split", "model", "seed", "photo_id", "scale", "ciede2000"])
 

@@ -304,7 +304,7 @@ def model_seeds(name_or_path: str, overrides: dict[str, Any] | None = None, coun
     `models` override of `koala study --seeds N --shift-seeds M` (more seeds per procedure, or a rerun with other
     seeds: do the procedure verdicts hold?)."""
     if count is not None and count < 1:
-        raise ProfileError(f"--seeds must be at least 1, not {count}")
+        raise ProfileError(f"every model needs at least 1 seed, not {count}")
     profile = load_profile(name_or_path, overrides)
     return [{**model.model_dump(mode="json"),
              "seeds": [seed + shift for seed in (range(count) if count is not None else model.seeds)]}

@@ -212,10 +212,11 @@ def _ssim_channel(truth_terms: tuple[np.ndarray, ...], y: np.ndarray, win_size: 
     return float(crop((a1 * a2) / (b1 * b2), (win_size - 1) // 2).mean(dtype=np.float64))
 
 
-def ciede2000_mean(pred: np.ndarray, truth: np.ndarray) -> float:
+def ciede2000_mean(pred: np.ndarray, truth: np.ndarray | Truth) -> float:
     """Mean over pixels of the CIEDE2000 colour difference (``skimage.color.deltaE_ciede2000``, kL=kC=kH=1).
 
-    Both images go through ``rgb2lab``; 0 for identical images, about 1 is a just-noticeable difference.
+    Both images go through ``rgb2lab``; 0 for identical images, about 1 is a just-noticeable difference. A `Truth`
+    scored against many predictions is converted once.
     """
     return _ciede2000(Pair(pred, truth))
 

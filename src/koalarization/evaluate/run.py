@@ -53,7 +53,7 @@ def mean_ab(data_dir: str) -> np.ndarray:
 
 
 @dataclass
-class _Photo:
+class EvalPhoto:
     """One photo under evaluation: its truth (sides cut to multiples of 8), L, and what each classifier saw."""
 
     photo_id: str
@@ -62,7 +62,7 @@ class _Photo:
     seen: dict[str, Seen]  # by prepared dataset
 
 
-def _photos(runs: RunsIndex, split: str) -> Iterator[_Photo]:
+def split_photos(runs: RunsIndex, split: str) -> Iterator[EvalPhoto]:
     """The split's photos, read from every prepared dataset the models use (they differ only in what the
     classifier saw), in order."""
     from ..data.batches import iterate_photos
@@ -74,11 +74,17 @@ def _photos(runs: RunsIndex, split: str) -> Iterator[_Photo]:
             raise ValueError(f"prepared datasets {data_dirs} disagree on the {split} photos: {ids}")
         height, width = (side // 8 * 8 for side in items[0].rgb.shape[:2])
         truth = np.ascontiguousarray(items[0].rgb[:height, :width])
-        yield _Photo(items[0].photo_id, truth, lightness(truth),
+        yield EvalPhoto(items[0].photo_id, truth, lightness(truth),
                      {d: Seen(item.embedding, item.maps) for d, item in zip(data_dirs, items)})
 
 
-def _network_ab(photo: _Photo, runs: RunsIndex, colorizers: dict, prior: np.ndarray | None,
+def network_colorizers(runs: RunsIndex) -> dict[str, dict[int, Colorizer]]:
+    """Every checkpoint of the runs, by model and seed, loaded for cached classifier outputs (`predict_all`)."""
+    return {name: {seed: Colorizer(path, cached_embeddings=True) for seed, path in entry.checkpoints.items()}
+            for name, entry in runs.models.items()}
+
+
+def predict_all(photo: EvalPhoto, runs: RunsIndex, colorizers: dict, prior: np.ndarray | None,
                 ensembles: bool) -> dict[tuple[str, int | None], np.ndarray]:
     """Every model's (and seed's) a*b* of one photo, in the table's order: the baselines (one a*b* for the whole
     photo), then each network's seeds and its seed ensemble. Each network runs compiled on the photo alone: batching
@@ -101,7 +107,7 @@ def _network_ab(photo: _Photo, runs: RunsIndex, colorizers: dict, prior: np.ndar
     return out
 
 
-def _classes_rows(photo: _Photo) -> list[ClassesRow]:
+def _classes_rows(photo: EvalPhoto) -> list[ClassesRow]:
     from ..backbones import top_classes
 
     rows = []
@@ -112,7 +118,7 @@ def _classes_rows(photo: _Photo) -> list[ClassesRow]:
     return rows
 
 
-def _images_to_save(files: EvalFiles, photo: _Photo, keys: Iterable[tuple[str, int | None]],
+def _images_to_save(files: EvalFiles, photo: EvalPhoto, keys: Iterable[tuple[str, int | None]],
                     first_seed: dict[str, int]) -> dict[tuple[str, int | None], str]:
     """The truth aside, every baseline and ensemble, and each network's first seed (figures, survey)."""
     return {(model, seed): str(files.image(model, photo.photo_id)) for model, seed in keys
@@ -130,15 +136,14 @@ def evaluate(runs: RunsIndex, files: EvalFiles, split: str = "test", baselines: 
     not depend on it."""
     from tqdm.auto import tqdm
 
-    colorizers = {name: {seed: Colorizer(path, cached_embeddings=True) for seed, path in entry.checkpoints.items()}
-                  for name, entry in runs.models.items()}
+    colorizers = network_colorizers(runs)
     first_seed = {name: min(entry.checkpoints) for name, entry in runs.models.items()}
     prior = mean_ab(sorted({e.data_dir for e in runs.models.values()})[0]) if baselines else None
     classes: list[ClassesRow] = []
     scored = _Scoring(workers)
     with scored:
-        for photo in tqdm(_photos(runs, split), desc=f"evaluate {split}", unit="photo", disable=not progress):
-            predicted = _network_ab(photo, runs, colorizers, prior, ensembles)
+        for photo in tqdm(split_photos(runs, split), desc=f"evaluate {split}", unit="photo", disable=not progress):
+            predicted = predict_all(photo, runs, colorizers, prior, ensembles)
             classes += _classes_rows(photo)
             save = _images_to_save(files, photo, predicted, first_seed) if save_images else {}
             scored.submit(photo.photo_id, photo.truth, photo.l_full, predicted, save,
