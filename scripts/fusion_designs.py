@@ -4,7 +4,9 @@ step count), several seeds each, and compare them on the validation split:
 
 - `spatial`: the classifier's stride-8, -16 and -32 maps of the gray crop, resized to H/8 and appended beside the
   tiled logits before the 1x1 fusion convolution;
-- `hypercolumn`: the same, and the stride-8 maps appended again in the decoder at H/4 and H/2.
+- `hypercolumn`: the same, and the stride-8 maps appended again in the decoder at H/4 and H/2;
+- `spatial_dropout`: spatial, with a quarter of the maps' channels dropped per image while training
+  (`--map-dropout 0.25`), asked separately (`--designs spatial spatial_dropout --name map_dropout`).
 
 Each run is judged as the study judges test photos, on the validation split: mean CIEDE2000 and PSNR against the
 gray input, and the a*b* variation against the truth's; the training and validation losses logged every 50 steps
@@ -15,12 +17,18 @@ show how soon each design stops improving. One process trains the runs one after
 
 about 35 minutes on 2 cores (6 runs). Writes results/recipe_search/fusion_designs.csv (one row per run),
 fusion_design_curves.csv (the loss logs) and fusion_designs_run.json (machine, backend, date); notebook 02 shows them.
-Runs already measured are kept when the script is started again.
+With `--name NAME` the runs go to work/NAME and the tables are NAME.csv, NAME_curves.csv and NAME_run.json, for
+another question asked the same way:
+
+    .venv/bin/python scripts/fusion_designs.py --data work/demo/data/efficientnet_lite0-<hash> \
+        --designs spatial spatial_dropout --seeds 0 1 2 --name map_dropout
+
+Runs already measured are kept when the script is started again, and a run folder holding a finished run of the
+same settings (the study's own, copied in) is reused without training.
 """
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import logging
 import os
@@ -32,13 +40,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# design -> (fusion level, map dropout)
+DESIGNS = {"global": ("global", 0.0), "spatial": ("spatial", 0.0), "hypercolumn": ("hypercolumn", 0.0),
+           "spatial_dropout": ("spatial", 0.25)}
 WORK = "work/fusion_designs"
-DESIGNS = ("global", "spatial", "hypercolumn")
-SEEDS = (0, 1)
 
 
-def jobs() -> list[tuple[str, int]]:
-    return [(design, seed) for seed in SEEDS for design in DESIGNS]
+def jobs(designs: list[str], seeds: list[int]) -> list[tuple[str, int]]:
+    return [(design, seed) for seed in seeds for design in designs]
 
 
 def run_job(data_dir: str, design: str, seed: int) -> dict:
@@ -55,9 +64,11 @@ def run_job(data_dir: str, design: str, seed: int) -> dict:
     latest = checkpoints.latest_or_none(run_dir)
     reused = bool(latest) and checkpoints.read_config(latest)["step"] >= profile.training.steps
     started = time.time()
-    best_checkpoint = train(data_dir, run_dir, profile.training, fusion=design, seed=seed, verbose=0)
+    fusion, map_dropout = DESIGNS[design]
+    best_checkpoint = train(data_dir, run_dir, profile.training, fusion=fusion, seed=seed, verbose=0,
+                            map_dropout=map_dropout)
     trained = time.time()
-    runs = RunsIndex(models={design: RunEntry(backbone="efficientnet_lite0", fusion=design, loss="mse", label=design,
+    runs = RunsIndex(models={design: RunEntry(backbone="efficientnet_lite0", fusion=fusion, loss="mse", label=design,
                                               data_dir=data_dir, checkpoints={seed: best_checkpoint})})
     per_photo = evaluate(runs, EvalFiles(Path(f"{WORK}/eval/{design}-s{seed}")), split="validation",
                          save_images=False, progress=False)
@@ -65,7 +76,8 @@ def run_job(data_dir: str, design: str, seed: int) -> dict:
     log = read_log(run_dir)
     best = log.loc[log["val_loss"].idxmin()]
     ours, gray = means.loc[design], means.loc["gray"]
-    return {"design": design, "seed": seed, "steps": profile.training.steps, "best_step": int(best["step"]),
+    return {"design": design, "map_dropout": map_dropout, "seed": seed,
+            "steps": profile.training.steps, "best_step": int(best["step"]),
             "best_val_loss": float(best["val_loss"]), "last_val_loss": float(log["val_loss"].iloc[-1]),
             "final_train_loss": float(log["loss"].iloc[-1]), "ciede2000": ours["ciede2000"],
             "ciede2000_gray": gray["ciede2000"], "psnr_gain_over_gray": ours["psnr"] - gray["psnr"],
@@ -74,10 +86,10 @@ def run_job(data_dir: str, design: str, seed: int) -> dict:
             "train_seconds": None if reused else round(trained - started, 1)}
 
 
-def worker(data_dir: str, index: int, count: int) -> int:
+def worker(data_dir: str, designs: list[str], seeds: list[int], index: int, count: int) -> int:
     from koalarization.atomic import write_json_atomic
 
-    for k, (design, seed) in enumerate(jobs()):
+    for k, (design, seed) in enumerate(jobs(designs, seeds)):
         path = f"{WORK}/results/{design}-s{seed}.json"
         if k % count != index or os.path.exists(path):
             continue
@@ -87,7 +99,7 @@ def worker(data_dir: str, index: int, count: int) -> int:
     return 0
 
 
-def write_results(data_dir: str, workers: int) -> None:
+def write_results(data_dir: str, name: str, designs: list[str], seeds: list[int], workers: int) -> None:
     import keras
     import pandas as pd
 
@@ -97,20 +109,21 @@ def write_results(data_dir: str, workers: int) -> None:
     from koalarization.train import read_log
 
     searches = Layout.for_profile("demo").searches
-    rows = [json.load(open(path)) for path in sorted(glob.glob(f"{WORK}/results/*.json"))]
+    rows = [json.load(open(f"{WORK}/results/{design}-s{seed}.json")) for design, seed in jobs(designs, seeds)]
     table = pd.DataFrame(rows)
-    table["design"] = pd.Categorical(table["design"], DESIGNS, ordered=True)
+    table["design"] = pd.Categorical(table["design"], designs, ordered=True)
     table = table.sort_values(["design", "seed"])
-    write_csv_atomic(table, searches.table("fusion_designs"))
+    curves_name = "fusion_design_curves" if name == "fusion_designs" else f"{name}_curves"
+    write_csv_atomic(table, searches.table(name))
     curves = [read_log(f"{WORK}/runs/{row['design']}-s{row['seed']}").assign(design=row["design"], seed=row["seed"])
               for row in rows]
-    write_csv_atomic(pd.concat(curves, ignore_index=True), searches.table("fusion_design_curves"))
+    write_csv_atomic(pd.concat(curves, ignore_index=True), searches.table(curves_name))
     info = hardware()
-    write_json_atomic(searches.run("fusion_designs"), {
+    write_json_atomic(searches.run(name), {
         "date": time.strftime("%Y-%m-%d"), "cpu": info.get("cpu_model", "?"), "cores": info.get("cpu_count"),
         "gpus": info.get("gpus"), "backend": keras.backend.backend(), "keras": keras.__version__,
         "python": platform.python_version(), "workers": workers, "profile": "demo", "data": data_dir,
-        "steps": int(table["steps"].iloc[0]), "seeds": len(SEEDS), "designs": list(DESIGNS), "argv": sys.argv[1:]})
+        "steps": int(table["steps"].iloc[0]), "seeds": len(seeds), "designs": designs, "argv": sys.argv[1:]})
     print(table.groupby("design", observed=True)[["ciede2000", "ciede2000_gray", "psnr_gain_over_gray",
                                                   "ab_std_ratio", "best_step"]].agg(["mean", "std"]).round(3))
 
@@ -118,17 +131,23 @@ def write_results(data_dir: str, workers: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="the demo's prepared dataset, with feature maps (stage 01)")
+    parser.add_argument("--designs", nargs="+", choices=list(DESIGNS), default=["global", "spatial", "hypercolumn"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--name", default="fusion_designs", help="the question's name: its work folder and tables")
     parser.add_argument("--workers", type=int, default=1, help="runs trained at once, each in its own process")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    global WORK
+    WORK = f"work/{args.name}"
     os.makedirs(f"{WORK}/results", exist_ok=True)
     if args.worker is not None:
-        return worker(args.data, args.worker, args.workers)
-    procs = [subprocess.Popen([sys.executable, __file__, "--data", args.data, "--workers", str(args.workers),
-                               "--worker", str(k)]) for k in range(args.workers)]
+        return worker(args.data, args.designs, args.seeds, args.worker, args.workers)
+    common = ["--data", args.data, "--designs", *args.designs, "--seeds", *map(str, args.seeds), "--name", args.name]
+    procs = [subprocess.Popen([sys.executable, __file__, *common, "--workers", str(args.workers), "--worker", str(k)])
+             for k in range(args.workers)]
     failed = sum(proc.wait() != 0 for proc in procs)
-    write_results(args.data, args.workers)
+    write_results(args.data, args.name, args.designs, args.seeds, args.workers)
     return 1 if failed else 0
 
 

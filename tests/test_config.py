@@ -31,6 +31,11 @@ def test_unknown_misspelt_or_mistyped_keys_are_errors_that_name_them(tmp_path):
         load_profile("ci", {"data.train_crop": 80})
     with pytest.raises(ProfileError, match="multiple of 8"):
         load_profile("ci", {"data.train_scale": 60})
+    raw = json.loads((ROOT / "src/koalarization/profiles/ci.json").read_text())
+    raw["models"][0]["map_dropout"] = 0.25  # the main model fuses the logits only: no maps to drop
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ProfileError, match="map_dropout needs fusion spatial or hypercolumn, not global"):
+        load_profile(str(path))
     with pytest.raises(ProfileError, match="unknown profile 'nope'"):
         load_profile("nope")
     assert parse_override("training.steps=12") == ("training.steps", 12)

@@ -51,3 +51,19 @@ def test_flop_count_matches_a_layer_by_layer_count(model):
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     macs = sum(int(np.prod(o.shape[1:3])) * int(np.prod(c.kernel.shape)) for c, o in zip(convs, outputs))
     assert flops_per_image(64, 96) == 2 * macs
+
+
+def test_map_dropout_drops_whole_map_channels_in_training_only():
+    channels = {"s8": 8, "s16": 8, "s32": 8}
+    plain = build_colorizer(10, fusion="spatial", feature_channels=channels)
+    dropped = build_colorizer(10, fusion="spatial", feature_channels=channels, map_dropout=0.5)
+    assert count_trainable(dropped) == count_trainable(plain)
+    dropped.set_weights(plain.get_weights())
+    rng = np.random.default_rng(0)
+    inputs = [rng.normal(size=(2, 32, 32, 1)).astype("float32"), rng.normal(size=(2, 10)).astype("float32"),
+              *[rng.normal(size=(2, size, size, 8)).astype("float32") for size in (4, 2, 1)]]
+    inference = np.asarray(dropped(inputs, training=False))
+    assert np.allclose(inference, np.asarray(plain(inputs, training=False)))
+    assert not np.allclose(np.asarray(dropped(inputs, training=True)), inference)
+    with pytest.raises(ValueError, match="map_dropout"):
+        build_colorizer(10, fusion="global", map_dropout=0.5)

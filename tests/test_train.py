@@ -109,6 +109,8 @@ def test_default_schedule_leaves_earlier_run_identities_unchanged():
     assert "lr_schedule" not in constant and "warmup_steps" not in constant
     cosine = training_config(manifest, TrainingSettings(steps=10, lr_schedule="cosine"), True, "mse", 0)
     assert cosine["lr_schedule"] == "cosine" and "warmup_steps" not in cosine  # each key left out at its default
+    assert "map_dropout" not in training_config(manifest, TrainingSettings(steps=10), "spatial", "mse", 0)
+    assert training_config(manifest, TrainingSettings(steps=10), "spatial", "mse", 0, 0.25)["map_dropout"] == 0.25
 
 
 @pytest.mark.slow
@@ -178,29 +180,52 @@ def test_precision_choices_and_one_device():
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
+@pytest.fixture(scope="module")
+def data_with_maps(tmp_path_factory):
+    photos = write_sample_jpegs(tmp_path_factory.mktemp("photos"))
+    prepared = tmp_path_factory.mktemp("data_with_maps")
+    result = koala("prepare", "--source", f"folder:{photos}", "--out", str(prepared), *DATA, "--feature-maps")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return prepared
+
+
 @pytest.mark.slow
-def test_a_spatial_network_trains_on_cached_feature_maps_and_its_checkpoint_carries_them(tmp_path):
-    """`koala prepare --feature-maps` then `koala train --fusion spatial` (and hypercolumn): the run learns from the
-    maps, its checkpoint says so, and it colorizes a photo with its classifier run on the fly."""
+def test_a_spatial_network_trains_on_cached_feature_maps_and_its_checkpoint_carries_them(data_with_maps, tmp_path):
+    """`koala prepare --feature-maps` then `koala train --fusion spatial` (and hypercolumn, with map dropout): the
+    run learns from the maps, its checkpoint says so, and it colorizes a photo with its classifier run on the fly."""
     from skimage import data as skdata
 
     from koalarization.colorize import Colorizer
 
-    photos = write_sample_jpegs(tmp_path / "photos")
-    prepared = tmp_path / "data"
-    result = koala("prepare", "--source", f"folder:{photos}", "--out", str(prepared), *DATA, "--feature-maps")
-    assert result.returncode == 0, result.stderr[-2000:]
-    for fusion in ("spatial", "hypercolumn"):
+    for fusion, dropout in (("spatial", "0"), ("hypercolumn", "0.25")):
         run = tmp_path / fusion
-        result = koala(*_args(prepared, run, steps=6, **{"--checkpoint-every": "3"}), "--fusion", fusion)
+        result = koala(*_args(data_with_maps, run, steps=6, **{"--checkpoint-every": "3"}), "--fusion", fusion,
+                       "--map-dropout", dropout)
         assert result.returncode == 0, result.stderr[-3000:]
         config = checkpoint.read_config(run)
         assert config["fusion"] == fusion and config["feature_shapes"]["s8"] == [28, 28, 40] and config["step"] == 6
+        assert config["training"].get("map_dropout", 0) == float(dropout)
         colorized = Colorizer(run).colorize(skdata.coffee())
         assert colorized.shape == skdata.coffee().shape
+        assert np.array_equal(colorized, Colorizer(run).colorize(skdata.coffee()))  # no dropout at inference
     without = tmp_path / "without_maps"
     result = koala(*_args(small_data_path(tmp_path), without, steps=2), "--fusion", "spatial")
     assert result.returncode != 0 and "feature maps" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_run_with_map_dropout_resumes_to_the_weights_of_an_uninterrupted_one(data_with_maps, tmp_path):
+    """The dropout masks' random state travels in the checkpoint (model.MapDropout): stopped at step 3 and resumed,
+    the run ends with the very weights of one trained to step 6 at once. Keras's own SpatialDropout2D fails this."""
+    def train_to(run, steps):
+        result = koala(*_args(data_with_maps, tmp_path / run, steps=steps, **{"--checkpoint-every": "3"}),
+                       "--fusion", "spatial", "--map-dropout", "0.5")
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(result.stdout.strip().splitlines()[-1])["weights_sha256"]
+
+    straight = train_to("straight", 6)
+    train_to("resumed", 3)
+    assert train_to("resumed", 6) == straight
 
 
 def small_data_path(tmp_path):

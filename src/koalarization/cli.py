@@ -128,6 +128,8 @@ def _train_parser(commands) -> None:
     parser.add_argument("--no-fusion", dest="fusion", action="store_const", const="none",
                         help="the ablation without the classifier (the same as --fusion none)")
     parser.add_argument("--loss", choices=LOSSES, default=spec["loss"].default, help=spec["loss"].description)
+    parser.add_argument("--map-dropout", type=float, default=spec["map_dropout"].default,
+                        help=spec["map_dropout"].description)
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=_train)
 
@@ -143,7 +145,7 @@ def _train(args) -> int:
                                 rebalance_lambda=args.rebalance_lambda)
     report: dict[str, Any] = {}
     final = train(args.data, args.run, settings, fusion=args.fusion, loss=args.loss, seed=args.seed,
-                  verbose=2 if sys.stderr.isatty() else 0, report=report)
+                  verbose=2 if sys.stderr.isatty() else 0, report=report, map_dropout=args.map_dropout)
     if not final:  # a worker other than the chief of several: it writes no checkpoint
         print(json.dumps(report))
         return 0

@@ -129,6 +129,8 @@ class ModelSpec(_Settings):
                                                  "paper's), spatial or hypercolumn (see config.Fusion)")
     loss: Loss = Field("mse", description="mse: the paper's; rebalanced: each pixel weighted by the rarity of its "
                                           "a*b* (Zhang 2016)")
+    map_dropout: float = Field(0.0, ge=0, lt=1, description="spatial and hypercolumn: the fraction of the "
+                                                          "classifier's map channels dropped per image in training")
     seeds: list[int] = Field(default=[0], min_length=1)
     label: str = ""
 
@@ -136,6 +138,12 @@ class ModelSpec(_Settings):
     @classmethod
     def _fusion_from_bool(cls, value: Any) -> Any:
         return as_fusion(value)
+
+    @model_validator(mode="after")
+    def _dropout_needs_maps(self) -> ModelSpec:
+        if self.map_dropout and not uses_feature_maps(self.fusion):
+            raise ValueError(f"model {self.name}: map_dropout needs fusion spatial or hypercolumn, not {self.fusion}")
+        return self
 
     @field_validator("seeds")
     @classmethod

@@ -12,6 +12,10 @@ Fusion levels (`config.Fusion`):
   or skin, not only *what* the photo shows;
 - `hypercolumn`: spatial, plus the stride-8 maps appended again in the decoder at H/4 and H/2 (Larsson et al. 2016,
   Dahl 2016), where finer positions are decided.
+
+`map_dropout` (spatial and hypercolumn only) drops whole channels of the classifier's maps while training
+(SpatialDropout2D, Tompson et al. 2015): with a few hundred photos the fusion convolution otherwise learns to lean on
+a handful of channels that happen to mark the training photos' colours (notebook 2, "map dropout").
 """
 from __future__ import annotations
 
@@ -63,6 +67,22 @@ class ResizeConcat(layers.Layer):
         return (*features_shape[:-1], features_shape[-1] + sum(s[-1] for s in maps_shape))
 
 
+@keras.saving.register_keras_serializable(package="koalarization")
+class MapDropout(layers.SpatialDropout2D):
+    """SpatialDropout2D whose random state is saved with the network.
+
+    Keras saves a layer's weights but not its seed generator, so a run resumed from a checkpoint would draw the
+    masks of step 0 again; with the state saved it draws those an uninterrupted run draws.
+    """
+
+    def save_own_variables(self, store: Any) -> None:
+        store["0"] = self.seed_generator.state
+
+    def load_own_variables(self, store: Any) -> None:
+        if "0" in store:  # absent from a network saved by plain SpatialDropout2D
+            self.seed_generator.state.assign(store["0"])
+
+
 def _standardized(tensor: Any, level: str, stats: dict[str, tuple[list[float], list[float]]] | None) -> Any:
     """A map input standardized channel by channel with the training photos' statistics (unchanged without)."""
     if not stats:
@@ -78,7 +98,7 @@ def _conv(x, filters, stride=1, name=None, activation="relu", kernel=3):
 def build_colorizer(embedding_dim: int = 1000, fusion: str | bool = "global",
                     feature_channels: dict[str, int] | None = None,
                     feature_stats: dict[str, tuple[list[float], list[float]]] | None = None,
-                    name: str = "koalarization") -> keras.Model:
+                    map_dropout: float = 0.0, name: str = "koalarization") -> keras.Model:
     """Inputs: `l` (N, H, W, 1) in [-1, 1]; with fusion, `embedding` (N, embedding_dim); with spatial fusion, the
     maps `s8`, `s16`, `s32` (N, h, w, feature_channels[level]) at any grid. Output: a*b*/127 (N, H, W, 2) in
     [-1, 1], float32 whatever the compute dtype.
@@ -90,8 +110,12 @@ def build_colorizer(embedding_dim: int = 1000, fusion: str | bool = "global",
     photos. The maps are standardized with them inside the network (fixed `Normalization` layers, saved with it):
     raw, their values reach 50 with a spread of 6, and appended at that scale beside the encoder's activations they
     saturate the tanh output within the first steps, after which nothing trains.
+
+    `map_dropout`: the fraction of the maps' channels dropped per image while training (none at inference).
     """
     level: str = as_fusion(fusion)
+    if map_dropout and not uses_feature_maps(level):
+        raise ValueError(f"map_dropout needs a network that takes the classifier's maps, not fusion={level}")
     l_input = keras.Input((None, None, 1), name="l")
     inputs = {"l": l_input}
     if uses_embedding(level):
@@ -101,6 +125,8 @@ def build_colorizer(embedding_dim: int = 1000, fusion: str | bool = "global",
             raise ValueError(f"a {level} network needs the classifier's feature_channels ({', '.join(LEVELS)})")
         inputs.update({name: keras.Input((None, None, feature_channels[name]), name=name) for name in LEVELS})
     maps = {level: _standardized(inputs[level], level, feature_stats) for level in LEVELS if level in inputs}
+    if map_dropout:
+        maps = {level: MapDropout(map_dropout, name=f"map_dropout_{level}")(m) for level, m in maps.items()}
     x = l_input
     for i, (filters, stride) in enumerate(ENCODER):
         x = _conv(x, filters, stride, name=f"encoder_{i}")

@@ -29,12 +29,12 @@ def train_models(profile: Profile, layout: Layout, verbose: Any = 2) -> tuple[Ru
         manifest = load_manifest(str(data_dir))
         checkpoints = {}
         for seed in spec.seeds:
-            settings = training_config(manifest, profile.training, spec.fusion, spec.loss, seed)
+            settings = training_config(manifest, profile.training, spec.fusion, spec.loss, seed, spec.map_dropout)
             run_dir = layout.run_dir(spec.name, seed, settings)
             log.info("== %s, seed %d -> %s", spec.name, seed, run_dir)
             started = time.time()
             checkpoints[seed] = train(str(data_dir), str(run_dir), profile.training, fusion=spec.fusion,
-                                      loss=spec.loss, seed=seed, verbose=verbose)
+                                      loss=spec.loss, seed=seed, verbose=verbose, map_dropout=spec.map_dropout)
             seconds[(spec.name, seed)] = time.time() - started
         models[spec.name] = RunEntry(backbone=spec.backbone, fusion=spec.fusion, loss=spec.loss, label=spec.title,
                                      data_dir=str(data_dir), checkpoints=checkpoints)

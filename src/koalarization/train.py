@@ -115,13 +115,13 @@ def _step(model) -> int:
 
 
 def training_config(data_manifest: dict[str, Any], settings: TrainingSettings, fusion: str | bool, loss: str,
-                    seed: int) -> dict[str, Any]:
+                    seed: int, map_dropout: float = 0.0) -> dict[str, Any]:
     """Everything a run's result depends on. A resumed run must match it exactly."""
     params = data_manifest["params"]
     return {"backbone": params["backbone"], "data_fingerprint": data_manifest["fingerprint"],
             "train_scale": params["train_scale"], "train_crop": params["train_crop"],
             "crops_per_photo": params.get("crops_per_photo", 0), "fusion": as_fusion(fusion), "loss": loss,
-            "seed": seed,
+            "seed": seed, **({"map_dropout": map_dropout} if map_dropout else {}),
             **{k: v for k, v in settings.model_dump(mode="json").items()
                if k != "keep" and not (k in _OMITTED_AT_DEFAULT and v == _OMITTED_AT_DEFAULT[k])}}
 
@@ -158,13 +158,15 @@ def _compare(saved: dict[str, Any], wanted: dict[str, Any], run_dir: str) -> Non
 
 
 def train(data_dir: str, run_dir: str, settings: TrainingSettings, fusion: str | bool = "global", loss: str = "mse",
-          seed: int = 0, keep_checkpoints: int = 2, verbose: Any = "auto", report: dict[str, Any] | None = None) -> str:
+          seed: int = 0, keep_checkpoints: int = 2, verbose: Any = "auto", report: dict[str, Any] | None = None,
+          map_dropout: float = 0.0) -> str:
     """Train (or resume) into run_dir. Returns the checkpoint to evaluate: the best by validation loss
     (`settings.keep == "best"`, when there is a validation split) or the last.
 
     On several workers (`distributed`) every worker calls this with the same settings; only the chief (worker 0)
     writes into its run_dir, and the others return "" (their weights equal the chief's). `report`, where given, is
-    filled with this worker's index, the number of workers, the last step and a digest of the final weights."""
+    filled with this worker's index, the number of workers, the last step and a digest of the final weights.
+    `map_dropout`: see `model.build_colorizer` (spatial and hypercolumn networks)."""
     import keras
 
     from .data.prepare import load_manifest
@@ -172,7 +174,7 @@ def train(data_dir: str, run_dir: str, settings: TrainingSettings, fusion: str |
 
     here = cluster()  # first: jax.distributed must start before anything touches a device
     manifest = load_manifest(data_dir)
-    wanted = training_config(manifest, settings, fusion, loss, seed)
+    wanted = training_config(manifest, settings, fusion, loss, seed, map_dropout)
     if uses_feature_maps(wanted["fusion"]) and not manifest.get("feature_shapes"):
         raise TrainingError(f"a {wanted['fusion']} network learns from the classifier's feature maps, and {data_dir} "
                             f"was prepared without them: prepare it with --feature-maps (data.feature_maps: true)")
@@ -261,7 +263,7 @@ def _model_to_train(run_dir: str | None, data_dir: str, manifest: dict[str, Any]
     channels = {level: shape[-1] for level, shape in shapes.items()}
     stats = feature_statistics(data_dir, shapes) if uses_feature_maps(wanted["fusion"]) else None
     model = build_colorizer(manifest.get("embedding_dim", 1000), fusion=wanted["fusion"], feature_channels=channels,
-                            feature_stats=stats)
+                            feature_stats=stats, map_dropout=wanted.get("map_dropout", 0.0))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(settings)),
                   loss=make_loss(wanted["loss"], data_dir, wanted, settings.rebalance_lambda))
     return model

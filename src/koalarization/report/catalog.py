@@ -132,6 +132,9 @@ TABLES = [
           "seeds; per split, each seed alone and the average of the first k seeds, means over photos."),
     Entry("fusion_designs", "02_train", "Spatial fusion designs tried", "The paper's network and two spatial "
           "designs at the demo's recipe, one row per design and seed, on the validation split."),
+    Entry("map_dropout", "02_train", "Map dropout tried", "The spatial network with and without a quarter of the "
+          "classifier's map channels dropped per image in training, at the demo's recipe, one row per seed, on the "
+          "validation split."),
     Entry("data_summary", "01_prepare_data", "Photos per source and split", "After removing unreadable, too small, "
           "black-and-white and duplicate photos."),
     Entry("excluded_photos", "01_prepare_data", "Photos left out", "Every photo not used, and why."),
