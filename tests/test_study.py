@@ -95,6 +95,7 @@ def test_the_report_page_answers_the_readers_questions_and_has_no_broken_links(r
     assert "Holm p" in page and "not significant" in page and "the networks at hand" in page
     assert "Where the classifier's knowledge enters" in page and "fusion (Lite0), 2-seed ensemble" in page
     assert "6,694,626 trainable parameters" in page  # the spatial network's size, as the page reports it
+    assert "25% of the map channels dropped per image in training" in page  # the ci profile's spatial model
     links = _Links()
     links.feed(page)
     local = [t for t in links.targets if not t.startswith(("http://", "https://", "#"))]

@@ -66,7 +66,10 @@ FUSION_WORDS = {"none": "no classifier", "global": "the classifier's global logi
 
 def _models_fact(p: dict[str, Any], trained: TrainRecord | None) -> str:
     parameters = trained.parameters if trained else {}
-    return "; ".join(f"{m.get('label') or m['name']} ({FUSION_WORDS[m['fusion']]}, {m['loss']} loss, seeds "
+    return "; ".join(f"{m.get('label') or m['name']} ({FUSION_WORDS[m['fusion']]}"
+                     + (f", {m['map_dropout']:.0%} of the map channels dropped per image in training"
+                        if m.get("map_dropout") else "")
+                     + f", {m['loss']} loss, seeds "
                      f"{', '.join(map(str, m['seeds']))}"
                      + (f", {parameters[m['name']]:,} trainable parameters" if m["name"] in parameters else "") + ")"
                      for m in p["models"])
