@@ -211,6 +211,8 @@ def test_a_spatial_network_trains_on_cached_feature_maps_and_its_checkpoint_carr
     without = tmp_path / "without_maps"
     result = koala(*_args(small_data_path(tmp_path), without, steps=2), "--fusion", "spatial")
     assert result.returncode != 0 and "feature maps" in result.stderr
+    result = koala(*_args(data_with_maps, tmp_path / "global", steps=2), "--map-dropout", "0.25")
+    assert result.returncode == 2 and "a global network takes none" in result.stderr, result.stderr[-2000:]
 
 
 @pytest.mark.slow

@@ -15,7 +15,8 @@ Fusion levels (`config.Fusion`):
 
 `map_dropout` (spatial and hypercolumn only) drops whole channels of the classifier's maps while training
 (SpatialDropout2D, Tompson et al. 2015): with a few hundred photos the fusion convolution otherwise learns to lean on
-a handful of channels that happen to mark the training photos' colours (notebook 2, "map dropout").
+a handful of channels that happen to mark the training photos' colours (notebook 2, "Dropping map channels while
+training").
 """
 from __future__ import annotations
 

@@ -175,6 +175,9 @@ def train(data_dir: str, run_dir: str, settings: TrainingSettings, fusion: str |
     here = cluster()  # first: jax.distributed must start before anything touches a device
     manifest = load_manifest(data_dir)
     wanted = training_config(manifest, settings, fusion, loss, seed, map_dropout)
+    if map_dropout and not uses_feature_maps(wanted["fusion"]):
+        raise TrainingError(f"map dropout drops channels of the classifier's feature maps, and a {wanted['fusion']} "
+                            f"network takes none: use --fusion spatial or hypercolumn, or leave out --map-dropout")
     if uses_feature_maps(wanted["fusion"]) and not manifest.get("feature_shapes"):
         raise TrainingError(f"a {wanted['fusion']} network learns from the classifier's feature maps, and {data_dir} "
                             f"was prepared without them: prepare it with --feature-maps (data.feature_maps: true)")
