@@ -43,14 +43,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # design -> (fusion level, map dropout)
 DESIGNS = {"global": ("global", 0.0), "spatial": ("spatial", 0.0), "hypercolumn": ("hypercolumn", 0.0),
            "spatial_dropout": ("spatial", 0.25)}
-WORK = "work/fusion_designs"
 
 
 def jobs(designs: list[str], seeds: list[int]) -> list[tuple[str, int]]:
     return [(design, seed) for seed in seeds for design in designs]
 
 
-def run_job(data_dir: str, design: str, seed: int) -> dict:
+def run_job(work: str, data_dir: str, design: str, seed: int) -> dict:
     """Train one run (a finished identical run is reused) and score its best checkpoint on the validation photos."""
     from koalarization import checkpoint as checkpoints
     from koalarization.config import load_profile
@@ -60,7 +59,7 @@ def run_job(data_dir: str, design: str, seed: int) -> dict:
     from koalarization.train import backend, read_log, train
 
     profile = load_profile("demo")
-    run_dir = f"{WORK}/runs/{design}-s{seed}"
+    run_dir = f"{work}/runs/{design}-s{seed}"
     latest = checkpoints.latest_or_none(run_dir)
     reused = bool(latest) and checkpoints.read_config(latest)["step"] >= profile.training.steps
     started = time.time()
@@ -70,7 +69,7 @@ def run_job(data_dir: str, design: str, seed: int) -> dict:
     trained = time.time()
     runs = RunsIndex(models={design: RunEntry(backbone="efficientnet_lite0", fusion=fusion, loss="mse", label=design,
                                               data_dir=data_dir, checkpoints={seed: best_checkpoint})})
-    per_photo = evaluate(runs, EvalFiles(Path(f"{WORK}/eval/{design}-s{seed}")), split="validation",
+    per_photo = evaluate(runs, EvalFiles(Path(f"{work}/eval/{design}-s{seed}")), split="validation",
                          save_images=False, progress=False)
     means = per_photo.groupby("model")[["ciede2000", "psnr", "ab_std_ratio", "colorfulness_gap"]].mean()
     log = read_log(run_dir)
@@ -86,20 +85,20 @@ def run_job(data_dir: str, design: str, seed: int) -> dict:
             "train_seconds": None if reused else round(trained - started, 1)}
 
 
-def worker(data_dir: str, designs: list[str], seeds: list[int], index: int, count: int) -> int:
+def worker(work: str, data_dir: str, designs: list[str], seeds: list[int], index: int, count: int) -> int:
     from koalarization.atomic import write_json_atomic
 
     for k, (design, seed) in enumerate(jobs(designs, seeds)):
-        path = f"{WORK}/results/{design}-s{seed}.json"
+        path = f"{work}/results/{design}-s{seed}.json"
         if k % count != index or os.path.exists(path):
             continue
-        row = run_job(data_dir, design, seed)
+        row = run_job(work, data_dir, design, seed)
         write_json_atomic(path, row)
         print(json.dumps(row), flush=True)
     return 0
 
 
-def write_results(data_dir: str, name: str, designs: list[str], seeds: list[int], workers: int) -> None:
+def write_results(work: str, data_dir: str, name: str, designs: list[str], seeds: list[int], workers: int) -> None:
     import keras
     import pandas as pd
 
@@ -109,13 +108,13 @@ def write_results(data_dir: str, name: str, designs: list[str], seeds: list[int]
     from koalarization.train import read_log
 
     searches = Layout.for_profile("demo").searches
-    rows = [json.load(open(f"{WORK}/results/{design}-s{seed}.json")) for design, seed in jobs(designs, seeds)]
+    rows = [json.load(open(f"{work}/results/{design}-s{seed}.json")) for design, seed in jobs(designs, seeds)]
     table = pd.DataFrame(rows)
     table["design"] = pd.Categorical(table["design"], designs, ordered=True)
     table = table.sort_values(["design", "seed"])
     curves_name = "fusion_design_curves" if name == "fusion_designs" else f"{name}_curves"
     write_csv_atomic(table, searches.table(name))
-    curves = [read_log(f"{WORK}/runs/{row['design']}-s{row['seed']}").assign(design=row["design"], seed=row["seed"])
+    curves = [read_log(f"{work}/runs/{row['design']}-s{row['seed']}").assign(design=row["design"], seed=row["seed"])
               for row in rows]
     write_csv_atomic(pd.concat(curves, ignore_index=True), searches.table(curves_name))
     info = hardware()
@@ -138,16 +137,15 @@ def main() -> int:
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    global WORK
-    WORK = f"work/{args.name}"
-    os.makedirs(f"{WORK}/results", exist_ok=True)
+    work = f"work/{args.name}"
+    os.makedirs(f"{work}/results", exist_ok=True)
     if args.worker is not None:
-        return worker(args.data, args.designs, args.seeds, args.worker, args.workers)
+        return worker(work, args.data, args.designs, args.seeds, args.worker, args.workers)
     common = ["--data", args.data, "--designs", *args.designs, "--seeds", *map(str, args.seeds), "--name", args.name]
     procs = [subprocess.Popen([sys.executable, __file__, *common, "--workers", str(args.workers), "--worker", str(k)])
              for k in range(args.workers)]
     failed = sum(proc.wait() != 0 for proc in procs)
-    write_results(args.data, args.name, args.designs, args.seeds, args.workers)
+    write_results(work, args.data, args.name, args.designs, args.seeds, args.workers)
     return 1 if failed else 0
 
 
