@@ -371,7 +371,7 @@ def main():
     from evaluation import compare
 
     print("measuring evaluation: 7513c24's code against today's, same checkpoints and photos ...", flush=True)
-    report["evaluation"] = compare(EVALUATION_PHOTOS, [0, 1])
+    report["evaluation"] = compare(EVALUATION_PHOTOS, [0, 1, 2])
     report["study_seconds"] = study_times()
     report["gpu"] = gpu_note()
     report["bench_seconds"] = time.perf_counter() - started

@@ -168,6 +168,6 @@ def test_evaluation_gives_the_per_photo_numbers_of_the_code_before(tmp_path):
     runs = bench.untrained_runs(str(tmp_path), str(data))
     before = bench.old_evaluate(runs, "test", str(tmp_path / "old"), None)
     assert len(before) >= 3 * 17
-    for workers in (0, 1):
+    for workers in (0, 1, 2):
         today = bench.new_evaluate(runs, "test", str(tmp_path / f"new{workers}"), None, workers)
         assert bench.same_numbers(before, today), workers

@@ -164,12 +164,15 @@ def _evaluate_parser(commands) -> None:
                              "name with other checkpoints for other seeds)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--split", default="test", choices=["test", "heldout", "validation"])
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes that score while the networks run (default: one per usable core, at most "
+                             "8; 0: all in this process); the numbers do not depend on it")
     parser.set_defaults(func=_evaluate)
 
 
 def _evaluate(args) -> int:
     from . import checkpoint
-    from .evaluate.run import average_seeds, evaluate
+    from .evaluate.run import average_seeds, evaluate, scoring_workers
     from .evaluate.stats import summarize
     from .layout import EvalFiles
     from .report.tables import format_summary
@@ -185,7 +188,8 @@ def _evaluate(args) -> int:
                                                  data_dir=data, checkpoints={}))
         entry.checkpoints[len(entry.checkpoints)] = checkpoint_path
     per_photo = evaluate(RunsIndex(models=models), EvalFiles(Path(args.out)), split=args.split,
-                         progress=sys.stderr.isatty())
+                         progress=sys.stderr.isatty(),
+                         workers=scoring_workers() if args.workers is None else args.workers)
     print(format_summary(summarize(average_seeds(per_photo).drop(columns=["seeds"]))).to_string(index=False))
     return 0
 

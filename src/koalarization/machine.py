@@ -35,6 +35,15 @@ def cpu_has_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the platform tells (a container or `taskset`
+    limits it below os.cpu_count()), else os.cpu_count()."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def memory_gb() -> float | None:
     try:
         with open("/proc/meminfo") as handle:
@@ -46,8 +55,8 @@ def memory_gb() -> float | None:
 def hardware() -> dict[str, Any]:
     """The facts a run's manifest records about where it ran."""
     info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                            "cpu_count": os.cpu_count(), "machine": platform.machine(), "cpu_model": cpu_model(),
-                            "cpu_bf16": cpu_has_bf16(), "memory_gb": memory_gb()}
+                            "cpu_count": os.cpu_count(), "usable_cores": usable_cores(), "machine": platform.machine(),
+                            "cpu_model": cpu_model(), "cpu_bf16": cpu_has_bf16(), "memory_gb": memory_gb()}
     try:
         from .train import accelerators
 

@@ -125,6 +125,16 @@ def _images_to_save(files: EvalFiles, photo: EvalPhoto, keys: Iterable[tuple[str
             if seed is None or seed == first_seed.get(model)}
 
 
+def scoring_workers() -> int:
+    """Processes that score while the networks run: one per usable core, at most 8. Scoring (CIEDE2000, SSIM and the
+    color conversions, about 0.8 s per photo of the demo's 18 predictions) costs more than running the networks (0.4
+    s), so on 2 cores two workers beat one: the demo's held-out split in 50 s instead of 64 s (AMD EPYC,
+    benchmarks/evaluation.py measures it). The numbers do not depend on it."""
+    from ..machine import usable_cores
+
+    return max(1, min(8, usable_cores()))
+
+
 def evaluate(runs: RunsIndex, files: EvalFiles, split: str = "test", baselines: bool = True,
              save_images: bool = True, progress: bool = True, ensembles: bool = True, workers: int = 0
              ) -> pd.DataFrame:
