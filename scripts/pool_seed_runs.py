@@ -12,26 +12,21 @@ the verdicts per run are written beside it, so a reader sees what one run of thr
         --results results/demo /tmp/fresh/results/demo
 
 Writes results/seed_shift/seed_shift_<profile>.csv (one row per question and run: `first`, `second`, `pooled`)
-and seed_shift_<profile>.md, and prints them.
+and seed_shift_<profile>.md, and prints them. Stage 3 of the profile reads the CSV and sets each of its own
+procedure verdicts beside the rerun's and the pooled one (`evaluate.replication`, on the report page).
 """
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pandas as pd
 
-from koalarization.evaluate.family import procedure_family
+from koalarization.evaluate.replication import seed_shift_record
 from koalarization.layout import Layout
 from koalarization.report.tables import write_table
 from koalarization.stages import EvaluationRecord, read_json_record
 
 SPLITS = ("test", "heldout")
-OUT = Path("results/seed_shift")  # not results/recipe_search: that folder is stage 2's input
-COLUMNS = ["run", "model_a", "model_b", "metric", "seeds_a", "seeds_b", "n_photos", "mean_diff", "diff_ci_low",
-           "diff_ci_high", "se_seed", "se_photo", "df", "p_value", "p_holm", "verdict"]
-
-
 CAPTION = ("The procedure questions answered by each of two runs of the profile (`first`: its seeds, `second`: the "
            "seeds shifted by 10) and by both runs' seeds pooled, on every unseen photo; seed-aware t tests, "
            "Holm-adjusted within each run's family and within the pooled one.")
@@ -40,16 +35,6 @@ CAPTION = ("The procedure questions answered by each of two runs of the profile 
 def per_photo(layout: Layout) -> dict[str, pd.DataFrame]:
     """One run's per-photo scores on the unseen splits, as notebook 3 reads them."""
     return {split: pd.read_csv(layout.eval_files(split).per_photo) for split in SPLITS}
-
-
-def network_seeds(scores: dict[str, pd.DataFrame], record: EvaluationRecord) -> set[float]:
-    """The seeds of the run's trained networks (by role, not by name)."""
-    networks = {role.id for role in record.roles.networks()}
-    return {seed for frame in scores.values() for seed in frame.loc[frame["model"].isin(networks), "seed"]}
-
-
-def procedure_rows(scores: dict[str, pd.DataFrame], record: EvaluationRecord, run: str) -> list[dict]:
-    return [{"run": run, **row.model_dump(include=set(COLUMNS))} for row in procedure_family(scores, record.roles)]
 
 
 def main() -> None:
@@ -61,15 +46,13 @@ def main() -> None:
     layouts = [Layout.for_profile(args.profile, results, work) for work, results in zip(args.work, args.results)]
     records = [read_json_record(layout.record("03_evaluate"), EvaluationRecord) for layout in layouts]
     scores = [per_photo(layout) for layout in layouts]
-    overlap = network_seeds(scores[0], records[0]) & network_seeds(scores[1], records[1])
-    if overlap:
-        raise SystemExit(f"the runs share seeds {sorted(overlap)}: pooling them would count a network twice")
-    pooled = {split: pd.concat([run[split] for run in scores], ignore_index=True) for split in SPLITS}
-    rows = procedure_rows(scores[0], records[0], "first") + procedure_rows(scores[1], records[1], "second")
-    rows += procedure_rows(pooled, records[0], "pooled")
-    table = pd.DataFrame(rows)[COLUMNS].sort_values(["model_a", "model_b", "metric"], kind="stable")
-    OUT.mkdir(parents=True, exist_ok=True)
-    write_table(table, OUT / f"seed_shift_{args.profile}", caption=CAPTION)
+    try:
+        table = seed_shift_record(scores[0], scores[1], records[0].roles)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    target = layouts[0].seed_shift_table  # stage 3 reads it (not results/recipe_search: stage 2's input)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_table(table, target.with_suffix(""), caption=CAPTION)
     print(table.round(4).to_string(index=False))
 
 

@@ -187,6 +187,16 @@ class Layout:
         return Path("results") / "recipe_search"
 
     @property
+    def seed_shift_dir(self) -> Path:
+        """Reruns of a profile with other seeds and their pooled answers (scripts/pool_seed_runs.py, committed)."""
+        return Path("results") / "seed_shift"
+
+    @property
+    def seed_shift_table(self) -> Path:
+        """The procedure questions answered by a run, a rerun with every seed shifted and both pooled (stage 3)."""
+        return self.seed_shift_dir / f"seed_shift_{self.profile}.csv"
+
+    @property
     def searches(self) -> SearchFiles:
         return SearchFiles(self.recipe_search_dir)
 

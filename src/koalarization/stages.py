@@ -275,6 +275,33 @@ class ProcedureComparison(Comparison):
     df: float
 
 
+Verdict = Literal["a better", "b better", "a higher", "b higher", "no evidence", "not tested"]
+
+
+class VerdictReplication(_Record):
+    """One procedure question asked again: this run's verdict beside a rerun's with other seeds and both runs' seeds
+    pooled (`evaluate.replication`, from the record `scripts/pool_seed_runs.py` writes)."""
+
+    model_a: str
+    model_b: str
+    metric: str
+    label: str
+    seeds_here: list[int]
+    verdict_here: Verdict
+    seeds_rerun: list[int]
+    verdict_rerun: Verdict
+    rerun_diff: float
+    rerun_p_holm: float
+    seeds_pooled: list[int]
+    verdict_pooled: Verdict
+    pooled_diff: float
+    pooled_ci_low: float
+    pooled_ci_high: float
+    pooled_p_holm: float
+    held: bool  # the rerun reached this run's verdict
+    recorded_from_this_run: bool  # the record's run with this run's seeds has this run's numbers
+
+
 class EvaluationRecord(StageRecord):
     stage: ClassVar[str] = "03_evaluate"
     main_model: str
@@ -288,6 +315,8 @@ class EvaluationRecord(StageRecord):
     family: str
     family_size: int
     procedure_family: str = ""
+    replication: list[VerdictReplication] = []
+    replication_source: str = ""  # the record read (results/seed_shift/seed_shift_<profile>.csv); "" where none
 
 
 class FiguresRecord(StageRecord):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..stages import EvaluationRecord, PairedComparison, ProcedureComparison, Roles
+from ..stages import EvaluationRecord, PairedComparison, ProcedureComparison, Roles, VerdictReplication
 from .family import describe_families
 
 
@@ -18,8 +18,10 @@ def means_by_split(summaries: dict[str, pd.DataFrame]) -> dict[str, dict[str, di
 
 def evaluation_record(roles: Roles, averaged: dict[str, pd.DataFrame], summaries: dict[str, pd.DataFrame],
                       by_chroma: pd.DataFrame, networks: list[PairedComparison],
-                      procedures: list[ProcedureComparison]) -> EvaluationRecord:
-    """Everything stage 3 found, typed."""
+                      procedures: list[ProcedureComparison], replication: list[VerdictReplication] | None = None,
+                      replication_source: str = "") -> EvaluationRecord:
+    """Everything stage 3 found, typed. `replication`: the procedure verdicts set beside a rerun's with other seeds
+    (`evaluate.replication`), read from `replication_source`."""
     network_text, procedure_text = describe_families(roles, list(averaged))
     return EvaluationRecord(
         main_model=roles.main().id, roles=roles,
@@ -27,4 +29,5 @@ def evaluation_record(roles: Roles, averaged: dict[str, pd.DataFrame], summaries
         n_heldout=int(averaged["heldout"]["photo_id"].nunique()) if "heldout" in averaged else 0,
         means=means_by_split(summaries), error_by_chroma=by_chroma.to_dict("records"),
         comparisons=networks, procedures=procedures, family=network_text, family_size=len(networks),
-        procedure_family=procedure_text)
+        procedure_family=procedure_text, replication=replication or [],
+        replication_source=replication_source if replication else "")

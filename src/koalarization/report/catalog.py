@@ -109,6 +109,13 @@ TABLES = [
           "knowledge enters, and which loss, as training procedures: each trained with several seeds, the seed a "
           "random factor beside the photo (a t test whose standard error adds the spread over seeds to the spread "
           "over photos), on every unseen photo, Holm-adjusted over this family."),
+    Entry("verdict_replication", "03_evaluate", "Do the procedure verdicts survive other seeds?",
+          "Each procedure question of this run asked again by a rerun of the study with every seed shifted (other "
+          "networks, the same photos) and by both runs' seeds pooled (scripts/pool_seed_runs.py, "
+          "results/seed_shift/). 'held': the rerun reached this run's verdict. A verdict that did not hold rests on an "
+          "effect near the edge of what its seeds can detect: read the pooled verdict, with twice the seeds, beside "
+          "it. 'recorded_from_this_run' false: the record was made from a run with other numbers (another machine "
+          "or commit) and stands in for this one."),
     Entry("dose_response", "03_evaluate", "Where the classifier's knowledge enters, rung by rung", "Per split, each "
           "network's mean CIEDE2000 over its seeds and photos, its per-seed means, and the seed-aware difference to "
           "the rung below with its 95% interval (unadjusted; the verdicts are in the procedure comparisons)."),

@@ -11,7 +11,15 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from ..stages import EvaluationRecord, PairedComparison, ProcedureComparison, Roles, UserStudyRecord
+from ..stages import (
+    EvaluationRecord,
+    PairedComparison,
+    ProcedureComparison,
+    Roles,
+    UserStudyRecord,
+    VerdictReplication,
+)
+from .tables import verdict_words
 
 ALPHA = 0.05
 Row = PairedComparison | ProcedureComparison
@@ -121,11 +129,13 @@ def where_knowledge_enters(record: EvaluationRecord, labels: dict[str, str]) -> 
         return ""
     return ("<b>Where the classifier's knowledge enters</b> (the training procedures, each with its seeds: a rerun "
             "with other seeds is part of the interval; on every unseen photo): " + "; ".join(parts) + ". "
-            + html.escape(fusion_meaning(rows, roles)))
+            + html.escape(fusion_meaning(rows, roles, record.replication, labels)))
 
 
-def fusion_meaning(rows: list[ProcedureComparison], roles: Roles) -> str:
-    """What the procedure comparisons say about the paper's claim and about spatial fusion."""
+def fusion_meaning(rows: list[ProcedureComparison], roles: Roles, replication: list[VerdictReplication] | None = None,
+                   labels: dict[str, str] | None = None) -> str:
+    """What the procedure comparisons say about the paper's claim and about spatial fusion, and (`replication`)
+    whether a rerun with other seeds said the same."""
     none, global_, spatial = roles.like_main("none"), roles.like_main("global"), roles.spatial()
     sentences = []
     paper = find(rows, global_.id, none.id, "ciede2000") if global_ and none else None
@@ -148,7 +158,59 @@ def fusion_meaning(rows: list[ProcedureComparison], roles: Roles) -> str:
     elif where is not None and where.p_holm == where.p_holm:
         sentences.append("Whether the feature maps add to the global logits is not settled at this number of "
                          "seeds and photos.")
+    for question in (paper, where):
+        note = rerun_note(find(replication or [], question.model_a, question.model_b, question.metric),
+                          labels or roles.labels()) if question is not None else ""
+        if note:
+            sentences.append(note)
     return " ".join(sentences)
+
+
+def _pooled_text(rep: VerdictReplication, labels: dict[str, str]) -> str:
+    a, b = labels.get(rep.model_a, rep.model_a), labels.get(rep.model_b, rep.model_b)
+    p = f"{rep.pooled_p_holm:.2g}" if rep.pooled_p_holm >= 0.001 else "< 0.001"
+    return (f"{rep.label} {_fmt(rep.pooled_diff)} [{_fmt(rep.pooled_ci_low)}, {_fmt(rep.pooled_ci_high)}], Holm p "
+            f"{'' if p.startswith('<') else '= '}{p}: {verdict_words(rep.verdict_pooled, a, b)}")
+
+
+def rerun_note(rep: VerdictReplication | None, labels: dict[str, str]) -> str:
+    """Plain text: where a rerun with other seeds did not reach this run's verdict, or the pooled seeds reach
+    another, what they say ('' where both agree with this run)."""
+    if rep is None or (rep.held and rep.verdict_pooled == rep.verdict_here):
+        return ""
+    a, b = labels.get(rep.model_a, rep.model_a), labels.get(rep.model_b, rep.model_b)
+    rerun = ("The rerun with other seeds reached the same verdict" if rep.held else
+             f"A rerun with other seeds did not reach this verdict ({verdict_words(rep.verdict_rerun, a, b)})")
+    return (f"{rerun}; with both runs' {len(rep.seeds_pooled)} seeds pooled, {a} − {b}: "
+            f"{_pooled_text(rep, labels)}.")
+
+
+def replication_finding(record: EvaluationRecord, labels: dict[str, str]) -> str:
+    """How many procedure verdicts a rerun with other seeds reached too, which it did not, and what both runs'
+    seeds pooled say about those."""
+    rows = record.replication
+    if not rows:
+        return ""
+    changed = [r for r in rows if not r.held]
+    seeds = ", ".join(str(s) for s in rows[0].seeds_rerun)
+    text = (f"<b>Do the procedure verdicts survive other seeds?</b> The study rerun with seeds {seeds} (other "
+            f"networks, the same photos; {html.escape(record.replication_source)}): {len(rows) - len(changed)} of "
+            f"{len(rows)} procedure verdicts the same.")
+    if not all(r.recorded_from_this_run for r in rows):
+        text += (" The record was made from a run whose numbers differ from this one's (another machine or commit), "
+                 "so it shows what a rerun can change, not a check of this run.")
+    if not changed:
+        return text + " Every verdict held."
+    parts = []
+    for r in changed:
+        a, b = labels.get(r.model_a, r.model_a), labels.get(r.model_b, r.model_b)
+        parts.append(f"{html.escape(a)} − {html.escape(b)} on {html.escape(r.label)}: "
+                     f"{html.escape(verdict_words(r.verdict_here, a, b))} here, "
+                     f"{html.escape(verdict_words(r.verdict_rerun, a, b))} in the rerun; pooled "
+                     f"{html.escape(_pooled_text(r, labels))}")
+    return (text + " Not the same: " + "; ".join(parts) + f". These rest on effects near the edge of what "
+            f"{len(rows[0].seeds_here)} seeds per procedure can detect; the pooled verdicts, with "
+            f"{len(rows[0].seeds_pooled)} seeds, are the better guide.")
 
 
 def loss_finding(record: EvaluationRecord, labels: dict[str, str]) -> list[str]:
@@ -236,6 +298,9 @@ def findings(evaluation: EvaluationRecord, user_study: UserStudyRecord | None = 
             out.append(f"<b>Where the color error is:</b> {html.escape(where)} Pooled over all pixels, not "
                        f"averaged per photo.")
     out += loss_finding(evaluation, labels)
+    replicated = replication_finding(evaluation, labels)
+    if replicated:
+        out.append(replicated)
     if user_study:
         out.append(f"<b>User study:</b> {html.escape(user_study.message)}"
                    + "".join(f" {html.escape(s)}" for s in user_study.findings))

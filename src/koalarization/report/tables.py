@@ -206,6 +206,35 @@ def comparisons_table(rows: list, labels: dict[str, str]) -> pd.DataFrame:
     return frame
 
 
+def verdict_words(verdict: str, a: str, b: str) -> str:
+    """A replication verdict ('a better', 'no evidence', ...) in words, the models by label."""
+    side, _, what = verdict.partition(" ")
+    if side in ("a", "b") and what in ("better", "higher"):
+        return f"{a if side == 'a' else b} {what}"
+    return verdict
+
+
+def replication_table(rows: list, labels: dict[str, str]) -> pd.DataFrame:
+    """`stages.VerdictReplication` rows as the page's table: each procedure question, this run's verdict, the
+    rerun's with other seeds, whether it held, and the verdict of both runs' seeds pooled with its interval."""
+    out = []
+    for row in rows:
+        a, b = labels.get(row.model_a, row.model_a), labels.get(row.model_b, row.model_b)
+        out.append({"model_a": a, "model_b": b, "metric": row.label,
+                    "this run": f"{verdict_words(row.verdict_here, a, b)} (seeds {_seed_list(row.seeds_here)})",
+                    "rerun": f"{verdict_words(row.verdict_rerun, a, b)} (seeds {_seed_list(row.seeds_rerun)})",
+                    "held": "yes" if row.held else "NO",
+                    "pooled": verdict_words(row.verdict_pooled, a, b), "pooled_seeds": len(row.seeds_pooled),
+                    "pooled_diff": row.pooled_diff, "pooled_ci_low": row.pooled_ci_low,
+                    "pooled_ci_high": row.pooled_ci_high, "pooled_p_holm": row.pooled_p_holm,
+                    "recorded_from_this_run": row.recorded_from_this_run})
+    return pd.DataFrame(out)
+
+
+def _seed_list(seeds: list[int]) -> str:
+    return ", ".join(str(s) for s in seeds)
+
+
 def seed_means(per_photo: dict[str, pd.DataFrame], models: list[tuple[str, str]], metric: str = "ciede2000"
                ) -> pd.DataFrame:
     """Each seed's mean over the photos of each split, for the models [(id, label)]: what a rerun with one seed

@@ -1,0 +1,132 @@
+"""Do the procedure verdicts survive other seeds? The record of a rerun with shifted seeds, built from two synthetic
+runs with known effects, set beside a run's own verdicts; and the committed demo's record against its results."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_findings import record_of, synthetic
+
+from koalarization.config import load_profile, model_seeds
+from koalarization.evaluate.family import procedure_family
+from koalarization.evaluate.replication import read_record, replication_of, seed_shift_record, verdict_class
+from koalarization.layout import Layout
+from koalarization.report.findings import findings, fusion_meaning
+from koalarization.report.tables import replication_table
+from koalarization.stages import EvaluationRecord, read_json_record, roles_of
+from koalarization.study import stage_files
+
+ROOT = Path(__file__).parents[1]
+
+
+def shifted(profile_name: str, shift: int):
+    return load_profile(profile_name, {"models": model_seeds(profile_name, shift=shift)})
+
+
+@pytest.fixture(scope="module")
+def two_runs():
+    """The demo's models, seeds 0-2 and 10-12, on the same photos with the same effects (other seed draws)."""
+    first, second = load_profile("demo"), shifted("demo", 10)
+    scores = synthetic(first, seed=0), synthetic(second, seed=1)
+    # the same photos: the second run's photo effects are the first's (synthetic draws them per call)
+    for split in scores[0]:
+        base = scores[0][split].query("model == 'gray'").set_index("photo_id")["ciede2000"]
+        other = scores[1][split].query("model == 'gray'").set_index("photo_id")["ciede2000"]
+        shift = scores[1][split]["photo_id"].map(base - other)
+        for metric, sign in (("ciede2000", 1), ("psnr", -1), ("colorfulness_gap", -1)):
+            scores[1][split][metric] += sign * shift
+    return first, scores
+
+
+def test_verdict_classes_follow_the_adjusted_p_and_the_metric_direction():
+    assert verdict_class(-1.0, 0.01, "ciede2000") == "a better"  # lower error is better
+    assert verdict_class(-1.0, 0.01, "psnr") == "b better"
+    assert verdict_class(+1.0, 0.01, "colorfulness_gap") == "a higher"  # no better direction
+    assert verdict_class(-1.0, 0.05, "ciede2000") == "no evidence"
+    assert verdict_class(-1.0, np.nan, "ciede2000") == "not tested"
+
+
+def test_the_record_answers_every_question_in_each_run_and_pooled(two_runs):
+    profile, (first, second) = two_runs
+    record = seed_shift_record(first, second, roles_of(profile))
+    assert list(record["run"].value_counts().sort_index().items()) == [("first", 9), ("pooled", 9), ("second", 9)]
+    pooled = record[(record["run"] == "pooled") & (record["model_a"] == "spatial_lite0")
+                    & (record["model_b"] == "fusion_lite0") & (record["metric"] == "ciede2000")].iloc[0]
+    assert list(pooled["seeds_a"]) == [0, 1, 2, 10, 11, 12]
+    with pytest.raises(ValueError, match="share seeds"):
+        seed_shift_record(first, first, roles_of(profile))
+
+
+def test_each_verdict_is_set_beside_the_rerun_and_the_pooled_seeds(two_runs, tmp_path):
+    profile, (first, second) = two_runs
+    roles = roles_of(profile)
+    table = seed_shift_record(first, second, roles)
+    table.to_csv(tmp_path / "record.csv", index=False)
+    record = read_record(tmp_path / "record.csv")  # through the CSV, as stage 3 reads it
+    here = procedure_family(first, roles)
+    rows = {(r.model_a, r.model_b, r.metric): r for r in replication_of(here, record)}
+    assert len(rows) == len(here) and all(r.recorded_from_this_run for r in rows.values())
+    spatial = rows[("spatial_lite0", "fusion_lite0", "ciede2000")]  # -2.5 ΔE00: settled by either run
+    assert spatial.verdict_here == spatial.verdict_rerun == spatial.verdict_pooled == "a better" and spatial.held
+    assert spatial.seeds_here == [0, 1, 2] and spatial.seeds_rerun == [10, 11, 12]
+    assert spatial.pooled_ci_high < 0 and len(spatial.seeds_pooled) == 6
+    # run as the rerun: the record's second run is this one, its first the rerun
+    as_second = {(r.model_a, r.model_b, r.metric): r for r in replication_of(procedure_family(second, roles), record)}
+    assert as_second[("spatial_lite0", "fusion_lite0", "ciede2000")].seeds_rerun == [0, 1, 2]
+    assert all(r.recorded_from_this_run for r in as_second.values())
+
+
+def test_a_record_from_another_run_is_marked_as_standing_in(two_runs, tmp_path):
+    profile, (first, second) = two_runs
+    roles = roles_of(profile)
+    record = seed_shift_record(first, second, roles)
+    # same seeds, other numbers (another machine's run): one spatial network a little worse
+    moved = {split: frame.assign(ciede2000=frame["ciede2000"] + 0.3 * ((frame["model"] == "spatial_lite0")
+                                                                       & (frame["seed"] == 1)).astype(float))
+             for split, frame in first.items()}
+    rows = {(r.model_a, r.model_b, r.metric): r for r in replication_of(procedure_family(moved, roles), record)}
+    assert not rows[("spatial_lite0", "fusion_lite0", "ciede2000")].recorded_from_this_run
+    assert rows[("fusion_lite0", "no_fusion", "ciede2000")].recorded_from_this_run
+
+
+def test_a_verdict_that_did_not_hold_is_said_so_on_the_page(two_runs):
+    profile, (first, second) = two_runs
+    roles = roles_of(profile)
+    record = seed_shift_record(first, second, roles)
+    here = procedure_family(first, roles)
+    held = sum(r.held for r in replication_of(here, record))
+    # make the rerun disagree on the spatial question: its first-run line copied with the opposite p
+    record.loc[(record["run"] == "second") & (record["model_a"] == "spatial_lite0")
+               & (record["model_b"] == "fusion_lite0") & (record["metric"] == "ciede2000"), "p_holm"] = 0.2
+    evaluation = record_of(profile, first).model_copy(
+        update={"replication": replication_of(here, record), "replication_source": "results/seed_shift/x.csv"})
+    text = " ".join(findings(evaluation))
+    assert "Do the procedure verdicts survive other seeds?" in text
+    assert f"{held - 1} of {len(here)} procedure verdicts the same" in text
+    assert "better here, no evidence in the rerun" in text  # the verdicts in words
+    meaning = fusion_meaning(evaluation.procedures, roles, evaluation.replication)
+    assert "did not reach this verdict" in meaning and "seeds pooled" in meaning
+    table = replication_table(evaluation.replication, roles.labels())
+    assert (table["held"] == "NO").sum() == len(here) - held + 1
+
+
+def test_stage_3_reads_the_seed_shift_record_so_a_new_record_reruns_it():
+    layout = Layout.for_profile("demo")
+    assert layout.seed_shift_table in stage_files("03_evaluate", load_profile("demo"), layout)
+
+
+def test_the_committed_demo_record_matches_the_committed_results():
+    """results/seed_shift was made from results/demo's own run: every procedure question matched, and the page's
+    record carries it."""
+    layout = Layout.for_profile("demo")
+    evaluation = read_json_record(ROOT / "results" / "demo" / "03_evaluate.json", EvaluationRecord)
+    record = read_record(ROOT / layout.seed_shift_table)
+    rows = replication_of(evaluation.procedures, record)
+    assert len(rows) == len(evaluation.procedures) and all(r.recorded_from_this_run for r in rows)
+    assert [r.model_dump() for r in rows] == [r.model_dump() for r in evaluation.replication]
+    held = sum(r.held for r in rows)
+    page = (ROOT / "results" / "demo" / "index.html").read_text()
+    assert f"{held} of {len(rows)} procedure verdicts the same" in page
+    table = pd.read_csv(ROOT / "results" / "demo" / "tables" / "verdict_replication.csv")
+    assert (table["held"] == "yes").sum() == held
+    assert evaluation.replication_source == str(layout.seed_shift_table)
