@@ -114,8 +114,8 @@ TABLES = [
           "networks, the same photos) and by both runs' seeds pooled (scripts/pool_seed_runs.py, "
           "results/seed_shift/). 'held': the rerun reached this run's verdict. A verdict that did not hold rests on an "
           "effect near the edge of what its seeds can detect: read the pooled verdict, with twice the seeds, beside "
-          "it. 'recorded_from_this_run' false: the record was made from a run with other numbers (another machine "
-          "or commit) and stands in for this one."),
+          "it. The CSV also says whether the record was made from this run's own numbers "
+          "(recorded_from_this_run; false: another machine or commit, standing in for this one)."),
     Entry("dose_response", "03_evaluate", "Where the classifier's knowledge enters, rung by rung", "Per split, each "
           "network's mean CIEDE2000 over its seeds and photos, its per-seed means, and the seed-aware difference to "
           "the rung below with its 95% interval (unadjusted; the verdicts are in the procedure comparisons)."),

@@ -169,8 +169,9 @@ def fusion_meaning(rows: list[ProcedureComparison], roles: Roles, replication: l
 def _pooled_text(rep: VerdictReplication, labels: dict[str, str]) -> str:
     a, b = labels.get(rep.model_a, rep.model_a), labels.get(rep.model_b, rep.model_b)
     p = f"{rep.pooled_p_holm:.2g}" if rep.pooled_p_holm >= 0.001 else "< 0.001"
-    return (f"{rep.label} {_fmt(rep.pooled_diff)} [{_fmt(rep.pooled_ci_low)}, {_fmt(rep.pooled_ci_high)}], Holm p "
-            f"{'' if p.startswith('<') else '= '}{p}: {verdict_words(rep.verdict_pooled, a, b)}")
+    unit = " dB" if rep.metric == "psnr" else ""
+    return (f"{rep.label} {_fmt(rep.pooled_diff)}{unit} [{_fmt(rep.pooled_ci_low)}, {_fmt(rep.pooled_ci_high)}], "
+            f"Holm p {'' if p.startswith('<') else '= '}{p}: {verdict_words(rep.verdict_pooled, a, b)}")
 
 
 def rerun_note(rep: VerdictReplication | None, labels: dict[str, str]) -> str:
@@ -199,18 +200,25 @@ def replication_finding(record: EvaluationRecord, labels: dict[str, str]) -> str
     if not all(r.recorded_from_this_run for r in rows):
         text += (" The record was made from a run whose numbers differ from this one's (another machine or commit), "
                  "so it shows what a rerun can change, not a check of this run.")
+    settled = [r for r in rows if r.held and r.verdict_pooled != r.verdict_here]
     if not changed:
-        return text + " Every verdict held."
-    parts = []
-    for r in changed:
-        a, b = labels.get(r.model_a, r.model_a), labels.get(r.model_b, r.model_b)
-        parts.append(f"{html.escape(a)} − {html.escape(b)} on {html.escape(r.label)}: "
-                     f"{html.escape(verdict_words(r.verdict_here, a, b))} here, "
-                     f"{html.escape(verdict_words(r.verdict_rerun, a, b))} in the rerun; pooled "
-                     f"{html.escape(_pooled_text(r, labels))}")
-    return (text + " Not the same: " + "; ".join(parts) + f". These rest on effects near the edge of what "
-            f"{len(rows[0].seeds_here)} seeds per procedure can detect; the pooled verdicts, with "
-            f"{len(rows[0].seeds_pooled)} seeds, are the better guide.")
+        text += " Every verdict held."
+    else:
+        text += (" Not the same: " + "; ".join(_both_runs(r, labels) for r in changed) + f". These rest on effects "
+                 f"near the edge of what {len(rows[0].seeds_here)} seeds per procedure can detect; the pooled "
+                 f"verdicts, with {len(rows[0].seeds_pooled)} seeds, are the better guide.")
+    if settled:
+        text += " The same in both runs, another verdict with the seeds pooled: " + "; ".join(
+            _both_runs(r, labels) for r in settled) + "."
+    return text
+
+
+def _both_runs(r: VerdictReplication, labels: dict[str, str]) -> str:
+    a, b = labels.get(r.model_a, r.model_a), labels.get(r.model_b, r.model_b)
+    return (f"{html.escape(a)} − {html.escape(b)} on {html.escape(r.label)}: "
+            f"{html.escape(verdict_words(r.verdict_here, a, b))} here, "
+            f"{html.escape(verdict_words(r.verdict_rerun, a, b))} in the rerun; pooled "
+            f"{html.escape(_pooled_text(r, labels))}")
 
 
 def loss_finding(record: EvaluationRecord, labels: dict[str, str]) -> list[str]:

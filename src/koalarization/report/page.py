@@ -47,7 +47,8 @@ def _records(results_dir: Path) -> dict[str, StageRecord]:
 # Columns of long prose that make a table unreadable on the page; the CSV keeps them.
 PAGE_DROPS = {"comparisons": ["interval_vs_test", "p_value", "rank_biserial", "mean_a", "mean_b"],
               "procedure_comparisons": ["interval_vs_test", "p_value", "se_seed", "se_photo", "mean_a", "mean_b"],
-              "user_study_reanalysis": ["source"]}
+              "user_study_reanalysis": ["source"],
+              "verdict_replication": ["seeds_pooled", "recorded_from_this_run"]}
 
 
 def _table_html(path: Path, rows: int | None = None, drop: tuple = ()) -> str:

@@ -221,12 +221,12 @@ def replication_table(rows: list, labels: dict[str, str]) -> pd.DataFrame:
     for row in rows:
         a, b = labels.get(row.model_a, row.model_a), labels.get(row.model_b, row.model_b)
         out.append({"model_a": a, "model_b": b, "metric": row.label,
-                    "this run": f"{verdict_words(row.verdict_here, a, b)} (seeds {_seed_list(row.seeds_here)})",
-                    "rerun": f"{verdict_words(row.verdict_rerun, a, b)} (seeds {_seed_list(row.seeds_rerun)})",
-                    "held": "yes" if row.held else "NO",
-                    "pooled": verdict_words(row.verdict_pooled, a, b), "pooled_seeds": len(row.seeds_pooled),
-                    "pooled_diff": row.pooled_diff, "pooled_ci_low": row.pooled_ci_low,
-                    "pooled_ci_high": row.pooled_ci_high, "pooled_p_holm": row.pooled_p_holm,
+                    "this run": verdict_words(row.verdict_here, a, b),
+                    "rerun": verdict_words(row.verdict_rerun, a, b), "held": "yes" if row.held else "NO",
+                    "pooled": verdict_words(row.verdict_pooled, a, b), "pooled_diff": row.pooled_diff,
+                    "pooled_ci_low": row.pooled_ci_low, "pooled_ci_high": row.pooled_ci_high,
+                    "pooled_p_holm": row.pooled_p_holm, "seeds_here": _seed_list(row.seeds_here),
+                    "seeds_rerun": _seed_list(row.seeds_rerun), "seeds_pooled": _seed_list(row.seeds_pooled),
                     "recorded_from_this_run": row.recorded_from_this_run})
     return pd.DataFrame(out)
 
