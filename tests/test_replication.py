@@ -116,17 +116,19 @@ def test_stage_3_reads_the_seed_shift_record_so_a_new_record_reruns_it():
 
 
 def test_the_committed_demo_record_matches_the_committed_results():
-    """results/seed_shift was made from results/demo's own run: every procedure question matched, and the page's
-    record carries it."""
+    """The committed record set beside the committed results: every procedure question answered, the page, the table
+    and stage 3's record agree, and the page says so where the results were regenerated elsewhere (results/seed_shift
+    was made from results/demo's own run on the AMD EPYC; a rerun on another machine gives other numbers)."""
     layout = Layout.for_profile("demo")
     evaluation = read_json_record(ROOT / "results" / "demo" / "03_evaluate.json", EvaluationRecord)
     record = read_record(ROOT / layout.seed_shift_table)
     rows = replication_of(evaluation.procedures, record)
-    assert len(rows) == len(evaluation.procedures) and all(r.recorded_from_this_run for r in rows)
+    assert len(rows) == len(evaluation.procedures)
     assert [r.model_dump() for r in rows] == [r.model_dump() for r in evaluation.replication]
     held = sum(r.held for r in rows)
     page = (ROOT / "results" / "demo" / "index.html").read_text()
     assert f"{held} of {len(rows)} procedure verdicts the same" in page
+    assert ("whose numbers differ from this one" in page) == (not all(r.recorded_from_this_run for r in rows))
     table = pd.read_csv(ROOT / "results" / "demo" / "tables" / "verdict_replication.csv")
     assert (table["held"] == "yes").sum() == held
     assert evaluation.replication_source == str(layout.seed_shift_table)
