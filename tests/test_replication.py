@@ -9,7 +9,8 @@ from test_findings import record_of, synthetic
 
 from koalarization.config import load_profile, model_seeds
 from koalarization.evaluate.family import procedure_family
-from koalarization.evaluate.replication import read_record, replication_of, seed_shift_record, verdict_class
+from koalarization.evaluate.procedures import verdict_class
+from koalarization.evaluate.replication import read_record, replication_of, seed_shift_record
 from koalarization.layout import Layout
 from koalarization.report.findings import findings, fusion_meaning
 from koalarization.report.tables import replication_table

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..stages import ProcedureComparison
+from ..stages import ProcedureComparison, Verdict
 from .metrics import METRICS, higher_is_better
 from .stats import holm
 
@@ -64,18 +64,30 @@ def seed_aware_difference(a: pd.DataFrame, b: pd.DataFrame, alpha: float = ALPHA
             "diff_ci_high": estimate + half}
 
 
+def verdict_class(mean_diff: float, p_holm: float, metric: str, alpha: float = ALPHA) -> Verdict:
+    """What a comparison a - b allows, in a word: which is better (or higher, for a metric with no better
+    direction), no evidence, or not tested (NaN p: a procedure with one seed)."""
+    if not np.isfinite(p_holm):
+        return "not tested"
+    if p_holm >= alpha:
+        return "no evidence"
+    better = higher_is_better(metric)
+    a_higher = mean_diff > 0
+    if better is None:
+        return "a higher" if a_higher else "b higher"
+    return "a better" if a_higher == better else "b better"
+
+
 def _verdict(model_a: str, model_b: str, metric: str, row: dict, alpha: float) -> str:
-    if not np.isfinite(row["p_value"]):
+    verdict = verdict_class(row["mean_diff"], row["p_holm"], metric, alpha)
+    if verdict == "not tested":
         return f"not tested: {model_a} or {model_b} has fewer than two seeds"
-    if row["p_holm"] >= alpha:
+    if verdict == "no evidence":
         return f"no evidence either way between the procedures of {model_a} and {model_b} on {metric} " \
                f"(Holm p={row['p_holm']:.3g})"
-    better = higher_is_better(metric)
-    first, second = (model_a, model_b) if row["mean_diff"] > 0 else (model_b, model_a)
-    if better is None:
+    first, second = (model_a, model_b) if verdict.startswith("a") else (model_b, model_a)
+    if verdict.endswith("higher"):
         return f"{first}'s procedure gives higher {metric} than {second}'s (Holm p={row['p_holm']:.3g})"
-    if not better:
-        first, second = second, first
     return f"{first}'s procedure is better than {second}'s on {metric} (Holm p={row['p_holm']:.3g})"
 
 

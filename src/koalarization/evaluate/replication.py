@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..stages import ProcedureComparison, Roles, Verdict, VerdictReplication
+from ..stages import ProcedureComparison, Roles, VerdictReplication
 from .family import procedure_family
-from .metrics import higher_is_better
-from .procedures import ALPHA
+from .procedures import verdict_class
 
 RUNS = ("first", "second", "pooled")
 COLUMNS = ["run", "model_a", "model_b", "metric", "seeds_a", "seeds_b", "n_photos", "mean_diff", "diff_ci_low",
@@ -52,28 +51,13 @@ def seed_shift_record(first: dict[str, pd.DataFrame], second: dict[str, pd.DataF
     return pd.DataFrame(rows)[COLUMNS].sort_values(["model_a", "model_b", "metric"], kind="stable")
 
 
-def verdict_class(mean_diff: float, p_holm: float, metric: str, alpha: float = ALPHA) -> Verdict:
-    """What a comparison a - b allows, in a word: which is better (or higher, for a metric with no better
-    direction), no evidence, or not tested (NaN p: a procedure with one seed)."""
-    if not np.isfinite(p_holm):
-        return "not tested"
-    if p_holm >= alpha:
-        return "no evidence"
-    better = higher_is_better(metric)
-    a_higher = mean_diff > 0
-    if better is None:
-        return "a higher" if a_higher else "b higher"
-    return "a better" if a_higher == better else "b better"
-
-
 def read_record(path: str | Path) -> pd.DataFrame | None:
     """The record pool_seed_runs.py wrote (None where there is none), its seed lists parsed."""
     path = Path(path)
     if not path.is_file():
         return None
     table = pd.read_csv(path)
-    missing = {"run", "model_a", "model_b", "metric", "seeds_a", "seeds_b", "mean_diff", "diff_ci_low",
-               "diff_ci_high", "p_holm"} - set(table.columns)
+    missing = set(COLUMNS) - set(table.columns)
     if missing:
         raise ValueError(f"{path} lacks the columns {sorted(missing)}: is it scripts/pool_seed_runs.py's table?")
     for column in ("seeds_a", "seeds_b"):

@@ -168,10 +168,9 @@ def fusion_meaning(rows: list[ProcedureComparison], roles: Roles, replication: l
 
 def _pooled_text(rep: VerdictReplication, labels: dict[str, str]) -> str:
     a, b = labels.get(rep.model_a, rep.model_a), labels.get(rep.model_b, rep.model_b)
-    p = f"{rep.pooled_p_holm:.2g}" if rep.pooled_p_holm >= 0.001 else "< 0.001"
     unit = " dB" if rep.metric == "psnr" else ""
     return (f"{rep.label} {_fmt(rep.pooled_diff)}{unit} [{_fmt(rep.pooled_ci_low)}, {_fmt(rep.pooled_ci_high)}], "
-            f"Holm p {'' if p.startswith('<') else '= '}{p}: {verdict_words(rep.verdict_pooled, a, b)}")
+            f"Holm p {html.unescape(_p(rep.pooled_p_holm))}: {verdict_words(rep.verdict_pooled, a, b)}")
 
 
 def rerun_note(rep: VerdictReplication | None, labels: dict[str, str]) -> str:
