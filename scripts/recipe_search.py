@@ -66,7 +66,7 @@ def main() -> int:
         prepare(data_settings, data_dir, "efficientnet_lite0", progress=False, index_from=first_data)
         first_data = first_data or data_dir
         settings = TrainingSettings(**{**profile.training.model_dump(), "batch_size": batch, "steps": steps,
-                                       "checkpoint_every": max(1, steps // 6)})
+                                       "checkpoint_every": max(1, steps // 6), "keep": "best"})  # as published
         prepared = time.time()
         checkpoint = train(data_dir, f"{WORK}/runs/{name}", settings, fusion="global", seed=0, verbose=2)
         trained = time.time()

@@ -60,7 +60,7 @@ def run_job(data_dir: str, name: str, lr: float, schedule: str, warmup: int, ste
     profile = load_profile("demo")
     settings = TrainingSettings(**{**profile.training.model_dump(), "steps": steps, "learning_rate": lr,
                                    "lr_schedule": schedule, "warmup_steps": warmup,
-                                   "checkpoint_every": DEMO_STEPS // 8})
+                                   "checkpoint_every": DEMO_STEPS // 8, "keep": "best"})  # as published
     run_dir = f"{work}/runs/{name}-s{seed}"
     latest = checkpoints.latest_or_none(run_dir)
     reused = bool(latest) and checkpoints.read_config(latest)["step"] >= steps

@@ -42,7 +42,8 @@ def train_seed(data_dir: str, seed: int, work: str = WORK, steps: int = 0) -> st
 
     demo = load_profile("demo").training.model_dump()
     settings = TrainingSettings(**{**demo, "steps": steps or demo["steps"],
-                                   "checkpoint_every": min(demo["checkpoint_every"], steps or demo["steps"])})
+                                   "checkpoint_every": min(demo["checkpoint_every"], steps or demo["steps"]),
+                                   "keep": "best"})  # as published
     return train(data_dir, f"{work}/runs/s{seed}", settings, fusion="global", seed=seed, verbose=0)
 
 

@@ -10,7 +10,7 @@ from test_findings import record_of, synthetic
 from koalarization.config import load_profile, model_seeds
 from koalarization.evaluate.family import procedure_family
 from koalarization.evaluate.procedures import verdict_class
-from koalarization.evaluate.replication import read_record, replication_of, seed_shift_record
+from koalarization.evaluate.replication import agreement, read_record, replication_of, seed_shift_record
 from koalarization.layout import Layout
 from koalarization.report.findings import findings, fusion_meaning
 from koalarization.report.tables import replication_table
@@ -133,3 +133,34 @@ def test_the_committed_demo_record_matches_the_committed_results():
     table = pd.read_csv(ROOT / "results" / "demo" / "tables" / "verdict_replication.csv")
     assert (table["held"] == "yes").sum() == held
     assert evaluation.replication_source == str(layout.seed_shift_table)
+
+
+def test_agreement_says_which_questions_both_runs_answer_alike(two_runs):
+    profile, (first, second) = two_runs
+    record = seed_shift_record(first, second, roles_of(profile))
+    summary = agreement(record)
+    assert len(summary) == 9 and set(summary.columns) >= {"first", "second", "held", "pooled"}
+    for _, row in summary.iterrows():
+        assert row["held"] == (row["first"] == row["second"])
+    both = agreement(pd.concat([record.assign(choice="best"), record.assign(choice="last")]))
+    assert list(both.groupby("choice").size().items()) == [("best", 9), ("last", 9)]
+    flipped = record.copy()
+    flipped.loc[flipped["run"] == "second", "p_holm"] = 0.9  # the rerun finds nothing anywhere
+    lost = agreement(flipped)
+    assert not lost[lost["first"] != "no evidence"]["held"].any()
+    assert lost[lost["first"] == "no evidence"]["held"].all()
+
+
+def test_the_committed_checkpoint_choice_holds_the_committed_record_for_the_choice_the_demo_makes():
+    """results/seed_shift: the comparison of checkpoint choices, at the choice the demo profile makes, is the
+    seed-shift record the demo's page reads (the same runs, the same numbers), and stage 3 reads both."""
+    layout = Layout.for_profile("demo", ROOT / "results" / "demo", ROOT / "work" / "demo")
+    choices = pd.read_csv(ROOT / layout.checkpoint_choice_table)
+    recorded = read_record(ROOT / layout.seed_shift_table)
+    kept = choices[choices["choice"] == load_profile("demo").training.keep]
+    key = ["run", "model_a", "model_b", "metric"]
+    merged = recorded.merge(kept, on=key, suffixes=("", "_choice"))
+    assert len(merged) == len(recorded) == 27
+    assert np.allclose(merged["mean_diff"], merged["mean_diff_choice"], rtol=1e-9)
+    assert np.allclose(merged["p_holm"], merged["p_holm_choice"], rtol=1e-6)
+    assert layout.checkpoint_choice_table in stage_files("03_evaluate", load_profile("demo"), layout)

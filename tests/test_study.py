@@ -264,7 +264,8 @@ def test_memorization_sentence_follows_the_recorded_losses():
     def record(fusion_train_loss):
         def run(model, loss, k, train, val):
             return TrainingRun(model=model, seed=k, loss=loss, fusion="global", steps=400, best_step=300 + 50 * k,
-                               best_val_loss=val, last_val_loss=val, last_train_loss=train, gray_val_loss=0.013,
+                               best_val_loss=val, evaluated_step=300 + 50 * k, evaluated_val_loss=val,
+                               last_val_loss=val, last_train_loss=train, gray_val_loss=0.013,
                                gray_train_loss=0.026, best_over_gray=val / 0.013, precision="float32",
                                backend="tensorflow", seconds_this_run=1.0)
         runs = [run(model, "mse", k, train, val)
@@ -275,7 +276,7 @@ def test_memorization_sentence_follows_the_recorded_losses():
                            seconds=5.0)
 
     sentence = memorization(record(0.0075), {"fusion": "fusion (Lite0)"})
-    assert "fusion (Lite0) 71% on its training photos and 23% on the validation photos (best step 300, 350)" \
+    assert "fusion (Lite0) 71% on its training photos and 23% on the validation photos (step 300, 350)" \
         in sentence
     assert "plain 10% on its training photos and 13% on the validation photos" in sentence
     assert "rebalanced" not in sentence and "memorising" in sentence

@@ -236,3 +236,15 @@ def small_data_path(tmp_path):
     out = tmp_path / "plain"
     assert koala("prepare", "--source", f"folder:{photos}", "--out", str(out), *DATA).returncode == 0
     return out
+
+
+def test_a_run_folder_means_the_checkpoint_its_training_chose(small_data, tmp_path):
+    """`--keep` decides what colorize and evaluate take from a run folder; changing it reuses the run's steps."""
+    run = tmp_path / "run"
+    for keep, expected in (("best", "best"), ("last", "step-000020"), ("best", "best")):
+        result = koala(*_args(small_data, run, steps=20, **{"--keep": keep}))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert json.loads((run / "chosen.json").read_text()) == {"checkpoint": expected, "keep": keep}
+        assert checkpoint.resolve(run, which="chosen") == str(run / expected)
+    (run / "chosen.json").unlink()  # a run trained before the record: its best
+    assert checkpoint.resolve(run, which="chosen") == str(run / "best")

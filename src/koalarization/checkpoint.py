@@ -6,6 +6,9 @@ Layout of a training run directory:
     run/latest.json               {"checkpoint": "step-000500"}, replaced atomically after a checkpoint is complete
     run/best/                     a copy of the checkpoint with the lowest validation loss so far
     run/best.json                 {"step": 300, "val_loss": 0.0113}
+    run/chosen.json               {"checkpoint": "best", "keep": "best"}: the one training chose to be used (the
+                                  best, or the last: `TrainingSettings.keep`); what a run folder given to
+                                  `koala colorize` or `koala evaluate` means
 A checkpoint directory is written under a temporary name and renamed when complete: a crash leaves the last
 good checkpoint in place.
 """
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     import keras
 
 CONFIG_NAME, MODEL_NAME, LATEST_NAME, BEST_NAME = "koala.json", "model.keras", "latest.json", "best"
+CHOSEN_NAME = "chosen.json"
 
 
 class CheckpointError(KoalaError, RuntimeError):
@@ -93,11 +97,27 @@ def read_best(run_dir: str | os.PathLike) -> dict[str, Any] | None:
         return None
 
 
+def mark_chosen(run_dir: str | os.PathLike, checkpoint_dir: str | os.PathLike, keep: str) -> None:
+    """Record which of the run's checkpoints its training chose to be used (`resolve(run, "chosen")`)."""
+    write_json_atomic(os.path.join(run_dir, CHOSEN_NAME),
+                      {"checkpoint": os.path.relpath(checkpoint_dir, run_dir), "keep": keep})
+
+
 def resolve(path: str | os.PathLike, which: str = "latest") -> str:
-    """A checkpoint directory, or a run directory (its latest or its best checkpoint) -> the checkpoint directory."""
+    """A checkpoint directory, or a run directory -> the checkpoint directory: the run's latest, its best, or the one
+    its training chose (`mark_chosen`; a run made before that record: its best, else its latest)."""
     path = os.fspath(path)
     if os.path.exists(os.path.join(path, CONFIG_NAME)):
         return path
+    if which == "chosen":
+        try:
+            with open(os.path.join(path, CHOSEN_NAME)) as handle:
+                chosen = os.path.join(path, json.load(handle)["checkpoint"])
+            if os.path.exists(os.path.join(chosen, CONFIG_NAME)):
+                return chosen
+        except (OSError, ValueError, KeyError):
+            pass
+        which = "best"
     if which == "best" and os.path.exists(os.path.join(path, BEST_NAME, CONFIG_NAME)):
         return os.path.join(path, BEST_NAME)
     latest = os.path.join(path, LATEST_NAME)
@@ -129,7 +149,7 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
 def load_checkpoint(path: str | os.PathLike, compile: bool = False, expect_backbone: str | None = None,
                     which: str = "latest") -> tuple[keras.Model, dict[str, Any]]:
     """-> (keras model, config). `expect_backbone` guards against pairing a model with the wrong classifier;
-    `which` picks a run folder's "latest" or "best" checkpoint."""
+    `which` picks a run folder's "latest", "best" or "chosen" checkpoint (`resolve`)."""
     import keras
 
     from . import losses as _losses  # noqa: F401  (registers the custom loss)

@@ -36,8 +36,8 @@ def _colorize_parser(commands) -> None:
                                  description=colorize.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", help="photo files and/or folders (searched recursively)")
     parser.add_argument("--checkpoint", required=True, nargs="+",
-                        help="checkpoint, or training run folder (its best one); several (a model's seeds) are "
-                             "colorized as an ensemble: their a*b* averaged")
+                        help="checkpoint, or training run folder (the checkpoint its training chose); several (a "
+                             "model's seeds) are colorized as an ensemble: their a*b* averaged")
     parser.add_argument("--output", required=True, help="output folder (PNG files)")
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
     parser.add_argument("--side-by-side", action="store_true", help="also write gray | colorized images")
@@ -182,7 +182,7 @@ def _evaluate(args) -> int:
     for item in args.model:
         name, rest = item.split("=", 1)
         checkpoint_path, data = rest.rsplit("@", 1)
-        config = checkpoint.read_config(checkpoint.resolve(checkpoint_path, "best"))
+        config = checkpoint.read_config(checkpoint.resolve(checkpoint_path, "chosen"))
         entry = models.setdefault(name, RunEntry(backbone=config["backbone"], fusion=checkpoint.fusion_of(config),
                                                  loss=config.get("training", {}).get("loss", "mse"), label=name,
                                                  data_dir=data, checkpoints={}))

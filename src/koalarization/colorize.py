@@ -123,12 +123,12 @@ class Colorizer:
                  short_side: int | None = None, embedder: backbones.Embedder | None = None,
                  cached_embeddings: bool = False):
         """`short_side`: the network's working resolution (default: the scale the checkpoint was trained at; a
-        network colorizes best at the scale it learned). A run folder means its best checkpoint (or its last).
-        `cached_embeddings=True`: the caller passes what the classifier saw to predict_ab (evaluation), no backbone
-        is built."""
+        network colorizes best at the scale it learned). A run folder means the checkpoint its training chose (its
+        best or its last). `cached_embeddings=True`: the caller passes what the classifier saw to predict_ab
+        (evaluation), no backbone is built."""
         expect_backbone = embedder.name if embedder is not None and not cached_embeddings else None
         self.model, self.config = checkpoint.load_checkpoint(checkpoint_path, expect_backbone=expect_backbone,
-                                                             which="best")
+                                                             which="chosen")
         self.short_side = short_side or self.config["train_scale"]
         self.fusion = checkpoint.fusion_of(self.config)
         self.inputs = input_names(self.fusion)

@@ -197,6 +197,11 @@ class Layout:
         return self.seed_shift_dir / f"seed_shift_{self.profile}.csv"
 
     @property
+    def checkpoint_choice_table(self) -> Path:
+        """The same questions with each network's best and its last checkpoint (scripts/checkpoint_choice.py)."""
+        return self.seed_shift_dir / f"checkpoint_choice_{self.profile}.csv"
+
+    @property
     def searches(self) -> SearchFiles:
         return SearchFiles(self.recipe_search_dir)
 

@@ -58,8 +58,8 @@ def gray_losses(runs: RunsIndex, profile: Profile) -> tuple[float, float]:
 
 def training_runs(runs: RunsIndex, layout: Layout, gray: tuple[float, float],
                   seconds: dict[tuple[str, int], float]) -> tuple[list[TrainingRun], pd.DataFrame]:
-    """One typed row per model and seed (best step and loss, last losses, against gray), and every run's log
-    (the training curves)."""
+    """One typed row per model and seed (best step and loss, the evaluated checkpoint's, last losses, against
+    gray), and every run's log (the training curves)."""
     from .train import read_log
 
     rows, histories = [], []
@@ -69,9 +69,11 @@ def training_runs(runs: RunsIndex, layout: Layout, gray: tuple[float, float],
             log_table = read_log(str(layout.run_dir(name, seed, config["training"])))
             histories.append(log_table.assign(model=name, seed=seed))
             best = log_table.loc[log_table["val_loss"].idxmin()]
+            evaluated = log_table.loc[log_table["step"] == config["step"], "val_loss"]
             rows.append(TrainingRun(
                 model=name, seed=seed, loss=entry.loss, fusion=entry.fusion, steps=int(log_table["step"].iloc[-1]),
-                best_step=int(best["step"]), best_val_loss=float(best["val_loss"]),
+                best_step=int(best["step"]), best_val_loss=float(best["val_loss"]), evaluated_step=int(config["step"]),
+                evaluated_val_loss=float(evaluated.iloc[-1]) if len(evaluated) else float("nan"),
                 last_val_loss=float(log_table["val_loss"].iloc[-1]),
                 last_train_loss=float(log_table["loss"].iloc[-1]), gray_val_loss=gray[0], gray_train_loss=gray[1],
                 best_over_gray=float(best["val_loss"]) / gray[0], precision=config["precision"],

@@ -194,7 +194,8 @@ class PrepareRecord(StageRecord):
 
 
 class TrainingRun(_Record):
-    """One model and seed of stage 2: its steps, its best checkpoint, against the gray baseline."""
+    """One model and seed of stage 2: its steps, its best checkpoint, the checkpoint evaluated (the best or the last,
+    as the profile's `training.keep` says), against the gray baseline."""
 
     model: str
     seed: int
@@ -203,6 +204,8 @@ class TrainingRun(_Record):
     steps: int
     best_step: int
     best_val_loss: float
+    evaluated_step: int
+    evaluated_val_loss: float
     last_val_loss: float
     last_train_loss: float
     gray_val_loss: float

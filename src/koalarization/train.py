@@ -201,9 +201,9 @@ def train(data_dir: str, run_dir: str, settings: TrainingSettings, fusion: str |
                       weights_sha256=weights_digest(model))
     if not here.is_chief:
         return ""
-    if settings.keep == "best" and best is not None:
-        return checkpoint.resolve(run_dir, which="best")
-    return checkpoint.resolve(run_dir)
+    chosen = checkpoint.resolve(run_dir, which="best" if settings.keep == "best" and best is not None else "latest")
+    checkpoint.mark_chosen(run_dir, chosen, settings.keep)
+    return chosen
 
 
 def _model_on_every_worker(run_dir: str, data_dir: str, manifest: dict[str, Any], settings: TrainingSettings,

@@ -102,3 +102,19 @@ def replication_of(procedures: list[ProcedureComparison], record: pd.DataFrame) 
             pooled_ci_high=float(pooled["diff_ci_high"]), pooled_p_holm=float(pooled["p_holm"]),
             held=verdict_here == verdict_rerun, recorded_from_this_run=matched))
     return out
+
+
+def agreement(record: pd.DataFrame) -> pd.DataFrame:
+    """A seed-shift record (or several, told apart by a `choice` column) -> one row per question: the verdict class
+    of each run, whether the two runs agree, and the pooled verdict with its difference and Holm p."""
+    keys = ["choice"] if "choice" in record.columns else []
+    rows = []
+    for question, asked in record.groupby(keys + ["model_a", "model_b", "metric"], sort=False):
+        runs = {row["run"]: row for _, row in asked.iterrows()}
+        classes = {run: verdict_class(row["mean_diff"], row["p_holm"], row["metric"]) for run, row in runs.items()}
+        rows.append({**dict(zip(keys + ["model_a", "model_b", "metric"], question)),
+                     "first": classes["first"], "first_diff": runs["first"]["mean_diff"],
+                     "second": classes["second"], "second_diff": runs["second"]["mean_diff"],
+                     "held": classes["first"] == classes["second"], "pooled": classes["pooled"],
+                     "pooled_diff": runs["pooled"]["mean_diff"], "pooled_p_holm": runs["pooled"]["p_holm"]})
+    return pd.DataFrame(rows)

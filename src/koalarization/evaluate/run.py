@@ -319,7 +319,7 @@ def evaluate_checkpoints(name: str, checkpoints: dict[int, str], data_dir: str, 
     from .. import checkpoint
     from ..stages import RunEntry
 
-    config = checkpoint.read_config(checkpoint.resolve(next(iter(checkpoints.values())), "best"))
+    config = checkpoint.read_config(checkpoint.resolve(next(iter(checkpoints.values())), "chosen"))
     entry = RunEntry(backbone=config["backbone"], fusion=checkpoint.fusion_of(config),
                      loss=config.get("training", {}).get("loss", "mse"), label=name, data_dir=data_dir,
                      checkpoints=checkpoints)

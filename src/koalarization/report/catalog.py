@@ -54,7 +54,7 @@ FIGURES = [
     Entry("training_curves", "02_train", "Training and validation loss",
           "Loss (MSE on a*b*/127; the rebalanced model's own weighted loss) against step, solid for training, "
           "dashed for validation; the gray line is the validation loss of predicting no color. The checkpoint "
-          "evaluated is each run's lowest validation loss."),
+          "evaluated is each run's last (demo) or its lowest validation loss, as the profile's training.keep says."),
     Entry("recipe_search", "02_train", "How the training recipe was chosen",
           "Validation CIEDE2000 and a*b* variation for each recipe tried at the same compute budget."),
     Entry("schedule_search", "02_train", "A constant against a decaying learning rate",
@@ -116,6 +116,11 @@ TABLES = [
           "effect near the edge of what its seeds can detect: read the pooled verdict, with twice the seeds, beside "
           "it. The CSV also says whether the record was made from this run's own numbers "
           "(recorded_from_this_run; false: another machine or commit, standing in for this one)."),
+    Entry("checkpoint_choice", "03_evaluate", "Which checkpoint: the verdicts of both runs at each",
+          "The procedure questions of the run and its rerun with other seeds, with every network evaluated at its "
+          "best checkpoint (lowest validation loss) and at its last (scripts/checkpoint_choice.py, "
+          "results/seed_shift/). 'held': both runs reached the same verdict. The profile's training.keep says which "
+          "choice this run uses; the other is shown for comparison, on the same networks and photos."),
     Entry("dose_response", "03_evaluate", "Where the classifier's knowledge enters, rung by rung", "Per split, each "
           "network's mean CIEDE2000 over its seeds and photos, its per-seed means, and the seed-aware difference to "
           "the rung below with its 95% interval (unadjusted; the verdicts are in the procedure comparisons)."),

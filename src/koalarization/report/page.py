@@ -108,7 +108,10 @@ def run_facts(manifest: dict[str, Any], records: dict[str, StageRecord]) -> list
                         if training.get("lr_schedule") == "cosine" else " (constant), ") +
                      f"{training['mixed_precision']} precision (policy used: "
                      f"{trained.precision if isinstance(trained, TrainRecord) else '?'}), validation every "
-                     f"{training['checkpoint_every']} steps, the checkpoint with the lowest validation loss kept"),
+                     f"{training['checkpoint_every']} steps; "
+                     + ("the last step's checkpoint evaluated (every procedure compared at the same length of "
+                        "training)" if training.get("keep") == "last" else
+                        "the checkpoint with the lowest validation loss evaluated")),
         ("Machine", f"{hw.get('cpu_model', '?')}, {hw.get('cpu_count', '?')} cores, GPUs: "
                     f"{', '.join(hw.get('gpus') or []) or 'none'}; Python {hw.get('python', '?')}, "
                     f"Keras {manifest.get('versions', {}).get('keras', '?')}"),
@@ -120,7 +123,7 @@ def run_facts(manifest: dict[str, Any], records: dict[str, StageRecord]) -> list
 
 def memorization(training: TrainRecord, labels: dict[str, str] | None = None) -> str:
     """A sentence comparing, per MSE model, how much of the gray input's error it removes on its training photos
-    (its training loss over the last steps) and on the validation photos (its best checkpoint), from stage 2's
+    (its training loss over the last steps) and on the validation photos (the checkpoint evaluated), from stage 2's
     record. Empty when no model fits its training photos much better (by 15 points)."""
     gray_train, gray_val = training.gray_train_loss, training.gray_val_loss
     runs = [r for r in training.runs if r.loss == "mse"]
@@ -130,12 +133,12 @@ def memorization(training: TrainRecord, labels: dict[str, str] | None = None) ->
     for model in dict.fromkeys(r.model for r in runs):
         mine = [r for r in runs if r.model == model]
         train = 1 - sum(r.last_train_loss for r in mine) / len(mine) / gray_train
-        val = 1 - sum(r.best_val_loss for r in mine) / len(mine) / gray_val
-        gains[model] = (train, val, sorted({r.best_step for r in mine}))
+        val = 1 - sum(r.evaluated_val_loss for r in mine) / len(mine) / gray_val
+        gains[model] = (train, val, sorted({r.evaluated_step for r in mine}))
     if not any(train - val > 0.15 for train, val, _ in gains.values()):
         return ""
     parts = [f"{(labels or {}).get(model, model)} {train:.0%} on its training photos and {val:.0%} on the "
-             f"validation photos (best step {', '.join(map(str, steps))})"
+             f"validation photos (step {', '.join(map(str, steps))})"
              for model, (train, val, steps) in gains.items()]
     return ("Share of the gray input's squared a*b* error removed: " + "; ".join(parts) + f", of "
             f"{runs[0].steps} steps. A model that removes far more on its training photos than on new ones "
