@@ -133,7 +133,8 @@ TABLES = [
     Entry("seed_spread", "03_evaluate", "Seed to seed", "Mean over test photos for each training seed."),
     Entry("metric_definitions", "03_evaluate", "Metric definitions", "What each number means and how it is "
           "computed."),
-    Entry("training", "02_train", "Training runs", "Steps, best validation loss and its step, against the gray "
+    Entry("training", "02_train", "Training runs", "Steps, best validation loss and its step, the step evaluated "
+          "(the best or the last, as the profile's training.keep says) and its validation loss, against the gray "
           "baseline, and time."),
     Entry("recipe_search", "02_train", "Recipes tried", "At equal compute, on the validation split."),
     Entry("schedule_search", "02_train", "Learning-rate schedules tried", "The main model at the demo's recipe "
