@@ -4,8 +4,9 @@ Keras backend.
 Training is Keras `model.fit` with Keras callbacks, one call per chunk of `checkpoint_every` steps (the last chunk
 stops exactly at `steps`). After every chunk a checkpoint with optimizer state is written atomically, validation
 loss is measured, CSV and TensorBoard logs are appended, and the checkpoint with the lowest validation loss is
-kept as `best/` (with a few hundred photos the last step is not the best one). A restarted run continues from its
-last checkpoint at the same step, and refuses to continue under different settings.
+kept as `best/`. Which checkpoint the run hands on (`chosen.json`: what colorizing and evaluation use) is the best or
+the last, as `settings.keep` says. A restarted run continues from its last checkpoint at the same step, and refuses
+to continue under different settings.
 
 Backends: TensorFlow (the reference) reads batches with tf.data (`data/pipeline.py`) and spreads over devices with
 tf.distribute (MirroredStrategy on several GPUs, MultiWorkerMirroredStrategy when TF_CONFIG is set). JAX and
