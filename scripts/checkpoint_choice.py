@@ -4,12 +4,12 @@ A network's "best" checkpoint is the one with the lowest validation loss among t
 demo). With a few dozen validation photos that choice can pick between checkpoints whose losses differ by less than
 the photos can tell apart, and for a loss other than the plain squared error (the rebalanced one) it judges the
 network by an objective it does not minimise. Both add seed-to-seed spread to a procedure verdict. This script
-measures it on two runs of a profile with different seeds (`koala study --shift-seeds 10`, as for
-scripts/pool_seed_runs.py): it scores every network of both runs at its best and at its last checkpoint on the
+measures it on two or more runs of a profile with different seeds (`koala study --shift-seeds 10`, as for
+scripts/pool_seed_runs.py): it scores every network of every run at its best and at its last checkpoint on the
 unseen splits, answers the procedure questions with each choice in each run and pooled
-(`evaluate.replication.seed_shift_record`), and says which verdicts the two runs agree on.
+(`evaluate.replication.seed_shift_record`), and says which verdicts all runs agree on.
 
-    python scripts/checkpoint_choice.py --profile demo --work work/demo /tmp/fresh/work/demo
+    python scripts/checkpoint_choice.py --profile demo --work work/demo /tmp/shift12/work/demo /tmp/shift22/work/demo
 
 The scores are cached under <first work folder>/checkpoint_choice/ (the networks run once per checkpoint). Writes
 results/seed_shift/checkpoint_choice_<profile>.csv (one row per checkpoint choice, question and run) and
@@ -24,7 +24,7 @@ import pandas as pd
 
 from koalarization import checkpoint
 from koalarization.config import load_profile
-from koalarization.evaluate.replication import agreement, seed_shift_record
+from koalarization.evaluate.replication import RUN_NAMES, agreement, seed_shift_record
 from koalarization.evaluate.run import evaluate, scoring_workers
 from koalarization.layout import EvalFiles, Layout
 from koalarization.report.tables import write_table
@@ -32,11 +32,12 @@ from koalarization.stages import RunsIndex, read_json_record, roles_of
 
 SPLITS = ("test", "heldout")
 CHOICES = ("best", "last")
-CAPTION = ("The procedure questions of two runs of the profile (seeds shifted by 10) and of both pooled, with each "
-           "network evaluated at its best checkpoint (lowest validation loss) and at its last; seed-aware t tests, "
-           "Holm-adjusted within each run's family and within the pooled one.")
+CAPTION = ("The procedure questions of each run of the profile (`first`: its seeds; `second`, `third`: the seeds "
+           "shifted by 10 and by 20) and of all runs pooled, with each network evaluated at its best checkpoint "
+           "(lowest validation loss) and at its last; seed-aware t tests, Holm-adjusted within each run's family "
+           "and within the pooled one.")
 SPREAD_CAPTION = ("Each model's mean CIEDE2000 and PSNR over every unseen photo, per seed, at its best and at its "
-                  "last checkpoint, in both runs; sd: the seed-to-seed standard deviation.")
+                  "last checkpoint, in each run; sd: the seed-to-seed standard deviation.")
 
 
 def read_runs(work: str) -> RunsIndex:
@@ -79,17 +80,16 @@ def spread(per_photo: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="demo")
-    parser.add_argument("--work", nargs=2, required=True, help="the two runs' work folders")
+    parser.add_argument("--work", nargs="+", required=True, help="the runs' work folders (two or more)")
     args = parser.parse_args()
     roles = roles_of(load_profile(args.profile))
     runs = [read_runs(work) for work in args.work]
     cache = Path(args.work[0]) / "checkpoint_choice"
     records, spreads = [], []
     for choice in CHOICES:
-        both = [scores(at_checkpoint(run, choice), cache / name / choice)
-                for run, name in zip(runs, ("first", "second"))]
-        records.append(seed_shift_record(both[0], both[1], roles).assign(choice=choice))
-        spreads += [spread(one).assign(choice=choice, run=name) for one, name in zip(both, ("first", "second"))]
+        each = [scores(at_checkpoint(run, choice), cache / name / choice) for run, name in zip(runs, RUN_NAMES)]
+        records.append(seed_shift_record(each, roles).assign(choice=choice))
+        spreads += [spread(one).assign(choice=choice, run=name) for one, name in zip(each, RUN_NAMES)]
     record = pd.concat(records, ignore_index=True)
     seeds = pd.concat(spreads, ignore_index=True)
     seeds = seeds.merge(seeds.groupby(["choice", "run", "model"])[["ciede2000", "psnr"]].std().add_suffix("_sd")
@@ -102,7 +102,7 @@ def main() -> None:
     summary = agreement(record)
     print(summary.round(3).to_string(index=False))
     for choice, rows in summary.groupby("choice", sort=False):
-        print(f"{choice}: {int(rows['held'].sum())} of {len(rows)} procedure verdicts the same in both runs")
+        print(f"{choice}: {int(rows['held'].sum())} of {len(rows)} procedure verdicts the same in all {len(runs)} runs")
 
 
 if __name__ == "__main__":

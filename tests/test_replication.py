@@ -24,19 +24,32 @@ def shifted(profile_name: str, shift: int):
     return load_profile(profile_name, {"models": model_seeds(profile_name, shift=shift)})
 
 
+def same_photos(profiles: list) -> list[dict[str, pd.DataFrame]]:
+    """Synthetic scores of runs of one profile with other seeds, on the same photos with the same effects: each
+    later run's photo effects are moved onto the first's (synthetic draws them per call)."""
+    scores = [synthetic(profile, seed=i) for i, profile in enumerate(profiles)]
+    for later in scores[1:]:
+        for split in scores[0]:
+            base = scores[0][split].query("model == 'gray'").set_index("photo_id")["ciede2000"]
+            other = later[split].query("model == 'gray'").set_index("photo_id")["ciede2000"]
+            shift = later[split]["photo_id"].map(base - other)
+            for metric, sign in (("ciede2000", 1), ("psnr", -1), ("colorfulness_gap", -1)):
+                later[split][metric] += sign * shift
+    return scores
+
+
 @pytest.fixture(scope="module")
 def two_runs():
     """The demo's models, seeds 0-2 and 10-12, on the same photos with the same effects (other seed draws)."""
-    first, second = load_profile("demo"), shifted("demo", 10)
-    scores = synthetic(first, seed=0), synthetic(second, seed=1)
-    # the same photos: the second run's photo effects are the first's (synthetic draws them per call)
-    for split in scores[0]:
-        base = scores[0][split].query("model == 'gray'").set_index("photo_id")["ciede2000"]
-        other = scores[1][split].query("model == 'gray'").set_index("photo_id")["ciede2000"]
-        shift = scores[1][split]["photo_id"].map(base - other)
-        for metric, sign in (("ciede2000", 1), ("psnr", -1), ("colorfulness_gap", -1)):
-            scores[1][split][metric] += sign * shift
-    return first, scores
+    first = load_profile("demo")
+    return first, tuple(same_photos([first, shifted("demo", 10)]))
+
+
+@pytest.fixture(scope="module")
+def three_runs():
+    """As `two_runs`, with a third run of seeds 20-22."""
+    first = load_profile("demo")
+    return first, tuple(same_photos([first, shifted("demo", 10), shifted("demo", 20)]))
 
 
 def test_verdict_classes_follow_the_adjusted_p_and_the_metric_direction():
@@ -49,38 +62,38 @@ def test_verdict_classes_follow_the_adjusted_p_and_the_metric_direction():
 
 def test_the_record_answers_every_question_in_each_run_and_pooled(two_runs):
     profile, (first, second) = two_runs
-    record = seed_shift_record(first, second, roles_of(profile))
+    record = seed_shift_record([first, second], roles_of(profile))
     assert list(record["run"].value_counts().sort_index().items()) == [("first", 9), ("pooled", 9), ("second", 9)]
     pooled = record[(record["run"] == "pooled") & (record["model_a"] == "spatial_lite0")
                     & (record["model_b"] == "fusion_lite0") & (record["metric"] == "ciede2000")].iloc[0]
     assert list(pooled["seeds_a"]) == [0, 1, 2, 10, 11, 12]
     with pytest.raises(ValueError, match="share seeds"):
-        seed_shift_record(first, first, roles_of(profile))
+        seed_shift_record([first, first], roles_of(profile))
 
 
 def test_each_verdict_is_set_beside_the_rerun_and_the_pooled_seeds(two_runs, tmp_path):
     profile, (first, second) = two_runs
     roles = roles_of(profile)
-    table = seed_shift_record(first, second, roles)
+    table = seed_shift_record([first, second], roles)
     table.to_csv(tmp_path / "record.csv", index=False)
     record = read_record(tmp_path / "record.csv")  # through the CSV, as stage 3 reads it
     here = procedure_family(first, roles)
     rows = {(r.model_a, r.model_b, r.metric): r for r in replication_of(here, record)}
     assert len(rows) == len(here) and all(r.recorded_from_this_run for r in rows.values())
     spatial = rows[("spatial_lite0", "fusion_lite0", "ciede2000")]  # -2.5 ΔE00: settled by either run
-    assert spatial.verdict_here == spatial.verdict_rerun == spatial.verdict_pooled == "a better" and spatial.held
-    assert spatial.seeds_here == [0, 1, 2] and spatial.seeds_rerun == [10, 11, 12]
+    assert spatial.verdict_here == spatial.reruns[0].verdict == spatial.verdict_pooled == "a better" and spatial.held
+    assert spatial.seeds_here == [0, 1, 2] and [r.seeds for r in spatial.reruns] == [[10, 11, 12]]
     assert spatial.pooled_ci_high < 0 and len(spatial.seeds_pooled) == 6
     # run as the rerun: the record's second run is this one, its first the rerun
     as_second = {(r.model_a, r.model_b, r.metric): r for r in replication_of(procedure_family(second, roles), record)}
-    assert as_second[("spatial_lite0", "fusion_lite0", "ciede2000")].seeds_rerun == [0, 1, 2]
+    assert [r.seeds for r in as_second[("spatial_lite0", "fusion_lite0", "ciede2000")].reruns] == [[0, 1, 2]]
     assert all(r.recorded_from_this_run for r in as_second.values())
 
 
 def test_a_record_from_another_run_is_marked_as_standing_in(two_runs, tmp_path):
     profile, (first, second) = two_runs
     roles = roles_of(profile)
-    record = seed_shift_record(first, second, roles)
+    record = seed_shift_record([first, second], roles)
     # same seeds, other numbers (another machine's run): one spatial network a little worse
     moved = {split: frame.assign(ciede2000=frame["ciede2000"] + 0.3 * ((frame["model"] == "spatial_lite0")
                                                                        & (frame["seed"] == 1)).astype(float))
@@ -93,7 +106,7 @@ def test_a_record_from_another_run_is_marked_as_standing_in(two_runs, tmp_path):
 def test_a_verdict_that_did_not_hold_is_said_so_on_the_page(two_runs):
     profile, (first, second) = two_runs
     roles = roles_of(profile)
-    record = seed_shift_record(first, second, roles)
+    record = seed_shift_record([first, second], roles)
     here = procedure_family(first, roles)
     held = sum(r.held for r in replication_of(here, record))
     # make the rerun disagree on the spatial question: its first-run line copied with the opposite p
@@ -137,7 +150,7 @@ def test_the_committed_demo_record_matches_the_committed_results():
 
 def test_agreement_says_which_questions_both_runs_answer_alike(two_runs):
     profile, (first, second) = two_runs
-    record = seed_shift_record(first, second, roles_of(profile))
+    record = seed_shift_record([first, second], roles_of(profile))
     summary = agreement(record)
     assert len(summary) == 9 and set(summary.columns) >= {"first", "second", "held", "pooled"}
     for _, row in summary.iterrows():
@@ -164,3 +177,39 @@ def test_the_committed_checkpoint_choice_holds_the_committed_record_for_the_choi
     assert np.allclose(merged["mean_diff"], merged["mean_diff_choice"], rtol=1e-9)
     assert np.allclose(merged["p_holm"], merged["p_holm_choice"], rtol=1e-6)
     assert layout.checkpoint_choice_table in stage_files("03_evaluate", load_profile("demo"), layout)
+
+
+def test_with_two_reruns_a_verdict_holds_only_if_both_reach_it(three_runs):
+    profile, runs = three_runs
+    roles = roles_of(profile)
+    record = seed_shift_record(list(runs), roles)
+    assert list(record["run"].value_counts().sort_index().items()) == [
+        ("first", 9), ("pooled", 9), ("second", 9), ("third", 9)]
+    here = procedure_family(runs[0], roles)
+    question = (record["model_a"] == "spatial_lite0") & (record["model_b"] == "fusion_lite0") & (
+        record["metric"] == "ciede2000")
+    pooled = record[question & (record["run"] == "pooled")].iloc[0]
+    assert list(pooled["seeds_a"]) == [0, 1, 2, 10, 11, 12, 20, 21, 22]
+    rows = {(r.model_a, r.model_b, r.metric): r for r in replication_of(here, record)}
+    spatial = rows[("spatial_lite0", "fusion_lite0", "ciede2000")]
+    assert [r.seeds for r in spatial.reruns] == [[10, 11, 12], [20, 21, 22]] and spatial.held
+    # the third run finds nothing on the spatial question; the second still agrees
+    record.loc[question & (record["run"] == "third"), "p_holm"] = 0.3
+    rows = {(r.model_a, r.model_b, r.metric): r for r in replication_of(here, record)}
+    spatial = rows[("spatial_lite0", "fusion_lite0", "ciede2000")]
+    assert [r.verdict for r in spatial.reruns] == ["a better", "no evidence"] and not spatial.held
+    evaluation = record_of(profile, runs[0]).model_copy(
+        update={"replication": list(rows.values()), "replication_source": "results/seed_shift/x.csv"})
+    text = " ".join(findings(evaluation))
+    held = sum(r.held for r in rows.values())
+    assert "seeds 10, 11, 12 and 20, 21, 22" in text
+    assert f"{held} of 9 procedure verdicts the same in all 3 runs" in text
+    assert "better here, spatial fusion (Lite0) better and no evidence in the reruns" in text
+    meaning = fusion_meaning(evaluation.procedures, roles, evaluation.replication)
+    assert "1 of 2 reruns with other seeds did not reach this verdict" in meaning and "all 3 runs' 9 seeds" in meaning
+    table = replication_table(evaluation.replication, roles.labels())
+    assert (table["reruns"].str.count(" / ") == 1).all() and (table["held"] == "NO").sum() == 9 - held
+    summary = agreement(record)
+    assert set(summary.columns) >= {"first", "second", "third", "held"}
+    for _, row in summary.iterrows():
+        assert row["held"] == (row["first"] == row["second"] == row["third"])

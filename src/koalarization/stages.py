@@ -281,9 +281,18 @@ class ProcedureComparison(Comparison):
 Verdict = Literal["a better", "b better", "a higher", "b higher", "no evidence", "not tested"]
 
 
+class Rerun(_Record):
+    """One rerun's answer to a procedure question (other seeds, the same photos)."""
+
+    seeds: list[int]
+    verdict: Verdict
+    mean_diff: float
+    p_holm: float
+
+
 class VerdictReplication(_Record):
-    """One procedure question asked again: this run's verdict beside a rerun's with other seeds and both runs' seeds
-    pooled (`evaluate.replication`, from the record `scripts/pool_seed_runs.py` writes)."""
+    """One procedure question asked again: this run's verdict beside those of one or more reruns with other seeds and
+    of every run's seeds pooled (`evaluate.replication`, from the record `scripts/pool_seed_runs.py` writes)."""
 
     model_a: str
     model_b: str
@@ -291,17 +300,14 @@ class VerdictReplication(_Record):
     label: str
     seeds_here: list[int]
     verdict_here: Verdict
-    seeds_rerun: list[int]
-    verdict_rerun: Verdict
-    rerun_diff: float
-    rerun_p_holm: float
+    reruns: list[Rerun]
     seeds_pooled: list[int]
     verdict_pooled: Verdict
     pooled_diff: float
     pooled_ci_low: float
     pooled_ci_high: float
     pooled_p_holm: float
-    held: bool  # the rerun reached this run's verdict
+    held: bool  # every rerun reached this run's verdict
     recorded_from_this_run: bool  # the record's run with this run's seeds has this run's numbers
 
 

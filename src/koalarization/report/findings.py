@@ -173,29 +173,46 @@ def _pooled_text(rep: VerdictReplication, labels: dict[str, str]) -> str:
             f"Holm p {html.unescape(_p(rep.pooled_p_holm))}: {verdict_words(rep.verdict_pooled, a, b)}")
 
 
+def _seed_runs(rep: VerdictReplication) -> str:
+    """'10, 11, 12' for one rerun, '10, 11, 12 and 20, 21, 22' for two, ..."""
+    runs = [", ".join(str(s) for s in rerun.seeds) for rerun in rep.reruns]
+    return " and ".join(runs) if len(runs) <= 2 else "; ".join(runs[:-1]) + "; and " + runs[-1]
+
+
+def _rerun_words(rep: VerdictReplication, a: str, b: str) -> str:
+    return " and ".join(verdict_words(rerun.verdict, a, b) for rerun in rep.reruns)
+
+
 def rerun_note(rep: VerdictReplication | None, labels: dict[str, str]) -> str:
     """Plain text: where a rerun with other seeds did not reach this run's verdict, or the pooled seeds reach
-    another, what they say ('' where both agree with this run)."""
+    another, what they say ('' where all agree with this run)."""
     if rep is None or (rep.held and rep.verdict_pooled == rep.verdict_here):
         return ""
     a, b = labels.get(rep.model_a, rep.model_a), labels.get(rep.model_b, rep.model_b)
-    rerun = ("The rerun with other seeds reached the same verdict" if rep.held else
-             f"A rerun with other seeds did not reach this verdict ({verdict_words(rep.verdict_rerun, a, b)})")
-    return (f"{rerun}; with both runs' {len(rep.seeds_pooled)} seeds pooled, {a} − {b}: "
-            f"{_pooled_text(rep, labels)}.")
+    n = len(rep.reruns)
+    missed = sum(rerun.verdict != rep.verdict_here for rerun in rep.reruns)
+    if rep.held:
+        rerun = "The rerun with other seeds reached the same verdict" if n == 1 else \
+            f"All {n} reruns with other seeds reached the same verdict"
+    else:
+        who = "A rerun" if n == 1 else f"{missed} of {n} reruns"
+        rerun = f"{who} with other seeds did not reach this verdict ({_rerun_words(rep, a, b)})"
+    runs = "both runs'" if n == 1 else f"all {n + 1} runs'"
+    return f"{rerun}; with {runs} {len(rep.seeds_pooled)} seeds pooled, {a} − {b}: {_pooled_text(rep, labels)}."
 
 
 def replication_finding(record: EvaluationRecord, labels: dict[str, str]) -> str:
-    """How many procedure verdicts a rerun with other seeds reached too, which it did not, and what both runs'
+    """How many procedure verdicts every rerun with other seeds reached too, which they did not, and what all runs'
     seeds pooled say about those."""
     rows = record.replication
     if not rows:
         return ""
     changed = [r for r in rows if not r.held]
-    seeds = ", ".join(str(s) for s in rows[0].seeds_rerun)
-    text = (f"<b>Do the procedure verdicts survive other seeds?</b> The study rerun with seeds {seeds} (other "
-            f"networks, the same photos; {html.escape(record.replication_source)}): {len(rows) - len(changed)} of "
-            f"{len(rows)} procedure verdicts the same.")
+    n = len(rows[0].reruns)
+    every = "" if n == 1 else f" in all {n + 1} runs"
+    text = (f"<b>Do the procedure verdicts survive other seeds?</b> The study rerun with seeds "
+            f"{_seed_runs(rows[0])} (other networks, the same photos; {html.escape(record.replication_source)}): "
+            f"{len(rows) - len(changed)} of {len(rows)} procedure verdicts the same{every}.")
     if not all(r.recorded_from_this_run for r in rows):
         text += (" The record was made from a run whose numbers differ from this one's (another machine or commit), "
                  "so it shows what a rerun can change, not a check of this run.")
@@ -203,20 +220,21 @@ def replication_finding(record: EvaluationRecord, labels: dict[str, str]) -> str
     if not changed:
         text += " Every verdict held."
     else:
-        text += (" Not the same: " + "; ".join(_both_runs(r, labels) for r in changed) + f". These rest on effects "
+        text += (" Not the same: " + "; ".join(_all_runs(r, labels) for r in changed) + f". These rest on effects "
                  f"near the edge of what {len(rows[0].seeds_here)} seeds per procedure can detect; the pooled "
                  f"verdicts, with {len(rows[0].seeds_pooled)} seeds, are the better guide.")
     if settled:
-        text += " The same in both runs, another verdict with the seeds pooled: " + "; ".join(
-            _both_runs(r, labels) for r in settled) + "."
+        text += f" The same in {'both' if n == 1 else 'every'} run, another verdict with the seeds pooled: " + \
+            "; ".join(_all_runs(r, labels) for r in settled) + "."
     return text
 
 
-def _both_runs(r: VerdictReplication, labels: dict[str, str]) -> str:
+def _all_runs(r: VerdictReplication, labels: dict[str, str]) -> str:
     a, b = labels.get(r.model_a, r.model_a), labels.get(r.model_b, r.model_b)
+    where = "the rerun" if len(r.reruns) == 1 else "the reruns"
     return (f"{html.escape(a)} − {html.escape(b)} on {html.escape(r.label)}: "
             f"{html.escape(verdict_words(r.verdict_here, a, b))} here, "
-            f"{html.escape(verdict_words(r.verdict_rerun, a, b))} in the rerun; pooled "
+            f"{html.escape(_rerun_words(r, a, b))} in {where}; pooled "
             f"{html.escape(_pooled_text(r, labels))}")
 
 

@@ -215,18 +215,21 @@ def verdict_words(verdict: str, a: str, b: str) -> str:
 
 
 def replication_table(rows: list, labels: dict[str, str]) -> pd.DataFrame:
-    """`stages.VerdictReplication` rows as the page's table: each procedure question, this run's verdict, the
-    rerun's with other seeds, whether it held, and the verdict of both runs' seeds pooled with its interval."""
+    """`stages.VerdictReplication` rows as the page's table: each procedure question, this run's verdict, each
+    rerun's with other seeds (in the record's order, separated by ' / '), whether every rerun reached this run's
+    verdict, and the verdict of all runs' seeds pooled with its interval."""
     out = []
     for row in rows:
         a, b = labels.get(row.model_a, row.model_a), labels.get(row.model_b, row.model_b)
         out.append({"model_a": a, "model_b": b, "metric": row.label,
                     "this run": verdict_words(row.verdict_here, a, b),
-                    "rerun": verdict_words(row.verdict_rerun, a, b), "held": "yes" if row.held else "NO",
+                    "reruns": " / ".join(verdict_words(rerun.verdict, a, b) for rerun in row.reruns),
+                    "held": "yes" if row.held else "NO",
                     "pooled": verdict_words(row.verdict_pooled, a, b), "pooled_diff": row.pooled_diff,
                     "pooled_ci_low": row.pooled_ci_low, "pooled_ci_high": row.pooled_ci_high,
                     "pooled_p_holm": row.pooled_p_holm, "seeds_here": _seed_list(row.seeds_here),
-                    "seeds_rerun": _seed_list(row.seeds_rerun), "seeds_pooled": _seed_list(row.seeds_pooled),
+                    "seeds_reruns": " / ".join(_seed_list(rerun.seeds) for rerun in row.reruns),
+                    "seeds_pooled": _seed_list(row.seeds_pooled),
                     "recorded_from_this_run": row.recorded_from_this_run})
     return pd.DataFrame(out)
 
