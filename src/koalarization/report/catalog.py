@@ -110,16 +110,16 @@ TABLES = [
           "random factor beside the photo (a t test whose standard error adds the spread over seeds to the spread "
           "over photos), on every unseen photo, Holm-adjusted over this family."),
     Entry("verdict_replication", "03_evaluate", "Do the procedure verdicts survive other seeds?",
-          "Each procedure question of this run asked again by a rerun of the study with every seed shifted (other "
-          "networks, the same photos) and by both runs' seeds pooled (scripts/pool_seed_runs.py, "
-          "results/seed_shift/). 'held': the rerun reached this run's verdict. A verdict that did not hold rests on an "
-          "effect near the edge of what its seeds can detect: read the pooled verdict, with twice the seeds, beside "
-          "it. The CSV also says whether the record was made from this run's own numbers "
-          "(recorded_from_this_run; false: another machine or commit, standing in for this one)."),
-    Entry("checkpoint_choice", "03_evaluate", "Which checkpoint: the verdicts of both runs at each",
-          "The procedure questions of the run and its rerun with other seeds, with every network evaluated at its "
+          "Each procedure question of this run asked again by reruns of the study with every seed shifted (other "
+          "networks, the same photos; one verdict per rerun, separated by '/') and by all runs' seeds pooled "
+          "(scripts/pool_seed_runs.py, results/seed_shift/). 'held': every rerun reached this run's verdict. A "
+          "verdict that did not hold rests on an effect near the edge of what its seeds can detect: read the pooled "
+          "verdict, with every run's seeds, beside it. The CSV also says whether the record was made from this run's "
+          "own numbers (recorded_from_this_run; false: another machine or commit, standing in for this one)."),
+    Entry("checkpoint_choice", "03_evaluate", "Which checkpoint: the verdicts of every run at each",
+          "The procedure questions of the run and its reruns with other seeds, with every network evaluated at its "
           "best checkpoint (lowest validation loss) and at its last (scripts/checkpoint_choice.py, "
-          "results/seed_shift/). 'held': both runs reached the same verdict. The profile's training.keep says which "
+          "results/seed_shift/). 'held': every run reached the same verdict. The profile's training.keep says which "
           "choice this run uses; the other is shown for comparison, on the same networks and photos."),
     Entry("dose_response", "03_evaluate", "Where the classifier's knowledge enters, rung by rung", "Per split, each "
           "network's mean CIEDE2000 over its seeds and photos, its per-seed means, and the seed-aware difference to "
