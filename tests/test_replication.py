@@ -173,7 +173,7 @@ def test_the_committed_checkpoint_choice_holds_the_committed_record_for_the_choi
     kept = choices[choices["choice"] == load_profile("demo").training.keep]
     key = ["run", "model_a", "model_b", "metric"]
     merged = recorded.merge(kept, on=key, suffixes=("", "_choice"))
-    assert len(merged) == len(recorded) == 27
+    assert len(merged) == len(recorded) == 9 * recorded["run"].nunique() and recorded["run"].nunique() >= 3
     assert np.allclose(merged["mean_diff"], merged["mean_diff_choice"], rtol=1e-9)
     assert np.allclose(merged["p_holm"], merged["p_holm_choice"], rtol=1e-6)
     assert layout.checkpoint_choice_table in stage_files("03_evaluate", load_profile("demo"), layout)
