@@ -18,13 +18,14 @@ procedure verdicts beside the rerun's and the pooled one (`evaluate.replication`
 from __future__ import annotations
 
 import argparse
+import json
 
 import pandas as pd
 
 from koalarization.evaluate.replication import seed_shift_record
 from koalarization.layout import Layout
 from koalarization.report.tables import write_table
-from koalarization.stages import EvaluationRecord, read_json_record
+from koalarization.stages import Roles
 
 SPLITS = ("test", "heldout")
 CAPTION = ("The procedure questions answered by each run of the profile (`first`: its seeds; `second`, `third`: "
@@ -37,6 +38,13 @@ def per_photo(layout: Layout) -> dict[str, pd.DataFrame]:
     return {split: pd.read_csv(layout.eval_files(split).per_photo) for split in SPLITS}
 
 
+def run_roles(layout: Layout) -> Roles:
+    """The first run's roles (which network is the main model, the spatial one, ...), from its stage-3 record: only
+    that key is read, so a record written before a change of the record's other fields still serves."""
+    with open(layout.record("03_evaluate")) as handle:
+        return Roles.model_validate(json.load(handle)["roles"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="demo")
@@ -46,10 +54,10 @@ def main() -> None:
     if len(args.work) != len(args.results) or len(args.work) < 2:
         parser.error("give two or more runs, each with its --work and its --results folder, in the same order")
     layouts = [Layout.for_profile(args.profile, results, work) for work, results in zip(args.work, args.results)]
-    records = [read_json_record(layout.record("03_evaluate"), EvaluationRecord) for layout in layouts]
+    roles = run_roles(layouts[0])
     scores = [per_photo(layout) for layout in layouts]
     try:
-        table = seed_shift_record(scores, records[0].roles)
+        table = seed_shift_record(scores, roles)
     except ValueError as error:
         raise SystemExit(str(error)) from None
     target = layouts[0].seed_shift_table  # stage 3 reads it (not results/recipe_search: stage 2's input)
