@@ -202,7 +202,7 @@ def test_with_two_reruns_a_verdict_holds_only_if_both_reach_it(three_runs):
         update={"replication": list(rows.values()), "replication_source": "results/seed_shift/x.csv"})
     text = " ".join(findings(evaluation))
     held = sum(r.held for r in rows.values())
-    assert "seeds 10, 11, 12 and 20, 21, 22" in text
+    assert "rerun twice, with seeds 10, 11, 12 and with 20, 21, 22" in text
     assert f"{held} of 9 procedure verdicts the same in all 3 runs" in text
     assert "better here, spatial fusion (Lite0) better and no evidence in the reruns" in text
     meaning = fusion_meaning(evaluation.procedures, roles, evaluation.replication)

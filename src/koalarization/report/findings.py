@@ -176,11 +176,17 @@ def _pooled_text(rep: VerdictReplication, labels: dict[str, str]) -> str:
 def _seed_runs(rep: VerdictReplication) -> str:
     """'10, 11, 12' for one rerun, '10, 11, 12 and 20, 21, 22' for two, ..."""
     runs = [", ".join(str(s) for s in rerun.seeds) for rerun in rep.reruns]
-    return " and ".join(runs) if len(runs) <= 2 else "; ".join(runs[:-1]) + "; and " + runs[-1]
+    return " and with ".join(runs) if len(runs) <= 2 else "; ".join(runs[:-1]) + "; and " + runs[-1]
 
 
 def _rerun_words(rep: VerdictReplication, a: str, b: str) -> str:
-    return " and ".join(verdict_words(rerun.verdict, a, b) for rerun in rep.reruns)
+    """What the reruns found: 'X in the rerun', 'X in both reruns', or 'X and Y in the reruns'."""
+    verdicts = [verdict_words(rerun.verdict, a, b) for rerun in rep.reruns]
+    if len(verdicts) == 1:
+        return f"{verdicts[0]} in the rerun"
+    if len(set(verdicts)) == 1:
+        return f"{verdicts[0]} in {'both' if len(verdicts) == 2 else f'all {len(verdicts)}'} reruns"
+    return " and ".join(verdicts) + " in the reruns"
 
 
 def rerun_note(rep: VerdictReplication | None, labels: dict[str, str]) -> str:
@@ -210,7 +216,8 @@ def replication_finding(record: EvaluationRecord, labels: dict[str, str]) -> str
     changed = [r for r in rows if not r.held]
     n = len(rows[0].reruns)
     every = "" if n == 1 else f" in all {n + 1} runs"
-    text = (f"<b>Do the procedure verdicts survive other seeds?</b> The study rerun with seeds "
+    twice = "" if n == 1 else (" twice," if n == 2 else f" {n} times,")
+    text = (f"<b>Do the procedure verdicts survive other seeds?</b> The study rerun{twice} with seeds "
             f"{_seed_runs(rows[0])} (other networks, the same photos; {html.escape(record.replication_source)}): "
             f"{len(rows) - len(changed)} of {len(rows)} procedure verdicts the same{every}.")
     if not all(r.recorded_from_this_run for r in rows):
@@ -231,10 +238,9 @@ def replication_finding(record: EvaluationRecord, labels: dict[str, str]) -> str
 
 def _all_runs(r: VerdictReplication, labels: dict[str, str]) -> str:
     a, b = labels.get(r.model_a, r.model_a), labels.get(r.model_b, r.model_b)
-    where = "the rerun" if len(r.reruns) == 1 else "the reruns"
     return (f"{html.escape(a)} − {html.escape(b)} on {html.escape(r.label)}: "
             f"{html.escape(verdict_words(r.verdict_here, a, b))} here, "
-            f"{html.escape(_rerun_words(r, a, b))} in {where}; pooled "
+            f"{html.escape(_rerun_words(r, a, b))}; pooled "
             f"{html.escape(_pooled_text(r, labels))}")
 
 
