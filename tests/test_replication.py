@@ -209,6 +209,13 @@ def test_with_two_reruns_a_verdict_holds_only_if_both_reach_it(three_runs):
     assert "1 of 2 reruns with other seeds did not reach this verdict" in meaning and "all 3 runs' 9 seeds" in meaning
     table = replication_table(evaluation.replication, roles.labels())
     assert (table["reruns"].str.count(" / ") == 1).all() and (table["held"] == "NO").sum() == 9 - held
+    # both reruns find the opposite of this run on the loss question: the loss finding says so itself
+    loss = (record["model_a"] == "rebalanced_lite0") & (record["metric"] == "ciede2000")
+    here_diff = next(r.mean_diff for r in here if r.model_a == "rebalanced_lite0" and r.metric == "ciede2000")
+    record.loc[loss & record["run"].isin(["second", "third"]), ["mean_diff", "p_holm"]] = [-here_diff, 0.001]
+    evaluation = evaluation.model_copy(update={"replication": replication_of(here, record)})
+    loss_text = next(t for t in findings(evaluation) if "rebalanced" in t and "loss against" in t)
+    assert "Neither rerun with other seeds reached this verdict" in loss_text and "in both reruns" in loss_text
     summary = agreement(record)
     assert set(summary.columns) >= {"first", "second", "third", "held"}
     for _, row in summary.iterrows():

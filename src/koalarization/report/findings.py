@@ -201,8 +201,14 @@ def rerun_note(rep: VerdictReplication | None, labels: dict[str, str]) -> str:
         rerun = "The rerun with other seeds reached the same verdict" if n == 1 else \
             f"All {n} reruns with other seeds reached the same verdict"
     else:
-        who = "A rerun" if n == 1 else f"{missed} of {n} reruns"
-        rerun = f"{who} with other seeds did not reach this verdict ({_rerun_words(rep, a, b)})"
+        if n == 1:
+            rerun = "A rerun with other seeds did not reach this verdict"
+        elif missed == n:
+            rerun = "Neither rerun" if n == 2 else f"None of the {n} reruns"
+            rerun += " with other seeds reached this verdict"
+        else:
+            rerun = f"{missed} of {n} reruns with other seeds did not reach this verdict"
+        rerun += f" ({_rerun_words(rep, a, b)})"
     runs = "both runs'" if n == 1 else f"all {n + 1} runs'"
     return f"{rerun}; with {runs} {len(rep.seeds_pooled)} seeds pooled, {a} − {b}: {_pooled_text(rep, labels)}."
 
@@ -257,8 +263,14 @@ def loss_finding(record: EvaluationRecord, labels: dict[str, str]) -> list[str]:
                        f"ΔCF: 0 is the truth's colorfulness; on the test split "
                        f"{html.escape(other.label)} {_fmt(means[other.id]['colorfulness_gap'], 1)}, "
                        f"{html.escape(main.label)} {_fmt(means[main.id]['colorfulness_gap'], 1)}): "
-                       f"{describe(gap, labels)}; {describe(ciede, labels)}.")
+                       f"{describe(gap, labels)}; {describe(ciede, labels)}."
+                       + _space(html.escape(rerun_note(find(record.replication, other.id, main.id, "ciede2000"),
+                                                       labels))))
     return out
+
+
+def _space(text: str) -> str:
+    return f" {text}" if text else ""
 
 
 def casts(record: EvaluationRecord) -> str:
