@@ -13,7 +13,7 @@ from koalarization.evaluate.procedures import verdict_class
 from koalarization.evaluate.replication import agreement, read_record, replication_of, seed_shift_record
 from koalarization.layout import Layout
 from koalarization.report.findings import findings, fusion_meaning
-from koalarization.report.tables import replication_table
+from koalarization.report.tables import agreement_table, replication_table
 from koalarization.stages import EvaluationRecord, read_json_record, roles_of
 from koalarization.study import stage_files
 
@@ -220,3 +220,7 @@ def test_with_two_reruns_a_verdict_holds_only_if_both_reach_it(three_runs):
     assert set(summary.columns) >= {"first", "second", "third", "held"}
     for _, row in summary.iterrows():
         assert row["held"] == (row["first"] == row["second"] == row["third"])
+    page = agreement_table(summary, roles.labels()).set_index(["model_a", "model_b", "metric"])
+    words = page.loc[("spatial fusion (Lite0)", "fusion (Lite0)", "CIEDE2000")]
+    assert (words["first"], words["third"], words["held"]) == ("spatial fusion (Lite0) better", "no evidence", "NO")
+    assert page["held"].isin(["yes", "NO"]).all() and (page["held"] == "yes").sum() == summary["held"].sum()

@@ -234,6 +234,22 @@ def replication_table(rows: list, labels: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def agreement_table(summary: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """`evaluate.replication.agreement` rows for the page: the models and metrics by label, each run's verdict in
+    words, 'held' as yes/NO."""
+    out = summary.copy()
+    runs = [c for c in out.columns if f"{c}_diff" in out.columns and c != "pooled"]
+    for i, row in out.iterrows():
+        a, b = labels.get(row["model_a"], row["model_a"]), labels.get(row["model_b"], row["model_b"])
+        for column in runs + ["pooled"]:
+            out.at[i, column] = verdict_words(row[column], a, b)
+    out["model_a"] = out["model_a"].map(lambda m: labels.get(m, m))
+    out["model_b"] = out["model_b"].map(lambda m: labels.get(m, m))
+    out["metric"] = out["metric"].map(lambda m: METRICS[m].label if m in METRICS else m)
+    out["held"] = out["held"].map({True: "yes", False: "NO"})
+    return out
+
+
 def _seed_list(seeds: list[int]) -> str:
     return ", ".join(str(s) for s in seeds)
 
