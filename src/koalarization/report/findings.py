@@ -174,7 +174,7 @@ def _pooled_text(rep: VerdictReplication, labels: dict[str, str]) -> str:
 
 
 def _seed_runs(rep: VerdictReplication) -> str:
-    """'10, 11, 12' for one rerun, '10, 11, 12 and 20, 21, 22' for two, ..."""
+    """'10, 11, 12' for one rerun, '10, 11, 12 and with 20, 21, 22' for two, '1, 2; 3, 4; and 5, 6' for more."""
     runs = [", ".join(str(s) for s in rerun.seeds) for rerun in rep.reruns]
     return " and with ".join(runs) if len(runs) <= 2 else "; ".join(runs[:-1]) + "; and " + runs[-1]
 
@@ -198,17 +198,15 @@ def rerun_note(rep: VerdictReplication | None, labels: dict[str, str]) -> str:
     n = len(rep.reruns)
     missed = sum(rerun.verdict != rep.verdict_here for rerun in rep.reruns)
     if rep.held:
-        rerun = "The rerun with other seeds reached the same verdict" if n == 1 else \
-            f"All {n} reruns with other seeds reached the same verdict"
+        rerun = "The rerun" if n == 1 else f"All {n} reruns"
+        rerun += " with other seeds reached the same verdict"
+    elif n == 1:
+        rerun = f"A rerun with other seeds did not reach this verdict ({_rerun_words(rep, a, b)})"
+    elif missed == n:
+        rerun = "Neither rerun" if n == 2 else f"None of the {n} reruns"
+        rerun += f" with other seeds reached this verdict ({_rerun_words(rep, a, b)})"
     else:
-        if n == 1:
-            rerun = "A rerun with other seeds did not reach this verdict"
-        elif missed == n:
-            rerun = "Neither rerun" if n == 2 else f"None of the {n} reruns"
-            rerun += " with other seeds reached this verdict"
-        else:
-            rerun = f"{missed} of {n} reruns with other seeds did not reach this verdict"
-        rerun += f" ({_rerun_words(rep, a, b)})"
+        rerun = f"{missed} of {n} reruns with other seeds did not reach this verdict ({_rerun_words(rep, a, b)})"
     runs = "both runs'" if n == 1 else f"all {n + 1} runs'"
     return f"{rerun}; with {runs} {len(rep.seeds_pooled)} seeds pooled, {a} − {b}: {_pooled_text(rep, labels)}."
 

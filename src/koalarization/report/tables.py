@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..atomic import write_text_atomic
 from ..evaluate.metrics import METRICS
+from ..evaluate.replication import POOLED, RUN_NAMES
 
 ARROWS = {True: "↑", False: "↓", None: ""}
 
@@ -238,10 +239,9 @@ def agreement_table(summary: pd.DataFrame, labels: dict[str, str]) -> pd.DataFra
     """`evaluate.replication.agreement` rows for the page: the models and metrics by label, each run's verdict in
     words, 'held' as yes/NO."""
     out = summary.copy()
-    runs = [c for c in out.columns if f"{c}_diff" in out.columns and c != "pooled"]
     for i, row in out.iterrows():
         a, b = labels.get(row["model_a"], row["model_a"]), labels.get(row["model_b"], row["model_b"])
-        for column in runs + ["pooled"]:
+        for column in [name for name in (*RUN_NAMES, POOLED) if name in out.columns]:
             out.at[i, column] = verdict_words(row[column], a, b)
     out["model_a"] = out["model_a"].map(lambda m: labels.get(m, m))
     out["model_b"] = out["model_b"].map(lambda m: labels.get(m, m))
