@@ -11,6 +11,7 @@ from koalarization.config import load_profile, model_seeds
 from koalarization.evaluate.family import procedure_family
 from koalarization.evaluate.procedures import verdict_class
 from koalarization.evaluate.replication import agreement, read_record, replication_of, seed_shift_record
+from koalarization.evaluate.stability import read_stability
 from koalarization.layout import Layout
 from koalarization.report.findings import findings, fusion_meaning
 from koalarization.report.tables import agreement_table, replication_table
@@ -126,7 +127,8 @@ def test_a_verdict_that_did_not_hold_is_said_so_on_the_page(two_runs):
 
 def test_stage_3_reads_the_seed_shift_record_so_a_new_record_reruns_it():
     layout = Layout.for_profile("demo")
-    assert layout.seed_shift_table in stage_files("03_evaluate", load_profile("demo"), layout)
+    files = stage_files("03_evaluate", load_profile("demo"), layout)
+    assert layout.seed_shift_table in files and layout.verdict_stability_table in files
 
 
 def test_the_committed_demo_record_matches_the_committed_results():
@@ -136,7 +138,7 @@ def test_the_committed_demo_record_matches_the_committed_results():
     layout = Layout.for_profile("demo")
     evaluation = read_json_record(ROOT / "results" / "demo" / "03_evaluate.json", EvaluationRecord)
     record = read_record(ROOT / layout.seed_shift_table)
-    rows = replication_of(evaluation.procedures, record)
+    rows = replication_of(evaluation.procedures, record, read_stability(ROOT / layout.verdict_stability_table))
     assert len(rows) == len(evaluation.procedures)
     assert [r.model_dump() for r in rows] == [r.model_dump() for r in evaluation.replication]
     held = sum(r.held for r in rows)

@@ -202,6 +202,11 @@ class Layout:
         return self.seed_shift_dir / f"checkpoint_choice_{self.profile}.csv"
 
     @property
+    def verdict_stability_table(self) -> Path:
+        """How likely each procedure verdict is to survive a rerun, by seeds per procedure (verdict_stability.py)."""
+        return self.seed_shift_dir / f"verdict_stability_{self.profile}.csv"
+
+    @property
     def searches(self) -> SearchFiles:
         return SearchFiles(self.recipe_search_dir)
 

@@ -309,6 +309,21 @@ class VerdictReplication(_Record):
     pooled_p_holm: float
     held: bool  # every rerun reached this run's verdict
     recorded_from_this_run: bool  # the record's run with this run's seeds has this run's numbers
+    p_confirm: float | None = None  # simulated chance that a rerun confirms this verdict (evaluate.stability)
+
+
+class VerdictStability(_Record):
+    """How likely the procedure verdicts are to survive a rerun with other seeds, simulated from the spread of every
+    network the reruns trained (`evaluate.stability`; results/seed_shift/verdict_stability_<profile>.csv)."""
+
+    design: str  # this profile's seeds per procedure, e.g. "3/3/3/3"
+    networks: int
+    every_same: float  # the chance that a rerun gives every procedure verdict the same
+    best_other_design: str  # the most stable other way to spread as many networks ("" where there is none)
+    best_other_same: float | None
+    largest_design: str  # the most seeds per procedure simulated
+    largest_same: float
+    source: str
 
 
 class EvaluationRecord(StageRecord):
@@ -326,6 +341,7 @@ class EvaluationRecord(StageRecord):
     procedure_family: str = ""
     replication: list[VerdictReplication] = []
     replication_source: str = ""  # the record read (results/seed_shift/seed_shift_<profile>.csv); "" where none
+    stability: VerdictStability | None = None
 
 
 class FiguresRecord(StageRecord):

@@ -89,12 +89,13 @@ def code_fingerprint(paths: list[str], root: Path | None = None) -> str:
 
 def stage_files(stage: str, profile: Profile, layout: Layout) -> list[Path]:
     """The files outside the package that a stage reads (project-relative): the committed search results (stage 2),
-    the rerun of the profile with other seeds and what it said with other checkpoints (stage 3), the born-gray
-    photos (stage 4), the exported survey answers and the published studies' data (stage 5)."""
+    the reruns of the profile with other seeds, what they said with other checkpoints and how stable their verdicts
+    are (stage 3), the born-gray photos (stage 4), the exported survey answers and the published studies' data
+    (stage 5)."""
     if stage == "02_train":
         return layout.searches.all()
     if stage == "03_evaluate":
-        return [layout.seed_shift_table, layout.checkpoint_choice_table]
+        return [layout.seed_shift_table, layout.checkpoint_choice_table, layout.verdict_stability_table]
     if stage == "04_figures":
         folder = layout.historical_dir(profile.evaluation.historical_dir)
         return sorted(p for p in folder.rglob("*") if p.is_file()) if folder and folder.is_dir() else []

@@ -54,13 +54,23 @@ def seed_aware_difference(a: pd.DataFrame, b: pd.DataFrame, alpha: float = ALPHA
         return {**out, "se": np.nan, "se_seed": np.nan, "se_photo": np.nan, "df": np.nan, "p_value": np.nan,
                 "diff_ci_low": np.nan, "diff_ci_high": np.nan}
     parts = [a.mean(axis=0).var(ddof=1) / n_a, b.mean(axis=0).var(ddof=1) / n_b, difference.var(ddof=1) / n_p]
-    dofs = [n_a - 1, n_b - 1, n_p - 1]
-    se = float(np.sqrt(sum(parts)))
-    df = float(sum(parts) ** 2 / sum(p ** 2 / d for p, d in zip(parts, dofs) if p > 0)) if se > 0 else np.inf
-    t = estimate / se if se > 0 else (0.0 if estimate == 0 else np.copysign(np.inf, estimate))
-    half = float(stats.t.ppf(1 - alpha / 2, df) * se) if se > 0 else 0.0
-    return {**out, "se": se, "se_seed": float(np.sqrt(parts[0] + parts[1])), "se_photo": float(np.sqrt(parts[2])),
-            "df": df, "p_value": float(2 * stats.t.sf(abs(t), df)), "diff_ci_low": estimate - half,
+    test = welch_test(np.array(estimate), [np.array(part) for part in parts], [n_a - 1, n_b - 1, n_p - 1], alpha)
+    return {**out, **{key: float(value) for key, value in test.items()},
+            "se_seed": float(np.sqrt(parts[0] + parts[1])), "se_photo": float(np.sqrt(parts[2]))}
+
+
+def welch_test(estimate: np.ndarray, parts: list[np.ndarray], dofs: list[int], alpha: float = ALPHA
+               ) -> dict[str, np.ndarray]:
+    """The estimate over the square root of its summed variance parts, referred to a t distribution with
+    Welch-Satterthwaite degrees of freedom: standard error, df, two-sided p and (1 - alpha) interval. Works on
+    arrays (one test per element), so `evaluate.stability` can run the study's test on thousands of simulated runs."""
+    total = sum(parts)
+    se = np.sqrt(total)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.where(se > 0, total ** 2 / sum(np.where(p > 0, p ** 2 / d, 0.0) for p, d in zip(parts, dofs)), np.inf)
+        t = np.where(se > 0, estimate / se, np.where(estimate == 0, 0.0, np.copysign(np.inf, estimate)))
+        half = np.where(se > 0, stats.t.ppf(1 - alpha / 2, df) * se, 0.0)
+    return {"se": se, "df": df, "p_value": 2 * stats.t.sf(np.abs(t), df), "diff_ci_low": estimate - half,
             "diff_ci_high": estimate + half}
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..stages import EvaluationRecord, PairedComparison, ProcedureComparison, Roles, VerdictReplication
+from ..stages import (
+    EvaluationRecord,
+    PairedComparison,
+    ProcedureComparison,
+    Roles,
+    VerdictReplication,
+    VerdictStability,
+)
 from .family import describe_families
 
 
@@ -19,9 +26,10 @@ def means_by_split(summaries: dict[str, pd.DataFrame]) -> dict[str, dict[str, di
 def evaluation_record(roles: Roles, averaged: dict[str, pd.DataFrame], summaries: dict[str, pd.DataFrame],
                       by_chroma: pd.DataFrame, networks: list[PairedComparison],
                       procedures: list[ProcedureComparison], replication: list[VerdictReplication] | None = None,
-                      replication_source: str = "") -> EvaluationRecord:
+                      replication_source: str = "", stability: VerdictStability | None = None) -> EvaluationRecord:
     """Everything stage 3 found, typed. `replication`: the procedure verdicts set beside a rerun's with other seeds
-    (`evaluate.replication`), read from `replication_source`."""
+    (`evaluate.replication`), read from `replication_source`; `stability`: how likely they are to survive a rerun
+    (`evaluate.stability`)."""
     network_text, procedure_text = describe_families(roles, list(averaged))
     return EvaluationRecord(
         main_model=roles.main().id, roles=roles,
@@ -30,4 +38,4 @@ def evaluation_record(roles: Roles, averaged: dict[str, pd.DataFrame], summaries
         means=means_by_split(summaries), error_by_chroma=by_chroma.to_dict("records"),
         comparisons=networks, procedures=procedures, family=network_text, family_size=len(networks),
         procedure_family=procedure_text, replication=replication or [],
-        replication_source=replication_source if replication else "")
+        replication_source=replication_source if replication else "", stability=stability)

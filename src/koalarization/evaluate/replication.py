@@ -22,6 +22,7 @@ import pandas as pd
 from ..stages import ProcedureComparison, Rerun, Roles, VerdictReplication
 from .family import procedure_family
 from .procedures import verdict_class
+from .stability import confirm_chance
 
 RUN_NAMES = ("first", "second", "third", "fourth", "fifth", "sixth")  # the record's runs, in the order given
 POOLED = "pooled"
@@ -81,11 +82,13 @@ def _same_numbers(row: pd.Series, here: ProcedureComparison) -> bool:
                 and np.isclose(row["p_holm"], here.p_holm, rtol=1e-6, atol=1e-12, equal_nan=True))
 
 
-def replication_of(procedures: list[ProcedureComparison], record: pd.DataFrame) -> list[VerdictReplication]:
+def replication_of(procedures: list[ProcedureComparison], record: pd.DataFrame,
+                   stability: pd.DataFrame | None = None) -> list[VerdictReplication]:
     """Each of this run's procedure questions that the record also asked, with every rerun's verdict and the pooled
     one. Which of the record's runs is this one is read from the seeds (a record made with this run as its `second`
     works too); where none has this run's seeds, the record's first run stands in for this one and
-    `recorded_from_this_run` is False."""
+    `recorded_from_this_run` is False. With a stability table (`evaluate.stability`), each verdict also gets the
+    simulated chance that a rerun confirms it."""
     out = []
     for here in procedures:
         asked = record[(record["model_a"] == here.model_a) & (record["model_b"] == here.model_b)
@@ -108,7 +111,9 @@ def replication_of(procedures: list[ProcedureComparison], record: pd.DataFrame) 
             verdict_pooled=verdict_class(pooled["mean_diff"], pooled["p_holm"], here.metric),
             pooled_diff=float(pooled["mean_diff"]), pooled_ci_low=float(pooled["diff_ci_low"]),
             pooled_ci_high=float(pooled["diff_ci_high"]), pooled_p_holm=float(pooled["p_holm"]),
-            held=all(rerun.verdict == verdict_here for rerun in reruns), recorded_from_this_run=matched))
+            held=all(rerun.verdict == verdict_here for rerun in reruns), recorded_from_this_run=matched,
+            p_confirm=None if stability is None else confirm_chance(stability, here.model_a, here.model_b,
+                                                                   here.metric, verdict_here)))
     return out
 
 

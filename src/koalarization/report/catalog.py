@@ -42,6 +42,12 @@ FIGURES = [
           "training seed's mean over the photos, the line the mean over seeds, the dashed line the gray input. The "
           "spread of the dots is what a rerun with another seed moves; the procedure comparisons test the steps with "
           "the seeds as a random factor."),
+    Entry("verdict_stability", "03_evaluate", "How likely is a rerun to confirm each procedure verdict?",
+          "The chance that a rerun with other seeds gives the same verdict, against the number of seeds per "
+          "procedure, simulated with the study's own test from the spread of every network the profile's runs "
+          "trained (scripts/verdict_stability.py, results/seed_shift/). Thin lines: one question each; black: every "
+          "verdict at once; dashed: this profile. A line that stays low is a question whose effect sits near what "
+          "the test can detect: its verdict is close to a coin toss, and the pooled verdict is the better guide."),
     Entry("fusion_designs", "02_train", "Two ways to fuse the classifier's feature maps",
           "Validation CIEDE2000 (lower is better) of the paper's network and of two spatial designs, all feature "
           "maps at H/8 ('spatial') and the stride-8 maps also fed to the decoder ('hypercolumn'), each trained with "
@@ -121,6 +127,12 @@ TABLES = [
           "best checkpoint (lowest validation loss) and at its last (scripts/checkpoint_choice.py, "
           "results/seed_shift/). 'held': every run reached the same verdict. The profile's training.keep says which "
           "choice this run uses; the other is shown for comparison, on the same networks and photos."),
+    Entry("verdict_stability", "03_evaluate", "How likely is a rerun to confirm each procedure verdict?",
+          "At this profile's seeds per procedure, simulated (scripts/verdict_stability.py): p_same, the chance that "
+          "two runs give the same verdict; p_all_runs, that three do; p_a_better / p_no_evidence / p_b_better, the "
+          "chance of each verdict in one run; confirm_*, the chance that a rerun confirms a verdict once a run has "
+          "reached it. The last row is every verdict at once. Other designs are in "
+          "results/seed_shift/verdict_stability_<profile>.csv."),
     Entry("dose_response", "03_evaluate", "Where the classifier's knowledge enters, rung by rung", "Per split, each "
           "network's mean CIEDE2000 over its seeds and photos, its per-seed means, and the seed-aware difference to "
           "the rung below with its 95% interval (unadjusted; the verdicts are in the procedure comparisons)."),

@@ -416,6 +416,35 @@ def ensemble_size(table: pd.DataFrame) -> Figure:
     return fig
 
 
+def verdict_stability(table: pd.DataFrame, questions: dict[tuple[str, str, str], str], own_seeds: int | None
+                      ) -> Figure:
+    """The simulated chance that a rerun gives the same verdict, against the seeds per procedure (the designs with
+    equal seeds, from `evaluate.stability.stability_table`): one thin line per question (`questions` names them by
+    (model a, model b, metric)), every verdict at once in black; the profile's own seeds marked (None: its
+    procedures have different numbers of seeds)."""
+    equal = table[table["design"].map(lambda d: len(set(d.split("/"))) == 1)].copy()
+    equal["k"] = equal["design"].map(lambda d: int(d.split("/")[0]))
+    with use_style():
+        fig = Figure(figsize=(7.0, 3.0), layout="constrained")
+        ax = fig.subplots()
+        for i, ((a, b, metric), name) in enumerate(questions.items()):
+            rows = equal[(equal["model_a"] == a) & (equal["model_b"] == b) & (equal["metric"] == metric)]
+            ax.plot(rows["k"], rows["p_same"], color=PALETTE[i % (len(PALETTE) - 1)], lw=1.0, marker="o", ms=2.5,
+                    label=name)
+        every = equal[equal["model_b"] == ""]
+        ax.plot(every["k"], every["p_same"], color="black", lw=2.0, marker="o", ms=3.5, label="every verdict at once")
+        if own_seeds is not None:
+            ax.axvline(own_seeds, color=GRAY_COLOR, lw=1.0, ls="--")
+            ax.annotate("this profile", (own_seeds, 0.02), xytext=(3, 0), textcoords="offset points", fontsize=7,
+                        color=GRAY_COLOR)
+        ax.set_ylim(0, 1.02)
+        ax.set_xticks(sorted(equal["k"].unique()))
+        ax.set_xlabel("seeds per procedure")
+        ax.set_ylabel("chance that a rerun gives the same verdict")
+        ax.legend(frameon=False, fontsize=6.5, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
 def _seeds_and_mean(ax, position: float, values: np.ndarray, color: str) -> None:
     """One setting's seeds as dots and their mean as a short line: honest on an axis that does not start at 0."""
     ax.scatter(np.full(values.size, position), values, color=color, s=16, zorder=3, alpha=0.85)

@@ -208,7 +208,9 @@ def rerun_note(rep: VerdictReplication | None, labels: dict[str, str]) -> str:
     else:
         rerun = f"{missed} of {n} reruns with other seeds did not reach this verdict ({_rerun_words(rep, a, b)})"
     runs = "both runs'" if n == 1 else f"all {n + 1} runs'"
-    return f"{rerun}; with {runs} {len(rep.seeds_pooled)} seeds pooled, {a} − {b}: {_pooled_text(rep, labels)}."
+    chance = "" if rep.p_confirm is None else \
+        f" Simulated, a rerun would confirm this run's verdict with a chance of {rep.p_confirm:.2f}."
+    return f"{rerun}; with {runs} {len(rep.seeds_pooled)} seeds pooled, {a} − {b}: {_pooled_text(rep, labels)}.{chance}"
 
 
 def replication_finding(record: EvaluationRecord, labels: dict[str, str]) -> str:
@@ -237,7 +239,35 @@ def replication_finding(record: EvaluationRecord, labels: dict[str, str]) -> str
     if settled:
         text += f" The same in {'both' if n == 1 else 'every'} run, another verdict with the seeds pooled: " + \
             "; ".join(_all_runs(r, labels) for r in settled) + "."
-    return text
+    return text + stability_sentence(record, labels)
+
+
+def stability_sentence(record: EvaluationRecord, labels: dict[str, str]) -> str:
+    """How likely the verdicts are to survive a rerun, simulated (`evaluate.stability`): the least and most stable
+    verdict, every verdict at once, and whether another design of as many networks, or more seeds, would do better
+    ('' where not simulated)."""
+    chances = [r for r in record.replication if r.p_confirm is not None]
+    s = record.stability
+    if s is None or not chances:
+        return ""
+    low, high = min(chances, key=lambda r: r.p_confirm or 0), max(chances, key=lambda r: r.p_confirm or 0)
+    text = (f" <b>How likely is a rerun to confirm them?</b> Simulated from the spread of every seed the runs trained "
+            f"({html.escape(s.source)}), a rerun with this design (seeds per procedure {s.design}) confirms each "
+            f"verdict with a chance from {low.p_confirm:.2f} ({html.escape(_question(low, labels))}) to "
+            f"{high.p_confirm:.2f}, and gives all {len(record.replication)} the same with a chance of "
+            f"{s.every_same:.2f}.")
+    if s.best_other_same is not None:
+        text += (f" No other way to spread its {s.networks} networks does better (the best, {s.best_other_design}: "
+                 f"{s.best_other_same:.2f})." if s.best_other_same <= s.every_same + 0.01 else
+                 f" Spread as {s.best_other_design}, its {s.networks} networks would do better "
+                 f"({s.best_other_same:.2f}).")
+    text += f" With {s.largest_design} seeds the chance is {s.largest_same:.2f}"
+    return text + (": more seeds settle the large effects, but a verdict on an effect near what the test can detect "
+                   "stays close to a coin toss." if s.largest_same < 0.8 else ".")
+
+
+def _question(rep: VerdictReplication, labels: dict[str, str]) -> str:
+    return f"{labels.get(rep.model_a, rep.model_a)} − {labels.get(rep.model_b, rep.model_b)} on {rep.label}"
 
 
 def _all_runs(r: VerdictReplication, labels: dict[str, str]) -> str:

@@ -218,14 +218,15 @@ def verdict_words(verdict: str, a: str, b: str) -> str:
 def replication_table(rows: list, labels: dict[str, str]) -> pd.DataFrame:
     """`stages.VerdictReplication` rows as the page's table: each procedure question, this run's verdict, each
     rerun's with other seeds (in the record's order, separated by ' / '), whether every rerun reached this run's
-    verdict, and the verdict of all runs' seeds pooled with its interval."""
+    verdict, the simulated chance that a rerun confirms it (`evaluate.stability`; empty where not simulated), and
+    the verdict of all runs' seeds pooled with its interval."""
     out = []
     for row in rows:
         a, b = labels.get(row.model_a, row.model_a), labels.get(row.model_b, row.model_b)
         out.append({"model_a": a, "model_b": b, "metric": row.label,
                     "this run": verdict_words(row.verdict_here, a, b),
                     "reruns": " / ".join(verdict_words(rerun.verdict, a, b) for rerun in row.reruns),
-                    "held": "yes" if row.held else "NO",
+                    "held": "yes" if row.held else "NO", "rerun_confirms": row.p_confirm,
                     "pooled": verdict_words(row.verdict_pooled, a, b), "pooled_diff": row.pooled_diff,
                     "pooled_ci_low": row.pooled_ci_low, "pooled_ci_high": row.pooled_ci_high,
                     "pooled_p_holm": row.pooled_p_holm, "seeds_here": _seed_list(row.seeds_here),

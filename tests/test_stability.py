@@ -1,0 +1,130 @@
+"""The simulated chance that a procedure verdict survives a rerun (evaluate/stability.py and its script)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from koalarization.evaluate.replication import read_record, replication_of
+from koalarization.evaluate.stability import (
+    EVERY_QUESTION,
+    Question,
+    designs,
+    read_stability,
+    simulate_verdicts,
+    stability,
+    stability_summary,
+    stability_table,
+)
+from koalarization.layout import Layout
+from koalarization.report.findings import findings, stability_sentence
+from koalarization.stages import EvaluationRecord, read_json_record
+
+ROOT = Path(__file__).parents[1]
+MODELS = ["a", "b", "c"]
+
+
+def per_seed(means: dict[str, float], sd: float, n: int = 9, seed: int = 0) -> pd.DataFrame:
+    """n networks per model whose per-seed CIEDE2000 means are normal draws standardized to have exactly the mean
+    `means` and the spread `sd` (so a difference of 0 is one in the record too)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for m, mu in means.items():
+        z = rng.standard_normal(n)
+        rows += [{"model": m, "seed": s, "ciede2000": mu + sd * v}
+                 for s, v in enumerate((z - z.mean()) / z.std(ddof=1))]
+    return pd.DataFrame(rows)
+
+
+def question(a: str, b: str, se_photo: float = 0.05) -> Question:
+    return Question(a, b, "ciede2000", se_photo, 146, 0.0, 0.1, 0.1)
+
+
+def test_designs_spread_the_networks_over_the_procedures_with_two_seeds_each():
+    plans = designs(["a", "b", "c", "d"], 12)
+    assert len(plans) == 35  # compositions of 12 into 4 parts of at least 2: C(7, 3)
+    assert all(sum(p.values()) == 12 and min(p.values()) >= 2 for p in plans)
+    assert {"a": 3, "b": 3, "c": 3, "d": 3} in plans and len({tuple(p.values()) for p in plans}) == 35
+    assert designs(["a"], 1) == []
+
+
+def test_a_large_effect_is_confirmed_and_no_effect_stays_no_evidence():
+    seeds = per_seed({"a": 10.0, "b": 12.0, "c": 12.0}, sd=0.2)
+    questions = [question("a", "b"), question("c", "b")]
+    codes = simulate_verdicts(seeds, questions, {m: 3 for m in MODELS}, n_pairs=2000)
+    table = stability(codes, questions).set_index("model_a")
+    assert table.loc["a", "p_a_better"] > 0.97 and table.loc["a", "confirm_a_better"] > 0.97
+    # no difference in the record: "no evidence" about as often as the test's level allows (5% once the other
+    # question is rejected, a little more because resampling the seeds moves the "true" means)
+    assert 0.9 < table.loc["c", "p_no_evidence"] < 0.99 and table.loc["c", "p_same"] > 0.85
+    assert table.loc[EVERY_QUESTION, "p_same"] <= min(table.loc["a", "p_same"], table.loc["c", "p_same"]) + 1e-9
+
+
+def test_an_effect_near_the_edge_is_a_coin_toss_and_more_seeds_settle_it():
+    seeds = per_seed({"a": 11.3, "b": 12.0, "c": 12.0}, sd=0.4, n=12)
+    questions = [question("a", "b")]
+    chances = [stability(simulate_verdicts(seeds, questions, {m: k for m in MODELS}, n_pairs=2000), questions)
+               .loc[0, ["p_same", "p_a_better"]] for k in (3, 8)]
+    assert 0.3 < chances[0]["p_same"] < 0.8  # neither always found nor always missed
+    assert chances[1]["p_a_better"] > chances[0]["p_a_better"] + 0.2
+
+
+def test_stability_counts_agreement_exactly():
+    codes = np.array([[[1, 0], [1, 0], [0, 0], [-1, 1]],  # first run of four simulated pairs, two questions
+                      [[1, 0], [0, 0], [0, 0], [-1, 0]]])  # their reruns
+    table = stability(codes, [question("a", "b"), question("c", "b")])
+    assert table["p_same"].tolist() == [0.75, 0.75, 0.5]
+    assert table.loc[0, "confirm_a_better"] == 0.5 and table.loc[0, "p_a_better"] == 0.5
+    assert table.loc[1, "confirm_a_better"] == 0.0 and table.loc[0, "confirm_b_better"] == 1.0
+    assert np.isnan(table.loc[1, "confirm_b_better"])  # never reached
+
+
+def test_the_profile_design_gives_the_summary_and_each_verdict_its_chance():
+    seeds = per_seed({"a": 10.0, "b": 12.0, "c": 12.2}, sd=0.3)
+    record = pd.DataFrame([{"run": run, "model_a": a, "model_b": b, "metric": "ciede2000", "seeds_a": (0, 1, 2),
+                            "seeds_b": (0, 1, 2), "n_photos": 146, "mean_diff": d, "se_seed": 0.2, "se_photo": 0.1}
+                           for run in ("first", "second", "pooled") for a, b, d in (("a", "b", -2.0), ("c", "b", 0.2))])
+    plans = [{"a": 3, "b": 3, "c": 3}, {"a": 2, "b": 5, "c": 2}, {"a": 4, "b": 4, "c": 4}]
+    table = stability_table(seeds, record, plans, n_pairs=500)
+    table["profile_design"] = table["design"] == "3/3/3"
+    summary = stability_summary(table, "results/seed_shift/x.csv")
+    assert summary is not None and summary.design == "3/3/3" and summary.networks == 9
+    assert summary.best_other_design == "2/5/2" and summary.largest_design == "4/4/4"
+    every = table[table["model_a"] == EVERY_QUESTION].set_index("design")["p_same"]
+    assert summary.every_same == every["3/3/3"] and summary.largest_same == every["4/4/4"]
+
+
+def test_the_committed_demo_page_gives_each_verdict_its_simulated_chance():
+    """The committed table, the committed stage-3 record and the page say the same."""
+    layout = Layout.for_profile("demo")
+    table = read_stability(ROOT / layout.verdict_stability_table)
+    evaluation = read_json_record(ROOT / "results" / "demo" / "03_evaluate.json", EvaluationRecord)
+    assert table is not None and evaluation.stability is not None
+    assert evaluation.stability == stability_summary(table, str(layout.verdict_stability_table))
+    rows = replication_of(evaluation.procedures, read_record(ROOT / layout.seed_shift_table), table)
+    assert [r.p_confirm for r in rows] == [r.p_confirm for r in evaluation.replication]
+    assert all(r.p_confirm is not None and 0 <= r.p_confirm <= 1 for r in rows)
+    sentence = stability_sentence(evaluation, evaluation.roles.labels())
+    assert f"a chance of {evaluation.stability.every_same:.2f}" in sentence
+    assert sentence in " ".join(findings(evaluation))
+    page = (ROOT / "results" / "demo" / "index.html").read_text()
+    assert "How likely is a rerun to confirm them?" in page
+
+
+@pytest.mark.slow
+def test_the_script_rewrites_the_committed_table(tmp_path):
+    """scripts/verdict_stability.py from the committed records gives the committed table again (a fixed seed; a
+    last-digit difference of another CPU may flip a simulated verdict or two, hence the tolerance)."""
+    layout = Layout.for_profile("demo")
+    committed = pd.read_csv(ROOT / layout.verdict_stability_table)
+    work = tmp_path / "project"
+    (work / layout.seed_shift_dir).mkdir(parents=True)
+    for path in (layout.seed_shift_table, layout.checkpoint_choice_table.with_name(
+            layout.checkpoint_choice_table.stem + "_spread.csv")):
+        (work / path).write_bytes((ROOT / path).read_bytes())
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "verdict_stability.py"), "--profile", "demo"], cwd=work,
+                   check=True, capture_output=True)
+    again = pd.read_csv(work / layout.verdict_stability_table)
+    pd.testing.assert_frame_equal(again, committed, check_exact=False, atol=0.002)
