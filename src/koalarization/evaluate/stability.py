@@ -10,7 +10,9 @@ number of seeds per procedure, by simulating the study's own test on many runs. 
 - a simulated run draws k seeds per procedure and answers every question with the study's test
   (`procedures.welch_test`): the seed part from the drawn seeds, the photo part as measured in the real runs (the
   photos are the same in a rerun). It Holm-adjusts over the whole family and turns each p into a verdict
-  (`procedures.verdict_class`);
+  (`procedures.verdict_class`). The photo part keeps the size it had with the real runs' seeds; with more seeds per
+  procedure it would shrink a little (less photo-by-seed noise in the averages), so the power of designs with more
+  seeds than the real runs is, if anything, understated (which can move a verdict's stability either way);
 - a question whose metric has no per-seed record (the colourfulness gap) is simulated from its differences alone:
   the pooled difference, and a seed variance split equally between its two procedures. It is independent of the
   other questions here, which they need not be in reality.
@@ -179,7 +181,7 @@ def stability_table(per_seed: pd.DataFrame, record: pd.DataFrame, plans: list[di
 def read_stability(path: str | Path) -> pd.DataFrame | None:
     """The table scripts/verdict_stability.py wrote (None where there is none)."""
     path = Path(path)
-    return pd.read_csv(path, keep_default_na=False, na_values=[""]) if path.is_file() else None
+    return pd.read_csv(path).fillna({"model_b": "", "metric": ""}) if path.is_file() else None
 
 
 def confirm_chance(table: pd.DataFrame, model_a: str, model_b: str, metric: str, verdict: Verdict) -> float | None:

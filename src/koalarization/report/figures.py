@@ -420,17 +420,20 @@ def verdict_stability(table: pd.DataFrame, questions: dict[tuple[str, str, str],
                       ) -> Figure:
     """The simulated chance that a rerun gives the same verdict, against the seeds per procedure (the designs with
     equal seeds, from `evaluate.stability.stability_table`): one thin line per question (`questions` names them by
-    (model a, model b, metric)), every verdict at once in black; the profile's own seeds marked (None: its
-    procedures have different numbers of seeds)."""
+    (model a, model b, metric)), a colour per pair of procedures and a line style per metric; every verdict at once
+    in black; the profile's own seeds marked (None: its procedures have different numbers of seeds)."""
     equal = table[table["design"].map(lambda d: len(set(d.split("/"))) == 1)].copy()
     equal["k"] = equal["design"].map(lambda d: int(d.split("/")[0]))
+    equal = equal.sort_values("k", kind="stable")
+    pairs = list(dict.fromkeys((a, b) for a, b, _ in questions))
+    styles = dict(zip(dict.fromkeys(metric for _, _, metric in questions), ["-", "--", ":", "-."]))
     with use_style():
         fig = Figure(figsize=(7.0, 3.0), layout="constrained")
         ax = fig.subplots()
-        for i, ((a, b, metric), name) in enumerate(questions.items()):
+        for (a, b, metric), name in questions.items():
             rows = equal[(equal["model_a"] == a) & (equal["model_b"] == b) & (equal["metric"] == metric)]
-            ax.plot(rows["k"], rows["p_same"], color=PALETTE[i % (len(PALETTE) - 1)], lw=1.0, marker="o", ms=2.5,
-                    label=name)
+            ax.plot(rows["k"], rows["p_same"], color=PALETTE[pairs.index((a, b)) % (len(PALETTE) - 1)],
+                    ls=styles[metric], lw=1.1, marker="o", ms=2.5, label=name)
         every = equal[equal["model_b"] == ""]
         ax.plot(every["k"], every["p_same"], color="black", lw=2.0, marker="o", ms=3.5, label="every verdict at once")
         if own_seeds is not None:

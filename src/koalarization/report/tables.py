@@ -236,6 +236,16 @@ def replication_table(rows: list, labels: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def stability_for_page(table: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """`evaluate.stability.stability_table` rows of one design for the page: models and metrics by label, the
+    chances, the design; without the per-procedure seed columns (the design says them)."""
+    out = table.drop(columns=[c for c in table.columns if c.startswith("seeds_") or c == "profile_design"]).copy()
+    out["model_a"] = out["model_a"].map(lambda m: labels.get(m, m))
+    out["model_b"] = out["model_b"].map(lambda m: labels.get(m, m))
+    out["metric"] = out["metric"].map(lambda m: METRICS[m].label if m in METRICS else m)
+    return out
+
+
 def agreement_table(summary: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
     """`evaluate.replication.agreement` rows for the page: the models and metrics by label, each run's verdict in
     words, 'held' as yes/NO."""
