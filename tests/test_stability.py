@@ -19,7 +19,7 @@ from koalarization.evaluate.stability import (
     stability_table,
 )
 from koalarization.layout import Layout
-from koalarization.report.findings import findings, stability_sentence
+from koalarization.report.findings import findings, stability_finding
 from koalarization.stages import EvaluationRecord, read_json_record
 
 ROOT = Path(__file__).parents[1]
@@ -106,11 +106,10 @@ def test_the_committed_demo_page_gives_each_verdict_its_simulated_chance():
     rows = replication_of(evaluation.procedures, read_record(ROOT / layout.seed_shift_table), table)
     assert [r.p_confirm for r in rows] == [r.p_confirm for r in evaluation.replication]
     assert all(r.p_confirm is not None and 0 <= r.p_confirm <= 1 for r in rows)
-    sentence = stability_sentence(evaluation, evaluation.roles.labels())
-    assert f"a chance of {evaluation.stability.every_same:.2f}" in sentence
-    assert sentence in " ".join(findings(evaluation))
+    finding = stability_finding(evaluation, evaluation.roles.labels())
+    assert f"a chance of {evaluation.stability.every_same:.2f}" in finding and finding in findings(evaluation)
     page = (ROOT / "results" / "demo" / "index.html").read_text()
-    assert "How likely is a rerun to confirm them?" in page
+    assert "How likely is a rerun to confirm the procedure verdicts?" in page
 
 
 @pytest.mark.slow

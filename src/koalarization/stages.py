@@ -316,6 +316,7 @@ class VerdictStability(_Record):
     """How likely the procedure verdicts are to survive a rerun with other seeds, simulated from the spread of every
     network the reruns trained (`evaluate.stability`; results/seed_shift/verdict_stability_<profile>.csv)."""
 
+    procedures: list[str]  # the models whose seeds a design lists, in its order
     design: str  # this profile's seeds per procedure, e.g. "3/3/3/3"
     networks: int
     every_same: float  # the chance that a rerun gives every procedure verdict the same

@@ -207,7 +207,8 @@ def stability_summary(table: pd.DataFrame, source: str) -> VerdictStability | No
     others = every[(every["networks"] == own_row["networks"]) & ~every["profile_design"]]
     best = others.loc[others["p_same"].idxmax()] if not others.empty else None
     largest = every.loc[every["networks"].idxmax()]
-    return VerdictStability(design=str(own_row["design"]), networks=int(own_row["networks"]),
+    procedures = [c.removeprefix("seeds_") for c in table.columns if c.startswith("seeds_")]
+    return VerdictStability(procedures=procedures, design=str(own_row["design"]), networks=int(own_row["networks"]),
                             every_same=float(own_row["p_same"]),
                             best_other_design="" if best is None else str(best["design"]),
                             best_other_same=None if best is None else float(best["p_same"]),

@@ -239,10 +239,10 @@ def replication_finding(record: EvaluationRecord, labels: dict[str, str]) -> str
     if settled:
         text += f" The same in {'both' if n == 1 else 'every'} run, another verdict with the seeds pooled: " + \
             "; ".join(_all_runs(r, labels) for r in settled) + "."
-    return text + stability_sentence(record, labels)
+    return text
 
 
-def stability_sentence(record: EvaluationRecord, labels: dict[str, str]) -> str:
+def stability_finding(record: EvaluationRecord, labels: dict[str, str]) -> str:
     """How likely the verdicts are to survive a rerun, simulated (`evaluate.stability`): the least and most stable
     verdict, every verdict at once, and whether another design of as many networks, or more seeds, would do better
     ('' where not simulated)."""
@@ -251,9 +251,11 @@ def stability_sentence(record: EvaluationRecord, labels: dict[str, str]) -> str:
     if s is None or not chances:
         return ""
     low, high = min(chances, key=lambda r: r.p_confirm or 0), max(chances, key=lambda r: r.p_confirm or 0)
-    text = (f" <b>How likely is a rerun to confirm them?</b> Simulated from the spread of every seed the runs trained "
-            f"({html.escape(s.source)}), a rerun with this design (seeds per procedure {s.design}) confirms each "
-            f"verdict with a chance from {low.p_confirm:.2f} ({html.escape(_question(low, labels))}) to "
+    order = " / ".join(labels.get(m, m) for m in s.procedures)
+    text = (f"<b>How likely is a rerun to confirm the procedure verdicts?</b> Simulated from the spread of every seed "
+            f"the runs trained ({html.escape(s.source)}), a rerun with this design ({s.design} seeds of "
+            f"{html.escape(order)}) confirms each verdict with a chance from {low.p_confirm:.2f} "
+            f"({html.escape(_question(low, labels))}) to "
             f"{high.p_confirm:.2f}, and gives all {len(record.replication)} the same with a chance of "
             f"{s.every_same:.2f}.")
     if s.best_other_same is not None:
@@ -369,9 +371,7 @@ def findings(evaluation: EvaluationRecord, user_study: UserStudyRecord | None = 
             out.append(f"<b>Where the color error is:</b> {html.escape(where)} Pooled over all pixels, not "
                        f"averaged per photo.")
     out += loss_finding(evaluation, labels)
-    replicated = replication_finding(evaluation, labels)
-    if replicated:
-        out.append(replicated)
+    out += [s for s in (replication_finding(evaluation, labels), stability_finding(evaluation, labels)) if s]
     if user_study:
         out.append(f"<b>User study:</b> {html.escape(user_study.message)}"
                    + "".join(f" {html.escape(s)}" for s in user_study.findings))
