@@ -138,6 +138,12 @@ class Layout:
     def runs_index(self) -> Path:
         return self.work_dir / "runs.json"
 
+    @property
+    def training_progress(self) -> Path:
+        """How far stage 2 has got: runs.train_models rewrites it after every network, and `koala study` reads it to
+        say so in the terminal."""
+        return self.work_dir / "training_progress.json"
+
     def write_runs(self, runs: RunsIndex) -> None:
         """Which checkpoint holds each model and seed (`stages.RunsIndex`)."""
         from .stages import write_json_record

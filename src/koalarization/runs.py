@@ -12,6 +12,7 @@ import pandas as pd
 from . import checkpoint
 from .config import Profile
 from .layout import Layout
+from .progress import write_progress
 from .stages import RunEntry, RunsIndex, TrainingRun, TrainRecord
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,10 @@ def train_models(profile: Profile, layout: Layout, verbose: Any = 2) -> tuple[Ru
     from .data.prepare import load_manifest
     from .train import train, training_config
 
-    models, seconds = {}, {}
+    models: dict[str, RunEntry] = {}
+    seconds: dict[tuple[str, int], float] = {}
+    total = sum(len(spec.seeds) for spec in profile.models)
+    write_progress(layout.training_progress, total, seconds, "")
     for spec in profile.models:
         data_dir = layout.data_dir(spec.backbone, profile.data)
         manifest = load_manifest(str(data_dir))
@@ -36,6 +40,7 @@ def train_models(profile: Profile, layout: Layout, verbose: Any = 2) -> tuple[Ru
             checkpoints[seed] = train(str(data_dir), str(run_dir), profile.training, fusion=spec.fusion,
                                       loss=spec.loss, seed=seed, verbose=verbose, map_dropout=spec.map_dropout)
             seconds[(spec.name, seed)] = time.time() - started
+            write_progress(layout.training_progress, total, seconds, f"{spec.name} seed {seed}")
         models[spec.name] = RunEntry(backbone=spec.backbone, fusion=spec.fusion, loss=spec.loss, label=spec.title,
                                      data_dir=str(data_dir), checkpoints=checkpoints)
     runs = RunsIndex(models=models)

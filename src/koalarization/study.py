@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from .config import Profile, load_profile
 from .errors import KoalaError
 from .layout import STAGES, Layout
 from .machine import hardware
+from .progress import reporting
 from .stages import RECORD_TYPES, Comparison, EvaluationRecord, RecordError, read_json_record
 
 log = logging.getLogger(__name__)
@@ -308,7 +310,8 @@ def _run_stages(profile: Profile, parameters: dict[str, Any], manifest: dict[str
         echo(f"[{stage}] running ...")
         started = time.time()
         try:
-            run_stage(stage, parameters, staging, project_dir, str(final.results_dir), kernel)
+            with _progress(stage, absolute, echo):
+                run_stage(stage, parameters, staging, project_dir, str(final.results_dir), kernel)
         except StageFailed as error:
             manifest["stages"][stage] = {"hash": hashes[stage], "status": "failed", "error": str(error),
                                          "seconds": round(time.time() - started, 1)}
@@ -320,6 +323,11 @@ def _run_stages(profile: Profile, parameters: dict[str, Any], manifest: dict[str
                                      "seconds": round(time.time() - started, 1)}
         ran.add(stage)
         echo(f"[{stage}] done in {manifest['stages'][stage]['seconds']} s")
+
+
+def _progress(stage: str, layout: Layout, echo: Callable[[str], None]) -> AbstractContextManager[None]:
+    """Training reports each network as it finishes (`progress`); the other stages are minutes at most."""
+    return reporting(layout.training_progress, echo, f"[{stage}] ") if stage == "02_train" else nullcontext()
 
 
 def run_study(profile_name: str, project_dir: str = ".", force: bool = False, only: list[str] | None = None,
