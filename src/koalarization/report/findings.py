@@ -254,9 +254,9 @@ def stability_finding(record: EvaluationRecord, labels: dict[str, str]) -> str:
     order = " / ".join(labels.get(m, m) for m in s.procedures)
     text = (f"<b>How likely is a rerun to confirm the procedure verdicts?</b> Simulated from the spread of every seed "
             f"the runs trained ({html.escape(s.source)}), a rerun with this design ({s.design} seeds of "
-            f"{html.escape(order)}) confirms each verdict with a chance from {low.p_confirm:.2f} "
-            f"({html.escape(_question(low, labels))}) to "
-            f"{high.p_confirm:.2f}, and gives all {len(record.replication)} the same with a chance of "
+            f"{html.escape(order)}) confirms each verdict with a chance from {_chance(low.p_confirm)} "
+            f"({html.escape(_question(low, labels))}) to {_chance(high.p_confirm)}, and gives all "
+            f"{len(record.replication)} the same with a chance of "
             f"{s.every_same:.2f}.")
     if s.best_other_same is not None:
         text += (f" No other way to spread its {s.networks} networks does better (the best, {s.best_other_design}: "
@@ -266,6 +266,11 @@ def stability_finding(record: EvaluationRecord, labels: dict[str, str]) -> str:
     text += f" With {s.largest_design} seeds the chance is {s.largest_same:.2f}"
     return text + (": more seeds settle the large effects, but a verdict on an effect near what the test can detect "
                    "stays close to a coin toss." if s.largest_same < 0.8 else ".")
+
+
+def _chance(p: float | None) -> str:
+    """A simulated chance to two places, without rounding a near-certainty up to 1."""
+    return "n/a" if p is None else ("more than 0.99" if p > 0.99 else f"{p:.2f}")
 
 
 def _question(rep: VerdictReplication, labels: dict[str, str]) -> str:
@@ -378,6 +383,13 @@ def findings(evaluation: EvaluationRecord, user_study: UserStudyRecord | None = 
     return out
 
 
+def _simulated_note(evaluation: EvaluationRecord) -> str:
+    if evaluation.stability is None:
+        return ""
+    return (" The chance that a rerun confirms a procedure verdict is not a test: it is simulated with this test "
+            "from the spread of every network the reruns trained (" + html.escape(evaluation.stability.source) + ").")
+
+
 def statistics_note(evaluation: EvaluationRecord) -> str:
     return (f"Statistics. Two families of questions, each Holm-adjusted on its own; a verdict is stated only where "
             f"the adjusted p is below {ALPHA}. <b>The networks at hand</b> ({evaluation.family_size} comparisons: "
@@ -389,7 +401,8 @@ def statistics_note(evaluation: EvaluationRecord) -> str:
             f"has a standard error with two parts, the spread of each procedure's per-seed means over its seeds and "
             f"the spread of the per-photo differences over the photos; the test is a t test with Welch-Satterthwaite "
             f"degrees of freedom and the interval the matching 95% t interval. With three seeds the degrees of "
-            f"freedom are few and the test is strict. A procedure with one seed is not tested. <sup>†</sup> The "
+            f"freedom are few and the test is strict. A procedure with one seed is not tested."
+            f"{_simulated_note(evaluation)} <sup>†</sup> The "
             f"unadjusted 95% interval excludes 0 but the Holm-adjusted test does not reject: the interval is not "
             f"adjusted for the other comparisons of its family (and, for the networks, is about the mean while the "
             f"test is about signed ranks); the verdict follows the adjusted test. <sup>‡</sup> The adjusted test "
