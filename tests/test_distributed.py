@@ -26,11 +26,13 @@ DATA = ["--short-side", "48", "--train-scale", "40", "--train-crop", "32", "--cr
         "--split-fractions", "0.7", "0.3", "0.0"]
 STEPS, EVERY, BATCH = 4, 2, 4
 # The two-worker result against one process with the same global batch: the distance between their weights, over
-# the distance one process's weights move in the last chunk (EVERY steps). Measured on a 2-core AMD EPYC: 1.3e-3 under
-# TensorFlow (the all-reduced half-batch gradients round differently from one full-batch gradient, and Adam on 6
-# photos amplifies that: 0.03 after 6 steps, 0.1 after 8, hence few steps) and 1.6e-6 under JAX. Unsynchronised
-# workers (below) land at 1.7 to 2.9.
-TOLERANCE = 0.02
+# the distance one process's weights move in the last chunk (EVERY steps). The all-reduced half-batch gradients round
+# differently from one full-batch gradient, and Adam amplifies that: its first steps move a weight by about the
+# learning rate whatever the size of its gradient, so where a gradient is rounding noise its sign decides (on 6
+# photos: 0.03 after 6 steps, 0.1 after 8 under TensorFlow, hence few steps). Measured in float32 on 2-core AMD EPYCs:
+# with AVX-512, 1.3e-3 under TensorFlow and 1.6e-6 under JAX; with AVX2 only (other kernels, other rounding),
+# TensorFlow within 0.02 and JAX 0.089. Unsynchronised workers (below) land at 1.7 to 2.9 on both machines.
+TOLERANCE = 0.2
 pytestmark = pytest.mark.slow
 
 
@@ -168,5 +170,5 @@ def test_unsynchronised_workers_differ_by_far_more_than_the_tolerance(ci_data):
     first, _ = trained(slice(0, BATCH // 2))
     second, _ = trained(slice(BATCH // 2, BATCH))
     moved = whole - before
-    assert _distance(first, second, moved) > 10 * TOLERANCE
-    assert min(_distance(first, whole, moved), _distance(second, whole, moved)) > 10 * TOLERANCE
+    assert _distance(first, second, moved) > 5 * TOLERANCE
+    assert min(_distance(first, whole, moved), _distance(second, whole, moved)) > 5 * TOLERANCE
