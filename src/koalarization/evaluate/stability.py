@@ -101,13 +101,16 @@ def simulate_verdicts(per_seed: pd.DataFrame, questions: list[Question], design:
 
 
 def _bootstrap(seeds: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """n (mean, covariance) pairs of the per-seed means, each from a resample of the seeds with replacement."""
-    if len(seeds) < 3:
-        raise ValueError(f"a procedure needs at least 3 recorded seeds to simulate, got {len(seeds)}")
-    resampled = seeds[rng.integers(0, len(seeds), size=(n, len(seeds)))]
+    """n (mean, covariance) pairs of the per-seed means, each from a resample of the seeds with replacement. A
+    resample's sample covariance is on average (m - 1) / m of the seeds' own (m seeds): it is scaled back up, so the
+    simulated runs are not given less seed-to-seed spread than the record shows."""
+    m = len(seeds)
+    if m < 3:
+        raise ValueError(f"a procedure needs at least 3 recorded seeds to simulate, got {m}")
+    resampled = seeds[rng.integers(0, m, size=(n, m))]
     mean = resampled.mean(axis=1)
     centred = resampled - mean[:, None, :]
-    return mean, np.einsum("nsi,nsj->nij", centred, centred) / (len(seeds) - 1)
+    return mean, np.einsum("nsi,nsj->nij", centred, centred) / (m - 1) * m / (m - 1)
 
 
 def _draw(mean: np.ndarray, cov: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -259,8 +259,9 @@ def stability_finding(record: EvaluationRecord, labels: dict[str, str]) -> str:
             f"{len(record.replication)} the same with a chance of "
             f"{s.every_same:.2f}.")
     if s.best_other_same is not None:
-        text += (f" No other way to spread its {s.networks} networks does better (the best, {s.best_other_design}: "
-                 f"{s.best_other_same:.2f})." if s.best_other_same <= s.every_same + 0.01 else
+        text += (f" No other way to spread its {s.networks} networks does clearly better (the best, "
+                 f"{s.best_other_design}: {s.best_other_same:.2f}; the simulation is good to about ±0.01)."
+                 if s.best_other_same <= s.every_same + 0.01 else
                  f" Spread as {s.best_other_design}, its {s.networks} networks would do better "
                  f"({s.best_other_same:.2f}).")
     text += f" With {s.largest_design} seeds the chance is {s.largest_same:.2f}"
