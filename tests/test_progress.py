@@ -33,5 +33,5 @@ def test_the_watcher_prints_each_network_once_and_ignores_a_stale_file(tmp_path)
         seconds[("a", 0)] = 120.0
         write_progress(path, 2, seconds, "a seed 0")
         time.sleep(0.15)
-    assert lines == ["[02_train] 2 networks to train or reuse; a line here after each",
+    assert lines == ["[02_train] 2 networks to train or reuse; progress follows as they finish",
                      "[02_train] 1 of 2 networks (a seed 0: 2 min); about 2 min left at this pace"]

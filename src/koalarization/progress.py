@@ -29,7 +29,7 @@ def progress_line(progress: dict[str, Any]) -> str:
     (reused ones aside)."""
     done, total, spent = progress["done"], progress["total"], progress["seconds"]
     if not done:
-        return f"{total} networks to train or reuse; a line here after each"
+        return f"{total} networks to train or reuse; progress follows as they finish"
     text = f"{done} of {total} networks ({progress['last']}: {duration(spent[-1])})"
     trained = [s for s in spent if s > REUSED_SECONDS]
     if trained and done < total:
