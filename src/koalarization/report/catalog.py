@@ -42,7 +42,7 @@ FIGURES = [
           "training seed's mean over the photos, the line the mean over seeds, the dashed line the gray input. The "
           "spread of the dots is what a rerun with another seed moves; the procedure comparisons test the steps with "
           "the seeds as a random factor."),
-    Entry("verdict_stability", "03_evaluate", "How likely is a rerun to confirm each procedure verdict?",
+    Entry("verdict_stability", "03_evaluate", "The chance that a rerun confirms each procedure verdict",
           "The chance that a rerun with other seeds gives the same verdict, against the number of seeds per "
           "procedure, simulated with the study's own test from the spread of every network the profile's runs "
           "trained (scripts/verdict_stability.py, results/seed_shift/). Thin lines: one question each; black: every "
