@@ -52,11 +52,8 @@ def main() -> None:
     asked = set(record["model_a"]) | set(record["model_b"])
     models = [spec.name for spec in profile.models if spec.name in asked]
     own = {spec.name: len(spec.seeds) for spec in profile.models if spec.name in asked}
-    plans = [own] + [{m: k for m in models} for k in EQUAL_SEEDS]
-    plans += designs(models, sum(own.values()))
-    unique = list({tuple(plan[m] for m in models): plan for plan in plans}.values())
-    table = stability_table(per_seed, record, unique, n_pairs=args.pairs)
-    table["profile_design"] = table["design"] == "/".join(str(own[m]) for m in models)
+    others = [{m: k for m in models} for k in EQUAL_SEEDS] + designs(models, sum(own.values()))
+    table = stability_table(per_seed, record, own, others, n_pairs=args.pairs)
     target = layout.verdict_stability_table
     write_table(table, target.with_suffix(""), caption=CAPTION)
     every = table[table["model_a"] == EVERY_QUESTION].sort_values("p_same", ascending=False)

@@ -26,12 +26,19 @@ def test_the_watcher_prints_each_network_once_and_ignores_a_stale_file(tmp_path)
     path.parent.mkdir(parents=True)
     write_progress(path, 5, {("old", 0): 100.0}, "a stale run")
     lines: list[str] = []
+
+    def shown(count: int) -> None:  # wait for the watcher (a loaded machine may be slow), at most 10 s
+        deadline = time.time() + 10
+        while len(lines) < count and time.time() < deadline:
+            time.sleep(0.01)
+
     with reporting(path, lines.append, "[02_train] ", poll=0.02):
         seconds: dict = {}
         write_progress(path, 2, seconds, "")
-        time.sleep(0.15)
+        shown(1)
         seconds[("a", 0)] = 120.0
         write_progress(path, 2, seconds, "a seed 0")
-        time.sleep(0.15)
+        shown(2)
+        time.sleep(0.1)  # more polls of an unchanged file print nothing more
     assert lines == ["[02_train] 2 networks to train or reuse; progress follows as they finish",
                      "[02_train] 1 of 2 networks (a seed 0: 2 min); about 2 min left at this pace"]

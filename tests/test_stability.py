@@ -87,9 +87,11 @@ def test_the_profile_design_gives_the_summary_and_each_verdict_its_chance():
     record = pd.DataFrame([{"run": run, "model_a": a, "model_b": b, "metric": "ciede2000", "seeds_a": (0, 1, 2),
                             "seeds_b": (0, 1, 2), "n_photos": 146, "mean_diff": d, "se_seed": 0.2, "se_photo": 0.1}
                            for run in ("first", "second", "pooled") for a, b, d in (("a", "b", -2.0), ("c", "b", 0.2))])
-    plans = [{"a": 3, "b": 3, "c": 3}, {"a": 2, "b": 5, "c": 2}, {"a": 4, "b": 4, "c": 4}]
-    table = stability_table(seeds, record, plans, n_pairs=500)
-    table["profile_design"] = table["design"] == "3/3/3"
+    own = {"a": 3, "b": 3, "c": 3}
+    others = [{"a": 2, "b": 5, "c": 2}, {"a": 4, "b": 4, "c": 4}, dict(own)]
+    table = stability_table(seeds, record, own, others, n_pairs=500)
+    assert table["design"].nunique() == 3  # the repeat of the profile's own design is simulated once
+    assert set(table.loc[table["profile_design"], "design"]) == {"3/3/3"}
     summary = stability_summary(table, "results/seed_shift/x.csv")
     assert summary is not None and summary.design == "3/3/3" and summary.networks == 9
     assert summary.best_other_design == "2/5/2" and summary.largest_design == "4/4/4"

@@ -34,6 +34,7 @@ from .stats import holm
 
 EVERY_QUESTION = "every question"
 VERDICT_CODES = {"a better": 1, "a higher": 1, "no evidence": 0, "b better": -1, "b higher": -1}
+CODE_NAMES = {1: "a_better", 0: "no_evidence", -1: "b_better"}  # column suffixes of `stability`
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,10 @@ def questions_from_record(record: pd.DataFrame) -> list[Question]:
     """The questions of a seed-shift record (`replication.read_record`: seed lists parsed), with the photo part
     averaged over its runs and, for the difference-only model, the pooled difference and the per-seed variance (each
     run's seed part is var_a / k_a + var_b / k_b; with equal variances that is var * (1 / k_a + 1 / k_b))."""
-    runs = record[record["run"] != "pooled"]
-    pooled = record[record["run"] == "pooled"].set_index(["model_a", "model_b", "metric"])
+    from .replication import POOLED  # replication reads this module's chances, so not at the top
+
+    runs = record[record["run"] != POOLED]
+    pooled = record[record["run"] == POOLED].set_index(["model_a", "model_b", "metric"])
     out = []
     for (a, b, metric), rows in runs.groupby(["model_a", "model_b", "metric"], sort=False):
         k = np.array([1 / len(sa) + 1 / len(sb) for sa, sb in zip(rows["seeds_a"], rows["seeds_b"])])
@@ -148,7 +151,7 @@ def stability(codes: np.ndarray, questions: list[Question]) -> pd.DataFrame:
         row = {"model_a": q.model_a, "model_b": q.model_b, "metric": q.metric,
                "p_same": float((first[:, i] == second[:, i]).mean()),
                "p_all_runs": float((codes[:, :, i] == codes[0, :, i]).all(axis=0).mean())}
-        for name, code in (("a_better", 1), ("no_evidence", 0), ("b_better", -1)):
+        for code, name in CODE_NAMES.items():
             reached = first[:, i] == code
             row[f"p_{name}"] = float(reached.mean())
             row[f"confirm_{name}"] = float((second[reached, i] == code).mean()) if reached.any() else np.nan
@@ -168,16 +171,19 @@ def designs(models: list[str], networks: int, minimum: int = 2) -> list[dict[str
             for rest in designs(models[1:], networks - k, minimum)]
 
 
-def stability_table(per_seed: pd.DataFrame, record: pd.DataFrame, plans: list[dict[str, int]], n_pairs: int = 4000,
-                    seed: int = 0, runs: int = 3) -> pd.DataFrame:
-    """`stability` for each design (seeds per procedure), with the design's seeds and network count in columns."""
+def stability_table(per_seed: pd.DataFrame, record: pd.DataFrame, own: dict[str, int], others: list[dict[str, int]],
+                    n_pairs: int = 4000, seed: int = 0, runs: int = 3) -> pd.DataFrame:
+    """`stability` for the profile's own design (seeds per procedure) and for `others` (a repeat of it is dropped),
+    with each design's seeds and network count in columns and `profile_design` marking the profile's rows. Every
+    design is simulated with the same random numbers, so designs differ by their seeds, not by their draws."""
     questions = questions_from_record(record)
+    plans = list({tuple(plan[m] for m in own): plan for plan in [own, *others]}.values())
     parts = []
     for plan in plans:
         codes = simulate_verdicts(per_seed, questions, plan, n_pairs=n_pairs, seed=seed, runs=runs)
-        table = stability(codes, questions)
-        parts.append(table.assign(design="/".join(str(plan[m]) for m in plan), networks=sum(plan.values()),
-                                  **{f"seeds_{m}": k for m, k in plan.items()}))
+        parts.append(stability(codes, questions).assign(
+            design="/".join(str(plan[m]) for m in own), networks=sum(plan.values()), profile_design=plan == own,
+            **{f"seeds_{m}": plan[m] for m in own}))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -190,11 +196,12 @@ def read_stability(path: str | Path) -> pd.DataFrame | None:
 def confirm_chance(table: pd.DataFrame, model_a: str, model_b: str, metric: str, verdict: Verdict) -> float | None:
     """The simulated chance, at the profile's own design, that a rerun confirms `verdict` on this question (None
     where the table lacks the question or the verdict never came up in the simulation)."""
-    column = {"a better": "confirm_a_better", "a higher": "confirm_a_better", "no evidence": "confirm_no_evidence",
-              "b better": "confirm_b_better", "b higher": "confirm_b_better"}.get(verdict)
+    if verdict not in VERDICT_CODES:
+        return None
+    column = f"confirm_{CODE_NAMES[VERDICT_CODES[verdict]]}"
     rows = table[table["profile_design"] & (table["model_a"] == model_a) & (table["model_b"] == model_b)
                  & (table["metric"] == metric)]
-    if column is None or rows.empty or not np.isfinite(rows[column].iloc[0]):
+    if rows.empty or not np.isfinite(rows[column].iloc[0]):
         return None
     return float(rows[column].iloc[0])
 

@@ -18,6 +18,7 @@ from cycler import cycler
 from matplotlib.figure import Figure
 
 from koalarization.atomic import write_bytes_atomic
+from koalarization.evaluate.stability import EVERY_QUESTION
 from koalarization.report.tables import metric_header
 from koalarization.stages import ModelRole, Roles
 
@@ -434,7 +435,7 @@ def verdict_stability(table: pd.DataFrame, questions: dict[tuple[str, str, str],
             rows = equal[(equal["model_a"] == a) & (equal["model_b"] == b) & (equal["metric"] == metric)]
             ax.plot(rows["k"], rows["p_same"], color=PALETTE[pairs.index((a, b)) % (len(PALETTE) - 1)],
                     ls=styles[metric], lw=1.1, marker="o", ms=2.5, label=name)
-        every = equal[equal["model_b"] == ""]
+        every = equal[equal["model_a"] == EVERY_QUESTION]
         ax.plot(every["k"], every["p_same"], color="black", lw=2.0, marker="o", ms=3.5, label="every verdict at once")
         if own_seeds is not None:
             ax.axvline(own_seeds, color=GRAY_COLOR, lw=1.0, ls="--")
