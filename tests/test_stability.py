@@ -137,3 +137,14 @@ def test_the_script_rewrites_the_committed_table(tmp_path):
                    check=True, capture_output=True)
     again = pd.read_csv(work / layout.verdict_stability_table)
     pd.testing.assert_frame_equal(again, committed, check_exact=False, atol=0.002)
+
+
+def test_the_page_rounds_a_column_of_chances_with_empty_cells(tmp_path):
+    """A chance that never came up is an empty cell; the column is still rounded like any other, and words such as
+    "None" stay words."""
+    from koalarization.report.page import _table_html
+
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"label": ["None", "spatial"], "confirm": [0.9954705586311021, np.nan]}).to_csv(path, index=False)
+    html = _table_html(path)
+    assert "0.995" in html and "0.99547" not in html and ">None<" in html and "NaN" not in html

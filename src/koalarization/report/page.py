@@ -55,7 +55,20 @@ def _table_html(path: Path, rows: int | None = None, drop: tuple = ()) -> str:
     frame = pd.read_csv(path, keep_default_na=False).drop(columns=list(drop), errors="ignore")
     if rows is not None and len(frame) > rows:
         frame = frame.head(rows)
-    return frame.to_html(index=False, escape=True, border=0, float_format=lambda v: f"{v:.3g}")
+    return _numbers_with_blanks(frame).to_html(index=False, escape=True, border=0, na_rep="",
+                                               float_format=lambda v: f"{v:.3g}")
+
+
+def _numbers_with_blanks(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns of numbers with some cells empty are read as text (empty strings stay strings, so that words like
+    "None" do too): make them numbers again, so they are rounded like the others."""
+    out = frame.copy()
+    for column in [c for c in out.columns if not pd.api.types.is_numeric_dtype(out[c])]:
+        filled = out[column] != ""
+        numbers = pd.to_numeric(out[column].where(filled), errors="coerce")
+        if filled.any() and numbers[filled].notna().all():
+            out[column] = numbers
+    return out
 
 
 FUSION_WORDS = {"none": "no classifier", "global": "the classifier's global logits (the paper's fusion)",
