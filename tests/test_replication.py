@@ -146,7 +146,7 @@ def test_the_committed_demo_record_matches_the_committed_results():
     held = sum(r.held for r in rows)
     page = (ROOT / "results" / "demo" / "index.html").read_text()
     assert f"{held} of {len(rows)} procedure verdicts the same" in page
-    assert ("whose numbers differ from this one" in page) == (not all(r.recorded_from_this_run for r in rows))
+    assert ("its numbers differ from this one" in page) == (not all(r.recorded_from_this_run for r in rows))
     table = pd.read_csv(ROOT / "results" / "demo" / "tables" / "verdict_replication.csv")
     assert (table["held"] == "yes").sum() == held
     assert evaluation.replication_source == str(layout.seed_shift_table)

@@ -266,9 +266,10 @@ def new_manifest(profile: Profile, profile_name: str, overrides: dict[str, Any],
     manifest: dict[str, Any] = {
         "profile": name, "status": "incomplete", "koalarization_version": __version__,
         "reproducibility": {"tolerance": tolerance, "meaning": (
-            f"rerunning this profile from scratch with the same seeds, on the same package versions, gives every "
-            f"metric mean of 03_evaluate.json within {tolerance:.0%} (relative); check with "
-            f"`koala study --compare results/{name} OTHER_RESULTS_DIR`")},
+            f"rerunning this profile from scratch with the same seeds, on the same package versions and a CPU with "
+            f"the same instructions (hardware.cpu_bf16 decides the training precision), gives every metric mean of "
+            f"03_evaluate.json within {tolerance:.0%} (relative); another CPU trains other networks, so expect some "
+            f"means outside it there; check with `koala study --compare results/{name} OTHER_RESULTS_DIR`")},
         "git_commit": git_commit(project_dir), "profile_source": profile_name, "overrides": overrides,
         "parameters": profile.model_dump(mode="json"), "versions": versions(), "hardware": hardware(),
         "weights": [weights_source(backbone) for backbone in profile.data.backbones], "stages": {},

@@ -227,8 +227,9 @@ def replication_finding(record: EvaluationRecord, labels: dict[str, str]) -> str
             f"{_seed_runs(rows[0])} (other networks, the same photos; {html.escape(record.replication_source)}): "
             f"{len(rows) - len(changed)} of {len(rows)} procedure verdicts the same{every}.")
     if not all(r.recorded_from_this_run for r in rows):
-        text += (" The record was made from a run whose numbers differ from this one's (another machine or commit), "
-                 "so it shows what a rerun can change, not a check of this run.")
+        text += (" The record's run with this run's seeds is not this run: its numbers differ from this one's (another "
+                 "machine or commit). The reruns are set beside this run's own verdicts, but the pooled verdicts count "
+                 "that run's networks, not this run's.")
     settled = [r for r in rows if r.held and r.verdict_pooled != r.verdict_here]
     if not changed:
         text += " Every verdict held."
