@@ -134,7 +134,8 @@ def test_stage_3_reads_the_seed_shift_record_so_a_new_record_reruns_it():
 def test_the_committed_demo_record_matches_the_committed_results():
     """The committed record set beside the committed results: every procedure question answered, the page, the table
     and stage 3's record agree, and the page says so where the results were regenerated elsewhere (results/seed_shift
-    was made from results/demo's own run on the AMD EPYC; a rerun on another machine gives other numbers)."""
+    was made from bf16 runs on an AVX-512 AMD EPYC; the committed results/demo is a float32 run of the same seeds on
+    an AVX2-only one, so its page must say that the record's run is not its own)."""
     layout = Layout.for_profile("demo")
     evaluation = read_json_record(ROOT / "results" / "demo" / "03_evaluate.json", EvaluationRecord)
     record = read_record(ROOT / layout.seed_shift_table)
