@@ -89,6 +89,18 @@ def _models_fact(p: dict[str, Any], trained: TrainRecord | None) -> str:
                      for m in p["models"])
 
 
+def wall_time(stages: dict[str, dict[str, Any]]) -> str:
+    """The run's wall time, with reused stages counted at the time they took when they ran (a page rebuilt with
+    every stage reused would otherwise say 0.0 min)."""
+    ran = sum(s.get("seconds", 0) for s in stages.values() if not s.get("reused"))
+    total = sum(s.get("seconds", 0) for s in stages.values())
+    if ran == total:
+        return f"{total / 60:.1f} min"
+    if ran == 0:
+        return f"every stage reused from an earlier run; {total / 60:.1f} min when they ran"
+    return f"{ran / 60:.1f} min for the stages run this time, {total / 60:.1f} min with the reused ones' earlier times"
+
+
 def run_facts(manifest: dict[str, Any], records: dict[str, StageRecord]) -> list[tuple[str, str]]:
     """(label, value) rows of what was run, from the manifest and the stages' records."""
     p = manifest["parameters"]
@@ -99,7 +111,6 @@ def run_facts(manifest: dict[str, Any], records: dict[str, StageRecord]) -> list
     hw = manifest.get("hardware", {})
     models = _models_fact(p, trained if isinstance(trained, TrainRecord) else None)
     stages = manifest.get("stages", {})
-    seconds = sum(s.get("seconds", 0) for s in stages.values() if not s.get("reused"))
     times = ", ".join(f"{k[3:]} {v.get('seconds', 0):.0f} s{' (reused)' if v.get('reused') else ''}"
                       for k, v in stages.items())
     size = (f"letterboxed to {data['letterbox_size']} px" if data.get("letterbox_size")
@@ -128,7 +139,7 @@ def run_facts(manifest: dict[str, Any], records: dict[str, StageRecord]) -> list
         ("Machine", f"{hw.get('cpu_model', '?')}, {hw.get('cpu_count', '?')} cores, GPUs: "
                     f"{', '.join(hw.get('gpus') or []) or 'none'}; Python {hw.get('python', '?')}, "
                     f"Keras {manifest.get('versions', {}).get('keras', '?')}"),
-        ("Wall time", f"{seconds / 60:.1f} min for the stages run this time ({times})"),
+        ("Wall time", wall_time(stages) + f" ({times})"),
         ("Reproducibility", manifest.get("reproducibility", {}).get("meaning", "")),
     ]
     return facts
