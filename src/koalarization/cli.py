@@ -54,8 +54,7 @@ def _colorize(args) -> int:
     written, failures = colorize_paths(args.inputs, args.checkpoint, args.output, force=args.force,
                                        with_side_by_side=args.side_by_side, short_side=args.short_side,
                                        backbone_weights=args.backbone_weights, progress=sys.stderr.isatty())
-    for path, reason in failures:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+    # colorize_paths has logged each skipped file with its reason (once: printing them here too repeated them)
     print(f"colorized {len(written)} photo(s) into {args.output}; {len(failures)} skipped")
     return 1 if failures else 0
 
