@@ -99,9 +99,37 @@ def test_a_record_from_another_run_is_marked_as_standing_in(two_runs, tmp_path):
     moved = {split: frame.assign(ciede2000=frame["ciede2000"] + 0.3 * ((frame["model"] == "spatial_lite0")
                                                                        & (frame["seed"] == 1)).astype(float))
              for split, frame in first.items()}
-    rows = {(r.model_a, r.model_b, r.metric): r for r in replication_of(procedure_family(moved, roles), record)}
-    assert not rows[("spatial_lite0", "fusion_lite0", "ciede2000")].recorded_from_this_run
-    assert rows[("fusion_lite0", "no_fusion", "ciede2000")].recorded_from_this_run
+    here = procedure_family(moved, roles)
+    rows = {(r.model_a, r.model_b, r.metric): r for r in replication_of(here, record)}
+    spatial = rows[("spatial_lite0", "fusion_lite0", "ciede2000")]
+    paper = rows[("fusion_lite0", "no_fusion", "ciede2000")]
+    assert not spatial.recorded_from_this_run and paper.recorded_from_this_run
+    # the record's run of the same seeds has other networks there: it is a rerun, marked as of the same seeds
+    assert [(r.seeds, r.same_seeds) for r in spatial.reruns] == [([0, 1, 2], True), ([10, 11, 12], False)]
+    assert [(r.seeds, r.same_seeds) for r in paper.reruns] == [([10, 11, 12], False)]
+    # the whole record from another machine: every question has the same-seeds rerun, and the page says what it is
+    step = {"no_fusion": 0.0, "fusion_lite0": 1.0, "spatial_lite0": 2.0, "rebalanced_lite0": 3.0}  # by network
+    moves = {split: frame["model"].map(step).fillna(0.0) * frame["seed"].eq(1).fillna(False).astype(float)
+             for split, frame in first.items()}
+    everywhere = {split: frame.assign(ciede2000=frame["ciede2000"] + 0.3 * moves[split],
+                                      psnr=frame["psnr"] - 0.1 * moves[split],
+                                      colorfulness_gap=frame["colorfulness_gap"] + moves[split])
+                  for split, frame in first.items()}
+    here = procedure_family(everywhere, roles)
+    rows = replication_of(here, record)
+    assert not any(r.recorded_from_this_run for r in rows) and all(len(r.reruns) == 2 for r in rows)
+    evaluation = record_of(profile, everywhere).model_copy(
+        update={"procedures": here, "replication": rows, "replication_source": "results/seed_shift/x.csv"})
+    text = " ".join(findings(evaluation))
+    assert "rerun twice, with seeds 0, 1, 2 again (another machine or commit) and with 10, 11, 12" in text
+    assert "counted as a rerun of the same seeds" in text and "in all 3 runs" in text
+    table = replication_table(rows, roles.labels())
+    assert table["seeds_reruns"].str.startswith("0, 1, 2 (same seeds, another run) / 10, 11, 12").all()
+    # no run of the record has this run's seeds (seeds 30-32): every run of the record is a rerun
+    other = replication_of([r.model_copy(update={"seeds_a": [30, 31, 32], "seeds_b": [30, 31, 32]}) for r in here],
+                           record)
+    assert all(len(r.reruns) == 2 and not any(x.same_seeds for x in r.reruns) for r in other)
+    assert not any(r.recorded_from_this_run for r in other)
 
 
 def test_a_verdict_that_did_not_hold_is_said_so_on_the_page(two_runs):

@@ -282,17 +282,20 @@ Verdict = Literal["a better", "b better", "a higher", "b higher", "no evidence",
 
 
 class Rerun(_Record):
-    """One rerun's answer to a procedure question (other seeds, the same photos)."""
+    """One rerun's answer to a procedure question (the same photos; other seeds, or this run's seeds trained on
+    another machine or commit, which gives other networks too)."""
 
     seeds: list[int]
     verdict: Verdict
     mean_diff: float
     p_holm: float
+    same_seeds: bool = False  # this run's seeds, another run's networks (another CPU's precision, another commit)
 
 
 class VerdictReplication(_Record):
-    """One procedure question asked again: this run's verdict beside those of one or more reruns with other seeds and
-    of every run's seeds pooled (`evaluate.replication`, from the record `scripts/pool_seed_runs.py` writes)."""
+    """One procedure question asked again: this run's verdict beside those of one or more reruns (other seeds, or the
+    same seeds on another machine) and of the record's runs' seeds pooled (`evaluate.replication`, from the record
+    `scripts/pool_seed_runs.py` writes)."""
 
     model_a: str
     model_b: str

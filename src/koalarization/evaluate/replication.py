@@ -8,8 +8,9 @@ run's own verdicts, so the report can say which verdicts held in every rerun, wh
 seeds say.
 
 The record is matched to this run by the seeds: its run with this run's seeds is checked against this run's numbers
-(`recorded_from_this_run`: the same mean differences; a rerun on another machine or commit gives others), and its
-other runs are the reruns.
+(`recorded_from_this_run`: the same mean differences). Every other run of the record is a rerun. That includes a run
+with this run's seeds whose numbers differ: the same seeds trained on another machine (another CPU trains in another
+precision) or at another commit are other networks, so that run is a rerun too (`Rerun.same_seeds`).
 """
 from __future__ import annotations
 
@@ -85,9 +86,10 @@ def _same_numbers(row: pd.Series, here: ProcedureComparison) -> bool:
 def replication_of(procedures: list[ProcedureComparison], record: pd.DataFrame,
                    stability: pd.DataFrame | None = None) -> list[VerdictReplication]:
     """Each of this run's procedure questions that the record also asked, with every rerun's verdict and the pooled
-    one. Which of the record's runs is this one is read from the seeds (a record made with this run as its `second`
-    works too); where none has this run's seeds, the record's first run stands in for this one and
-    `recorded_from_this_run` is False. With a stability table (`evaluate.stability`), each verdict also gets the
+    one. Which of the record's runs is this one is read from the seeds and checked against this run's numbers (a
+    record made with this run as its `second` works too). Where none is this run (`recorded_from_this_run` False),
+    every run of the record is a rerun, a run with this run's seeds included, and the pooled verdict counts the
+    record's networks, not this run's. With a stability table (`evaluate.stability`), each verdict also gets the
     simulated chance that a rerun confirms it."""
     out = []
     for here in procedures:
@@ -99,11 +101,11 @@ def replication_of(procedures: list[ProcedureComparison], record: pd.DataFrame,
             continue
         seeds_here = sorted(set(here.seeds_a) | set(here.seeds_b))
         ordered = [runs[name] for name in RUN_NAMES if name in runs]
-        this = next((row for row in ordered if _seeds(row) == seeds_here), ordered[0])
-        matched = _seeds(this) == seeds_here and _same_numbers(this, here)
+        this = next((row for row in ordered if _seeds(row) == seeds_here and _same_numbers(row, here)), None)
         verdict_here = verdict_class(here.mean_diff, here.p_holm, here.metric)
         reruns = [Rerun(seeds=_seeds(row), verdict=verdict_class(row["mean_diff"], row["p_holm"], here.metric),
-                        mean_diff=float(row["mean_diff"]), p_holm=float(row["p_holm"]))
+                        mean_diff=float(row["mean_diff"]), p_holm=float(row["p_holm"]),
+                        same_seeds=_seeds(row) == seeds_here)
                   for row in ordered if row is not this]
         out.append(VerdictReplication(
             model_a=here.model_a, model_b=here.model_b, metric=here.metric, label=here.label,
@@ -111,7 +113,7 @@ def replication_of(procedures: list[ProcedureComparison], record: pd.DataFrame,
             verdict_pooled=verdict_class(pooled["mean_diff"], pooled["p_holm"], here.metric),
             pooled_diff=float(pooled["mean_diff"]), pooled_ci_low=float(pooled["diff_ci_low"]),
             pooled_ci_high=float(pooled["diff_ci_high"]), pooled_p_holm=float(pooled["p_holm"]),
-            held=all(rerun.verdict == verdict_here for rerun in reruns), recorded_from_this_run=matched,
+            held=all(rerun.verdict == verdict_here for rerun in reruns), recorded_from_this_run=this is not None,
             p_confirm=None if stability is None else confirm_chance(stability, here.model_a, here.model_b,
                                                                    here.metric, verdict_here)))
     return out

@@ -117,11 +117,13 @@ TABLES = [
           "over photos), on every unseen photo, Holm-adjusted over this family."),
     Entry("verdict_replication", "03_evaluate", "Do the procedure verdicts survive other seeds?",
           "Each procedure question of this run asked again by reruns of the study with every seed shifted (other "
-          "networks, the same photos; one verdict per rerun, separated by '/') and by all runs' seeds pooled "
-          "(scripts/pool_seed_runs.py, results/seed_shift/). 'held': every rerun reached this run's verdict. A "
-          "verdict that did not hold rests on an effect near the edge of what its seeds can detect: read the pooled "
-          "verdict, with every run's seeds, beside it. The CSV also says whether the record was made from this run's "
-          "own numbers (recorded_from_this_run; false: another machine or commit, standing in for this one)."),
+          "networks, the same photos; one verdict per rerun, separated by '/') and by the record's runs' seeds "
+          "pooled (scripts/pool_seed_runs.py, results/seed_shift/). A run of the record with this run's seeds but "
+          "other numbers (trained on another machine or commit: other networks) is a rerun too, marked 'same seeds, "
+          "another run'. 'held': every rerun reached this run's verdict. A verdict that did not hold rests on an "
+          "effect near the edge of what its seeds can detect: read the pooled verdict, with every run's seeds, beside "
+          "it. The CSV also says whether the record was made from this run's own numbers (recorded_from_this_run; "
+          "false: the pooled verdict counts the other run's networks, not this run's)."),
     Entry("checkpoint_choice", "03_evaluate", "Which checkpoint: the verdicts of every run at each",
           "The procedure questions of the run and its reruns with other seeds, with every network evaluated at its "
           "best checkpoint (lowest validation loss) and at its last (scripts/checkpoint_choice.py, "

@@ -15,6 +15,7 @@ from ..stages import (
     EvaluationRecord,
     PairedComparison,
     ProcedureComparison,
+    Rerun,
     Roles,
     UserStudyRecord,
     VerdictReplication,
@@ -173,10 +174,30 @@ def _pooled_text(rep: VerdictReplication, labels: dict[str, str]) -> str:
             f"Holm p {html.unescape(_p(rep.pooled_p_holm))}: {verdict_words(rep.verdict_pooled, a, b)}")
 
 
-def _seed_runs(rep: VerdictReplication) -> str:
+def _seeds_of(rerun: Rerun) -> str:
+    seeds = ", ".join(str(s) for s in rerun.seeds)
+    return f"{seeds} again (another machine or commit)" if rerun.same_seeds else seeds
+
+
+def _seed_runs(reruns: list[Rerun]) -> str:
     """'10, 11, 12' for one rerun, '10, 11, 12 and with 20, 21, 22' for two, '1, 2; 3, 4; and 5, 6' for more."""
-    runs = [", ".join(str(s) for s in rerun.seeds) for rerun in rep.reruns]
+    runs = [_seeds_of(rerun) for rerun in reruns]
     return " and with ".join(runs) if len(runs) <= 2 else "; ".join(runs[:-1]) + "; and " + runs[-1]
+
+
+def _every_rerun(rows: list[VerdictReplication]) -> list[Rerun]:
+    """The record's reruns, each once, in the record's order (a run with this run's seeds is a rerun only for the
+    questions whose numbers differ from this run's)."""
+    seen: dict[tuple[tuple[int, ...], bool], Rerun] = {}
+    for row in rows:
+        for rerun in row.reruns:
+            seen.setdefault((tuple(rerun.seeds), rerun.same_seeds), rerun)
+    return list(seen.values())
+
+
+def _with_what(rep: VerdictReplication) -> str:
+    """' with other seeds', or '' where a rerun had this run's seeds (on another machine)."""
+    return "" if any(rerun.same_seeds for rerun in rep.reruns) else " with other seeds"
 
 
 def _rerun_words(rep: VerdictReplication, a: str, b: str) -> str:
@@ -189,47 +210,63 @@ def _rerun_words(rep: VerdictReplication, a: str, b: str) -> str:
     return " and ".join(verdicts) + " in the reruns"
 
 
+def _pooled_runs(rep: VerdictReplication) -> str:
+    """Whose seeds the pooled verdict counts: 'both runs'', 'all 3 runs'', or, where the record is not this run's,
+    'the record's 3 runs''."""
+    n = len(rep.reruns) + rep.recorded_from_this_run
+    if not rep.recorded_from_this_run:
+        return f"the record's {n} runs'"
+    return "both runs'" if n == 2 else f"all {n} runs'"
+
+
 def rerun_note(rep: VerdictReplication | None, labels: dict[str, str]) -> str:
-    """Plain text: where a rerun with other seeds did not reach this run's verdict, or the pooled seeds reach
-    another, what they say ('' where all agree with this run)."""
+    """Plain text: where a rerun did not reach this run's verdict, or the pooled seeds reach another, what they say
+    ('' where all agree with this run)."""
     if rep is None or (rep.held and rep.verdict_pooled == rep.verdict_here):
         return ""
     a, b = labels.get(rep.model_a, rep.model_a), labels.get(rep.model_b, rep.model_b)
-    n = len(rep.reruns)
+    n, kind = len(rep.reruns), _with_what(rep)
     missed = sum(rerun.verdict != rep.verdict_here for rerun in rep.reruns)
     if rep.held:
         rerun = "The rerun" if n == 1 else f"All {n} reruns"
-        rerun += " with other seeds reached the same verdict"
+        rerun += f"{kind} reached the same verdict"
     elif n == 1:
-        rerun = f"A rerun with other seeds did not reach this verdict ({_rerun_words(rep, a, b)})"
+        rerun = f"A rerun{kind} did not reach this verdict ({_rerun_words(rep, a, b)})"
     elif missed == n:
         rerun = "Neither rerun" if n == 2 else f"None of the {n} reruns"
-        rerun += f" with other seeds reached this verdict ({_rerun_words(rep, a, b)})"
+        rerun += f"{kind} reached this verdict ({_rerun_words(rep, a, b)})"
     else:
-        rerun = f"{missed} of {n} reruns with other seeds did not reach this verdict ({_rerun_words(rep, a, b)})"
-    runs = "both runs'" if n == 1 else f"all {n + 1} runs'"
+        rerun = f"{missed} of {n} reruns{kind} did not reach this verdict ({_rerun_words(rep, a, b)})"
     chance = "" if rep.p_confirm is None else \
         f" Simulated, a rerun would confirm this run's verdict with a chance of {rep.p_confirm:.2f}."
-    return f"{rerun}; with {runs} {len(rep.seeds_pooled)} seeds pooled, {a} − {b}: {_pooled_text(rep, labels)}.{chance}"
+    return (f"{rerun}; with {_pooled_runs(rep)} {len(rep.seeds_pooled)} seeds pooled, {a} − {b}: "
+            f"{_pooled_text(rep, labels)}.{chance}")
 
 
 def replication_finding(record: EvaluationRecord, labels: dict[str, str]) -> str:
-    """How many procedure verdicts every rerun with other seeds reached too, which they did not, and what all runs'
-    seeds pooled say about those."""
+    """How many procedure verdicts every rerun reached too, which they did not, and what all runs' seeds pooled say
+    about those. A run of the record with this run's seeds but other numbers (another machine or commit) is one of
+    the reruns, and the page says so."""
     rows = record.replication
     if not rows:
         return ""
     changed = [r for r in rows if not r.held]
-    n = len(rows[0].reruns)
-    every = "" if n == 1 else f" in all {n + 1} runs"
+    reruns = _every_rerun(rows)
+    n = len(reruns)
+    uniform = all(len(r.reruns) == n for r in rows)  # else a same-seeds run is this run for some questions only
+    every = "" if n == 1 else (f" in all {n + 1} runs" if uniform else " in every run")
     twice = "" if n == 1 else (" twice," if n == 2 else f" {n} times,")
     text = (f"<b>Do the procedure verdicts survive other seeds?</b> The study rerun{twice} with seeds "
-            f"{_seed_runs(rows[0])} (other networks, the same photos; {html.escape(record.replication_source)}): "
-            f"{len(rows) - len(changed)} of {len(rows)} procedure verdicts the same{every}.")
-    if not all(r.recorded_from_this_run for r in rows):
+            f"{html.escape(_seed_runs(reruns))} (other networks, the same photos; "
+            f"{html.escape(record.replication_source)}): {len(rows) - len(changed)} of {len(rows)} procedure "
+            f"verdicts the same{every}.")
+    if any(rerun.same_seeds for rerun in reruns):
         text += (" The record's run with this run's seeds is not this run: its numbers differ from this one's (another "
-                 "machine or commit). The reruns are set beside this run's own verdicts, but the pooled verdicts count "
+                 "machine or commit), so it is counted as a rerun of the same seeds, and the pooled verdicts count "
                  "that run's networks, not this run's.")
+    elif not all(r.recorded_from_this_run for r in rows):
+        text += (" None of the record's runs has this run's seeds, so each is a rerun, and the pooled verdicts count "
+                 "the record's networks, not this run's.")
     settled = [r for r in rows if r.held and r.verdict_pooled != r.verdict_here]
     if not changed:
         text += " Every verdict held."

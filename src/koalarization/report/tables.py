@@ -217,9 +217,10 @@ def verdict_words(verdict: str, a: str, b: str) -> str:
 
 def replication_table(rows: list, labels: dict[str, str]) -> pd.DataFrame:
     """`stages.VerdictReplication` rows as the page's table: each procedure question, this run's verdict, each
-    rerun's with other seeds (in the record's order, separated by ' / '), whether every rerun reached this run's
-    verdict, the simulated chance that a rerun confirms it (`evaluate.stability`; empty where not simulated), and
-    the verdict of all runs' seeds pooled with its interval."""
+    rerun's (other seeds, or this run's seeds trained on another machine; in the record's order, separated by
+    ' / '), whether every rerun reached this run's verdict, the simulated chance that a rerun confirms it
+    (`evaluate.stability`; empty where not simulated), and the verdict of the record's runs' seeds pooled with its
+    interval."""
     out = []
     for row in rows:
         a, b = labels.get(row.model_a, row.model_a), labels.get(row.model_b, row.model_b)
@@ -230,7 +231,9 @@ def replication_table(rows: list, labels: dict[str, str]) -> pd.DataFrame:
                     "pooled": verdict_words(row.verdict_pooled, a, b), "pooled_diff": row.pooled_diff,
                     "pooled_ci_low": row.pooled_ci_low, "pooled_ci_high": row.pooled_ci_high,
                     "pooled_p_holm": row.pooled_p_holm, "seeds_here": _seed_list(row.seeds_here),
-                    "seeds_reruns": " / ".join(_seed_list(rerun.seeds) for rerun in row.reruns),
+                    "seeds_reruns": " / ".join(_seed_list(rerun.seeds) + (" (same seeds, another run)"
+                                                                          if rerun.same_seeds else "")
+                                               for rerun in row.reruns),
                     "seeds_pooled": _seed_list(row.seeds_pooled),
                     "recorded_from_this_run": row.recorded_from_this_run})
     return pd.DataFrame(out)
