@@ -148,3 +148,32 @@ def test_the_page_rounds_a_column_of_chances_with_empty_cells(tmp_path):
     pd.DataFrame({"label": ["None", "spatial"], "confirm": [0.9954705586311021, np.nan]}).to_csv(path, index=False)
     html = _table_html(path)
     assert "0.995" in html and "0.99547" not in html and ">None<" in html and "NaN" not in html
+
+
+def _precision_check():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("precision_check", ROOT / "scripts" / "precision_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_precision_check_finds_a_shift_of_the_networks_and_not_a_fresh_draw():
+    """scripts/precision_check.py on synthetic networks: another CPU whose networks are one CIEDE2000 worse is found
+    (Holm p < 0.05, interval around +1), one whose networks are fresh draws of the same distribution is not, and the
+    same seed's deviations correlate only where the other CPU repeats the seed's network."""
+    check = _precision_check()
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame([{"model": m, "seed": s, "ciede2000": 12 + rng.normal(0, 0.2),
+                               "psnr": 22 + rng.normal(0, 0.1)} for m in ("a", "b") for s in range(9)])
+    first = reference[reference["seed"] < 6]
+    shifted = first.assign(ciede2000=first["ciede2000"] + 1 + rng.normal(0, 0.02, len(first)))
+    table = check.compare(reference, shifted).set_index(["model", "metric"])
+    assert (table.loc[(slice(None), "ciede2000"), "p_holm"] < 0.05).all()
+    assert ((table["diff_ci_low"] < 1) & (table["diff_ci_high"] > 1)).loc[(slice(None), "ciede2000")].all()
+    fresh = first.assign(ciede2000=12 + rng.normal(0, 0.2, len(first)), psnr=22 + rng.normal(0, 0.1, len(first)))
+    assert (check.compare(reference, fresh)["p_holm"] > 0.05).all()
+    r_same, _, n = check.same_seed_correlation(reference, shifted, "ciede2000")
+    r_fresh, _, _ = check.same_seed_correlation(reference, fresh, "ciede2000")
+    assert n == 12 and r_same > 0.9 and abs(r_fresh) < r_same
