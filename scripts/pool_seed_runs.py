@@ -2,7 +2,8 @@
 
 `koala study --shift-seeds 10` reruns a profile with every model's seeds moved by 10 (0, 1, 2 -> 10, 11, 12), on the
 same photos; `koala study --compare-verdicts A B` lists which verdicts changed. This script reads the per-photo
-scores of two or more such runs (each run's work folder, `work/<profile>/eval/<split>/per_photo.csv`) and answers the
+scores of two or more such runs (each run's work folder, `work/<profile>/eval/<split>/per_photo.csv`, or where that is
+gone the copy stage 3 keeps in its results, `results/<profile>/scores/per_photo_<split>.csv`) and answers the
 procedure questions of the profile (notebook 3's family: fusion against none, spatial against the paper's, spatial
 against none, each other loss against the main model's) with the seeds of all runs pooled: the same seed-aware test
 (`evaluate.procedures`), with every run's seeds. Pooling is fair because the seeds differ and the photos are the same;
@@ -34,8 +35,8 @@ CAPTION = ("The procedure questions answered by each run of the profile (`first`
 
 
 def per_photo(layout: Layout) -> dict[str, pd.DataFrame]:
-    """One run's per-photo scores on the unseen splits, as notebook 3 reads them."""
-    return {split: pd.read_csv(layout.eval_files(split).per_photo) for split in SPLITS}
+    """One run's per-photo scores on the unseen splits: its work folder's, or the copy in its results (scores/)."""
+    return {split: pd.read_csv(layout.run_scores(split)) for split in SPLITS}
 
 
 def run_roles(layout: Layout) -> Roles:

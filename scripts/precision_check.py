@@ -15,7 +15,8 @@ _spread.csv, at the checkpoint the profile evaluates):
   same seed on another CPU is in effect another seed; and the correlation of the same seed's deviations from its
   model's mean on the two CPUs, over every model.
 
-    python scripts/precision_check.py --profile demo --work work/demo --label "float32, AVX2 AMD EPYC"
+    python scripts/precision_check.py --profile demo --work work/demo --results results/demo \\
+        --label "float32, AVX2 AMD EPYC"
 
 Writes results/seed_shift/precision_check_<profile>.csv and precision_check_<profile>_same_seed.csv (with .md
 copies) and prints them.
@@ -47,10 +48,10 @@ PAIRED_CAPTION = ("The same seed trained on the two CPUs: the correlation of its
                   "CPU is in effect another seed; scripts/precision_check.py).")
 
 
-def per_seed_means(work: str, profile_name: str) -> pd.DataFrame:
-    """One run's networks: the mean of each metric over every unseen photo (test and held-out together)."""
-    layout = Layout.for_profile(profile_name, "results", work)
-    frame = pd.concat([pd.read_csv(layout.eval_files(split).per_photo) for split in SPLITS], ignore_index=True)
+def per_seed_means(layout: Layout) -> pd.DataFrame:
+    """One run's networks: the mean of each metric over every unseen photo (test and held-out together), from its
+    work folder or the scores kept in its results."""
+    frame = pd.concat([pd.read_csv(layout.run_scores(split)) for split in SPLITS], ignore_index=True)
     frame = frame.dropna(subset=["seed"])
     return frame.groupby(["model", "seed"])[list(METRICS)].mean().reset_index().astype({"seed": int})
 
@@ -94,14 +95,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="demo")
     parser.add_argument("--work", default="work/demo", help="the work folder of the run on the other CPU")
+    parser.add_argument("--results", default="results/demo",
+                        help="its results folder (its scores/ are read where the work folder has none)")
     parser.add_argument("--label", required=True, help="what the other run is, e.g. 'float32, AVX2 AMD EPYC'")
     args = parser.parse_args()
     profile = load_profile(args.profile)
-    layout = Layout.for_profile(args.profile, "results", args.work)
+    layout = Layout.for_profile(args.profile, args.results, args.work)
     spread_path = layout.checkpoint_choice_table.with_name(layout.checkpoint_choice_table.stem + "_spread.csv")
     spread = pd.read_csv(spread_path)
     reference = spread[spread["choice"] == profile.training.keep][["model", "seed", *METRICS]]
-    other = per_seed_means(args.work, args.profile)
+    other = per_seed_means(layout)
     other = other[other["model"].isin(set(reference["model"]))]
     table = compare(reference, other).assign(other_run=args.label)
     target = layout.seed_shift_table.with_name(f"precision_check_{args.profile}")

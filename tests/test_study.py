@@ -9,11 +9,13 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from helpers import read_json
 
 from koalarization.config import load_profile
 from koalarization.layout import STAGES
+from koalarization.stages import PerPhotoRow, read_rows
 from koalarization.study import StageFailed, run_study, stage_hashes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,6 +143,13 @@ def test_evaluation_covers_models_baselines_and_both_families(results):
     assert questions == {("fusion_lite0", "no_fusion"), ("spatial_lite0", "fusion_lite0"),
                          ("spatial_lite0", "no_fusion"), ("rebalanced_lite0", "fusion_lite0")}
     assert all(p.seeds_a == [0, 1] and p.n_photos == 4 for p in record.procedures)  # test and held-out photos
+    # every network's per-photo scores travel with the results (work/ is never committed), as evaluated
+    project = results.parents[1]
+    for split in ("test", "heldout"):
+        kept = read_rows(results / "scores" / f"per_photo_{split}.csv", PerPhotoRow)
+        evaluated = read_rows(project / "work" / "ci" / "eval" / split / "per_photo.csv", PerPhotoRow)
+        pd.testing.assert_frame_equal(kept, evaluated)
+        assert kept["model"].nunique() > 8 and kept["seed"].notna().any()
 
 
 def test_the_recorded_numbers_are_pinned(results):

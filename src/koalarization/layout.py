@@ -165,6 +165,18 @@ class Layout:
     def per_photo_csv(self, split: str = "test") -> Path:
         return self.eval_files(split).per_photo
 
+    def scores_csv(self, split: str = "test") -> Path:
+        """The per-photo scores of every network on a split, kept with the results (work/ is never committed): a
+        reader can re-analyse them without rerunning, and scripts/pool_seed_runs.py can pool runs whose work folders
+        are gone."""
+        return self.results_dir / "scores" / f"per_photo_{split}.csv"
+
+    def run_scores(self, split: str = "test") -> Path:
+        """A finished run's per-photo scores: its work folder's where it still has them, else the copy kept with its
+        results."""
+        work = self.per_photo_csv(split)
+        return work if work.is_file() else self.scores_csv(split)
+
     def classes_csv(self, split: str = "test") -> Path:
         return self.eval_files(split).classes
 
