@@ -150,6 +150,7 @@ def test_evaluation_covers_models_baselines_and_both_families(results):
         evaluated = read_rows(project / "work" / "ci" / "eval" / split / "per_photo.csv", PerPhotoRow)
         pd.testing.assert_frame_equal(kept, evaluated)
         assert kept["model"].nunique() > 8 and kept["seed"].notna().any()
+        assert f'href="scores/per_photo_{split}.csv"' in (results / "index.html").read_text()  # the page links them
 
 
 def test_the_recorded_numbers_are_pinned(results):
