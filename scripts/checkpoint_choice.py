@@ -26,6 +26,7 @@ from koalarization import checkpoint
 from koalarization.config import load_profile
 from koalarization.evaluate.replication import RUN_NAMES, agreement, seed_shift_record
 from koalarization.evaluate.run import evaluate, scoring_workers
+from koalarization.evaluate.stability import per_seed_means
 from koalarization.layout import EvalFiles, Layout
 from koalarization.report.tables import write_table
 from koalarization.stages import RunsIndex, read_json_record, roles_of
@@ -70,13 +71,6 @@ def scores(runs: RunsIndex, folder: Path) -> dict[str, pd.DataFrame]:
     return out
 
 
-def spread(per_photo: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Each model's per-seed mean over every unseen photo."""
-    frame = pd.concat(per_photo.values(), ignore_index=True).dropna(subset=["seed"])
-    means = frame.groupby(["model", "seed"], sort=False)[["ciede2000", "psnr"]].mean().reset_index()
-    return means.astype({"seed": int})
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="demo")
@@ -89,7 +83,7 @@ def main() -> None:
     for choice in CHOICES:
         each = [scores(at_checkpoint(run, choice), cache / name / choice) for run, name in zip(runs, RUN_NAMES)]
         records.append(seed_shift_record(each, roles).assign(choice=choice))
-        spreads += [spread(one).assign(choice=choice, run=name) for one, name in zip(each, RUN_NAMES)]
+        spreads += [per_seed_means(one).assign(choice=choice, run=name) for one, name in zip(each, RUN_NAMES)]
     record = pd.concat(records, ignore_index=True)
     seeds = pd.concat(spreads, ignore_index=True)
     seeds = seeds.merge(seeds.groupby(["choice", "run", "model"])[["ciede2000", "psnr"]].std().add_suffix("_sd")

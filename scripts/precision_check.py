@@ -30,6 +30,7 @@ import pandas as pd
 from scipy import stats
 
 from koalarization.config import load_profile
+from koalarization.evaluate.stability import per_seed_means
 from koalarization.evaluate.stats import holm
 from koalarization.layout import Layout
 from koalarization.report.tables import write_table
@@ -46,14 +47,6 @@ CAPTION = ("Each procedure's networks on two CPUs: the seed-shift runs' (`refere
 PAIRED_CAPTION = ("The same seed trained on the two CPUs: the correlation of its network's deviation from its "
                   "model's mean on one CPU with that on the other, over every model (near 0: the same seed on another "
                   "CPU is in effect another seed; scripts/precision_check.py).")
-
-
-def per_seed_means(layout: Layout) -> pd.DataFrame:
-    """One run's networks: the mean of each metric over every unseen photo (test and held-out together), from its
-    work folder or the scores kept in its results."""
-    frame = pd.concat([pd.read_csv(layout.run_scores(split)) for split in SPLITS], ignore_index=True)
-    frame = frame.dropna(subset=["seed"])
-    return frame.groupby(["model", "seed"])[list(METRICS)].mean().reset_index().astype({"seed": int})
 
 
 def compare(reference: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
@@ -104,7 +97,7 @@ def main() -> None:
     spread_path = layout.checkpoint_choice_table.with_name(layout.checkpoint_choice_table.stem + "_spread.csv")
     spread = pd.read_csv(spread_path)
     reference = spread[spread["choice"] == profile.training.keep][["model", "seed", *METRICS]]
-    other = per_seed_means(layout)
+    other = per_seed_means({split: pd.read_csv(layout.run_scores(split)) for split in SPLITS})
     other = other[other["model"].isin(set(reference["model"]))]
     table = compare(reference, other).assign(other_run=args.label)
     target = layout.seed_shift_table.with_name(f"precision_check_{args.profile}")

@@ -182,10 +182,12 @@ def test_survey_images_and_screenshots(results):
 def test_unchanged_stages_are_reused_and_leftovers_removed(project):
     tables = project / "results" / "ci" / "tables"
     (tables / "from_an_old_notebook.csv").write_text("a\n1\n")
+    (tables.parent / "scores" / "per_photo_validation.csv").write_text("a\n1\n")  # a split no longer scored
     kept = sorted(path.name for path in tables.iterdir() if path.name != "from_an_old_notebook.csv")
     manifest = run_study("ci", str(project), echo=lambda *a: None)
     assert all(stage.get("reused") for stage in manifest["stages"].values())
-    assert manifest["pruned"] == ["tables/from_an_old_notebook.csv"]
+    assert manifest["pruned"] == ["tables/from_an_old_notebook.csv", "scores/per_photo_validation.csv"]
+    assert "per_photo_validation" not in (tables.parent / "index.html").read_text()
     assert sorted(path.name for path in tables.iterdir()) == kept and "user_study_overall.csv" in kept
 
 

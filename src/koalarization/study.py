@@ -362,8 +362,9 @@ def run_study(profile_name: str, project_dir: str = ".", force: bool = False, on
 
 
 def prune_unpublished(results_dir: Path) -> list[str]:
-    """Delete figures and tables that no stage record claims: left over from an earlier version of a notebook, they
-    would otherwise sit beside the current results as if this run had made them. Returns what was deleted."""
+    """Delete figures, tables and kept scores that no stage record claims: left over from an earlier version of a
+    notebook, they would otherwise sit beside the current results as if this run had made them. Returns what was
+    deleted."""
     claimed: set[str] = set()
     for stage in STAGES:
         path = results_dir / f"{stage}.json"
@@ -374,7 +375,7 @@ def prune_unpublished(results_dir: Path) -> list[str]:
         claimed |= {f"tables/{name}" for name in published.tables}
         claimed |= {str(Path(name).with_suffix("")) for name in published.files}
     deleted = []
-    for folder in ("figures", "tables"):
+    for folder in ("figures", "tables", "scores"):
         for path in sorted((results_dir / folder).glob("*")):
             if path.is_file() and f"{folder}/{path.stem}" not in claimed:
                 path.unlink()

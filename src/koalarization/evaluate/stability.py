@@ -68,6 +68,15 @@ def questions_from_record(record: pd.DataFrame) -> list[Question]:
     return out
 
 
+def per_seed_means(per_photo: dict[str, pd.DataFrame], metrics: tuple[str, ...] = ("ciede2000", "psnr")
+                   ) -> pd.DataFrame:
+    """One run's {split: per-photo scores} -> one row per trained network (model, seed): each metric's mean over
+    every photo of the splits together (the unit this module simulates; baselines and ensembles have no seed)."""
+    frame = pd.concat(per_photo.values(), ignore_index=True).dropna(subset=["seed"])
+    means = frame.groupby(["model", "seed"], sort=False)[list(metrics)].mean().reset_index()
+    return means.astype({"seed": int})
+
+
 def simulate_verdicts(per_seed: pd.DataFrame, questions: list[Question], design: dict[str, int],
                       n_pairs: int = 4000, seed: int = 0, alpha: float = ALPHA, runs: int = 2) -> np.ndarray:
     """Verdict codes (1: a better or higher, 0: no evidence, -1: b) of `n_pairs` sets of `runs` simulated runs that

@@ -237,7 +237,8 @@ def write_report(results_dir: str | Path) -> Path:
         statistics_note=statistics_note(evaluation) if isinstance(evaluation, EvaluationRecord) else "",
         limitations=limitations(manifest, records), figures=_figures(results_dir), tables=_tables(results_dir),
         notebooks=[s for s in STAGES if (results_dir / "notebooks" / f"{s}.html").exists()],
-        scores=sorted(str(path.relative_to(results_dir)) for path in (results_dir / "scores").glob("*.csv")),
+        scores=[name for record in records.values() for name in record.published.files
+                if name.startswith("scores/")],
         licences=_licences(results_dir), git_commit=manifest.get("git_commit", "?"),
         finished_at=manifest.get("finished_at", "?"))
     return write_text_atomic(results_dir / "index.html", page)
