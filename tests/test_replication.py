@@ -257,3 +257,18 @@ def test_with_two_reruns_a_verdict_holds_only_if_both_reach_it(three_runs):
     words = page.loc[("spatial fusion (Lite0)", "fusion (Lite0)", "CIEDE2000")]
     assert (words["first"], words["third"], words["held"]) == ("spatial fusion (Lite0) better", "no evidence", "NO")
     assert page["held"].isin(["yes", "NO"]).all() and (page["held"] == "yes").sum() == summary["held"].sum()
+
+
+def test_the_kept_scores_of_the_fourth_run_reproduce_its_verdicts():
+    """results/seed_shift keeps the per-photo scores of the run with seeds 30-32 (earlier reruns kept only their
+    records, so they cannot be pooled again): scored again with the study's procedure family, they give the
+    verdicts its stage-3 record holds, and so can be pooled with a later run's."""
+    folder = ROOT / "results" / "seed_shift"
+    recorded = read_json_record(folder / "shift30_03_evaluate.json", EvaluationRecord)
+    scores = {split: pd.read_csv(folder / "shift30_scores" / f"per_photo_{split}.csv") for split in ("test", "heldout")}
+    again = procedure_family(scores, recorded.roles)
+    key = [(r.model_a, r.model_b, r.metric) for r in recorded.procedures]
+    assert [(r.model_a, r.model_b, r.metric) for r in again] == key and len(key) == 9
+    assert np.allclose([r.mean_diff for r in again], [r.mean_diff for r in recorded.procedures], rtol=1e-9)
+    assert np.allclose([r.p_holm for r in again], [r.p_holm for r in recorded.procedures], rtol=1e-6)
+    assert {s for r in again for s in r.seeds_a} == {30, 31, 32}
