@@ -5,7 +5,8 @@ other networks on another CPU. Two things could follow: a precision effect (floa
 average, which would move procedure verdicts between machines beyond the seed-to-seed spread the stability
 simulation is fitted to), or nothing more than a fresh draw of each network. This script tells them apart with one run
 on the other CPU (its work folder) and the seed-shift runs' networks (results/seed_shift/checkpoint_choice_<profile>
-_spread.csv, at the checkpoint the profile evaluates):
+_spread.csv, at the checkpoint the profile evaluates; and any later run on that CPU whose per-photo scores were kept,
+`--more-reference results/seed_shift/shift30_scores`):
 
 - per model and metric, the mean over seeds on each CPU, their difference with its 95% interval and a Welch t test
   (seeds as the unit), Holm-adjusted over every model and metric: with three seeds on one side, the interval says
@@ -16,7 +17,7 @@ _spread.csv, at the checkpoint the profile evaluates):
   model's mean on the two CPUs, over every model.
 
     python scripts/precision_check.py --profile demo --work work/demo --results results/demo \\
-        --label "float32, AVX2 AMD EPYC"
+        --label "float32, AVX2 AMD EPYC" --more-reference results/seed_shift/shift30_scores
 
 Writes results/seed_shift/precision_check_<profile>.csv and precision_check_<profile>_same_seed.csv (with .md
 copies) and prints them.
@@ -24,6 +25,7 @@ copies) and prints them.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,7 +39,8 @@ from koalarization.report.tables import write_table
 
 SPLITS = ("test", "heldout")
 METRICS = ("ciede2000", "psnr")
-CAPTION = ("Each procedure's networks on two CPUs: the seed-shift runs' (`reference`, every seed they trained) and "
+CAPTION = ("Each procedure's networks on two CPUs: the seed-shift runs' (`reference`, every seed they trained, and "
+           "those of later runs on that CPU whose per-photo scores were kept) and "
            "one run of the same commit on another CPU (`other`), mean over every unseen photo per network, then over "
            "seeds. Welch t test and 95% interval of the difference (other - reference) with seeds as the unit, "
            "Holm-adjusted over the table. `same_seed_rms`: root mean square of the differences between the two "
@@ -75,6 +78,19 @@ def compare(reference: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def with_later_runs(reference: pd.DataFrame, later_runs: list[dict[str, pd.DataFrame]]) -> pd.DataFrame:
+    """The reference networks (model, seed, metrics) and those of later runs on the same CPU ({split: per-photo
+    scores} each), for the reference's models; a seed counted twice is refused (its network would weigh double)."""
+    for scores in later_runs:
+        later = per_seed_means(scores)
+        later = later[later["model"].isin(set(reference["model"]))]
+        shared = set(later["seed"]) & set(reference["seed"])
+        if shared:
+            raise ValueError(f"a later run has seeds {sorted(shared)} that the reference already counts")
+        reference = pd.concat([reference, later[reference.columns]], ignore_index=True)
+    return reference
+
+
 def same_seed_correlation(reference: pd.DataFrame, other: pd.DataFrame, metric: str) -> tuple[float, float, int]:
     """(r, p, pairs): the same seed's deviation from its model's mean on one CPU against the other's, every model."""
     centred = [frame.assign(dev=frame[metric] - frame.groupby("model")[metric].transform("mean"))
@@ -91,12 +107,20 @@ def main() -> None:
     parser.add_argument("--results", default="results/demo",
                         help="its results folder (its scores/ are read where the work folder has none)")
     parser.add_argument("--label", required=True, help="what the other run is, e.g. 'float32, AVX2 AMD EPYC'")
+    parser.add_argument("--more-reference", nargs="*", default=[], metavar="FOLDER",
+                        help="kept per-photo scores (per_photo_<split>.csv) of later runs on the reference CPU, "
+                             "whose networks join the reference")
     args = parser.parse_args()
     profile = load_profile(args.profile)
     layout = Layout.for_profile(args.profile, args.results, args.work)
     spread_path = layout.checkpoint_choice_table.with_name(layout.checkpoint_choice_table.stem + "_spread.csv")
     spread = pd.read_csv(spread_path)
     reference = spread[spread["choice"] == profile.training.keep][["model", "seed", *METRICS]]
+    try:
+        reference = with_later_runs(reference, [{split: pd.read_csv(Path(folder) / f"per_photo_{split}.csv")
+                                                 for split in SPLITS} for folder in args.more_reference])
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     other = per_seed_means({split: pd.read_csv(layout.run_scores(split)) for split in SPLITS})
     other = other[other["model"].isin(set(reference["model"]))]
     table = compare(reference, other).assign(other_run=args.label)

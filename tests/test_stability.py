@@ -177,3 +177,23 @@ def test_the_precision_check_finds_a_shift_of_the_networks_and_not_a_fresh_draw(
     r_same, _, n = check.same_seed_correlation(reference, shifted, "ciede2000")
     r_fresh, _, _ = check.same_seed_correlation(reference, fresh, "ciede2000")
     assert n == 12 and r_same > 0.9 and abs(r_fresh) < r_same
+
+
+def test_the_precision_check_adds_a_later_runs_kept_scores_to_the_reference_once():
+    """--more-reference: a later run on the reference CPU (its kept per-photo scores) adds one network per model and
+    seed, with each network's mean over every photo of both splits; a seed already counted is refused."""
+    check = _precision_check()
+    reference = pd.DataFrame([{"model": m, "seed": s, "ciede2000": 12.0, "psnr": 22.0} for m in ("a", "b")
+                              for s in range(3)])
+    photos = {"test": ["t1", "t2", "t3"], "heldout": ["h1"]}
+    later = {split: pd.DataFrame(
+        [{"model": m, "seed": s, "photo_id": p, "ciede2000": 10.0 + (s - 30) + (split == "heldout"), "psnr": 20.0}
+         for m in ("a", "b", "gray_like") for s in (30, 31) for p in ids]
+        + [{"model": "gray", "seed": None, "photo_id": p, "ciede2000": 15.0, "psnr": 19.0} for p in ids])
+        for split, ids in photos.items()}
+    both = check.with_later_runs(reference, [later])
+    assert len(both) == 6 + 4 and set(both["model"]) == {"a", "b"}
+    added = both[both["seed"] == 30].set_index("model")["ciede2000"]
+    assert np.allclose(added, 10.25)  # three test photos at 10, one held-out at 11: every photo counts once
+    with pytest.raises(ValueError, match="30, 31"):
+        check.with_later_runs(both, [later])
