@@ -16,12 +16,20 @@ show how soon each design stops improving. One process trains the runs one after
     .venv/bin/python scripts/fusion_designs.py --data work/demo/data/efficientnet_lite0-<hash>
 
 about 35 minutes on 2 cores (6 runs). Writes results/recipe_search/fusion_designs.csv (one row per run),
-fusion_design_curves.csv (the loss logs) and fusion_designs_run.json (machine, backend, date); notebook 02 shows them.
-With `--name NAME` the runs go to work/NAME and the tables are NAME.csv, NAME_curves.csv and NAME_run.json, for
-another question asked the same way:
+fusion_design_curves.csv (the loss logs), fusion_designs_per_photo.csv (every run's validation scores photo by photo,
+for seed-aware comparisons) and fusion_designs_run.json (machine, backend, date); notebook 02 shows them.
+With `--name NAME` the runs go to work/NAME and the tables are NAME.csv, NAME_curves.csv, NAME_per_photo.csv and
+NAME_run.json, for another question asked the same way (the backbone comes from the prepared data, so another
+classifier's prepared data asks the same question of that classifier):
 
     .venv/bin/python scripts/fusion_designs.py --data work/demo/data/efficientnet_lite0-<hash> \
         --designs spatial spatial_dropout --seeds 0 1 2 --name map_dropout
+
+or, whether a stronger classifier helps (its data prepared with `koala prepare --backbone efficientnet_lite2
+--feature-maps` and the demo's other settings; the same command on Lite0's data as `--name backbone_lite0`):
+
+    .venv/bin/python scripts/fusion_designs.py --data work/demo/data/efficientnet_lite2-<hash> \
+        --designs global spatial_dropout --seeds 0 1 2 --name backbone_lite2
 
 Runs already measured are kept when the script is started again, and a run folder holding a finished run of the
 same settings (the study's own, copied in) is reused without training.
@@ -37,6 +45,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -53,6 +65,7 @@ def run_job(work: str, data_dir: str, design: str, seed: int) -> dict:
     """Train one run (a finished identical run is reused) and score its best checkpoint on the validation photos."""
     from koalarization import checkpoint as checkpoints
     from koalarization.config import load_profile
+    from koalarization.data.prepare import load_manifest
     from koalarization.evaluate.run import evaluate
     from koalarization.layout import EvalFiles
     from koalarization.stages import RunEntry, RunsIndex
@@ -68,7 +81,8 @@ def run_job(work: str, data_dir: str, design: str, seed: int) -> dict:
     best_checkpoint = train(data_dir, run_dir, profile.training.model_copy(update={"keep": "best"}), fusion=fusion,
                             seed=seed, verbose=0, map_dropout=map_dropout)
     trained = time.time()
-    runs = RunsIndex(models={design: RunEntry(backbone="efficientnet_lite0", fusion=fusion, loss="mse", label=design,
+    backbone = load_manifest(data_dir)["params"]["backbone"]
+    runs = RunsIndex(models={design: RunEntry(backbone=backbone, fusion=fusion, loss="mse", label=design,
                                               data_dir=data_dir, checkpoints={seed: best_checkpoint})})
     per_photo = evaluate(runs, EvalFiles(Path(f"{work}/eval/{design}-s{seed}")), split="validation",
                          save_images=False, progress=False)
@@ -76,7 +90,7 @@ def run_job(work: str, data_dir: str, design: str, seed: int) -> dict:
     log = read_log(run_dir)
     best = log.loc[log["val_loss"].idxmin()]
     ours, gray = means.loc[design], means.loc["gray"]
-    return {"design": design, "map_dropout": map_dropout, "seed": seed,
+    return {"design": design, "backbone": backbone, "map_dropout": map_dropout, "seed": seed,
             "steps": profile.training.steps, "best_step": int(best["step"]),
             "best_val_loss": float(best["val_loss"]), "last_val_loss": float(log["val_loss"].iloc[-1]),
             "final_train_loss": float(log["loss"].iloc[-1]), "ciede2000": ours["ciede2000"],
@@ -99,6 +113,24 @@ def worker(work: str, data_dir: str, designs: list[str], seeds: list[int], index
     return 0
 
 
+def per_photo_scores(work: str, rows: list[dict]) -> pd.DataFrame:
+    """Every run's validation scores photo by photo, with the gray input's once: what a seed-aware comparison of two
+    designs needs (`evaluate.procedures`), beside the per-run means of the main table."""
+    import pandas as pd
+
+    from koalarization.layout import EvalFiles
+
+    columns = ["model", "design", "backbone", "seed", "photo_id", "ciede2000", "psnr", "ab_std_ratio",
+               "colorfulness_gap"]
+    frames = []
+    for row in rows:
+        scores = pd.read_csv(EvalFiles(Path(f"{work}/eval/{row['design']}-s{row['seed']}")).per_photo)
+        scores = scores[scores["model"].isin([row["design"], "gray"])].assign(design=row["design"],
+                                                                             backbone=row["backbone"])
+        frames.append(scores if not frames else scores[scores["model"] != "gray"])
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
 def write_results(work: str, data_dir: str, name: str, designs: list[str], seeds: list[int], workers: int) -> None:
     import keras
     import pandas as pd
@@ -118,6 +150,7 @@ def write_results(work: str, data_dir: str, name: str, designs: list[str], seeds
     curves = [read_log(f"{work}/runs/{row['design']}-s{row['seed']}").assign(design=row["design"], seed=row["seed"])
               for row in rows]
     write_csv_atomic(pd.concat(curves, ignore_index=True), searches.table(curves_name))
+    write_csv_atomic(per_photo_scores(work, rows), searches.table(f"{name}_per_photo"))
     info = hardware()
     write_json_atomic(searches.run(name), {
         "date": time.strftime("%Y-%m-%d"), "cpu": info.get("cpu_model", "?"), "cores": info.get("cpu_count"),

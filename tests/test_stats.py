@@ -168,3 +168,32 @@ def test_schedule_summary_gives_mean_and_seed_spread_per_schedule():
     assert summary.loc["a", "ciede2000 std"] == pytest.approx(2 ** 0.5)
     assert summary.loc["a", "seeds"] == 2 and summary.loc["b", "ciede2000 gray"] == 11.5
     assert list(summary.index) == ["a", "b"]
+
+
+def test_backbone_comparison_is_seed_aware_and_follows_the_adjusted_p():
+    """A design that is 1 unit better on the stronger classifier at every seed is found better; a design whose seeds
+    scatter as much as the backbones differ is not; each pair is the same design on the two backbones."""
+    from koalarization.report.tables import backbone_comparison
+
+    rng = np.random.default_rng(0)
+    photos = [f"p{k}" for k in range(35)]
+    base = rng.normal(11.0, 2.0, len(photos))
+    rows = [{"model": "gray", "design": "global", "backbone": "lite0", "seed": np.nan, "photo_id": p,
+             "ciede2000": 12.0, "psnr": 20.0} for p in photos]
+    for backbone, shift_clear in (("lite0", 0.0), ("lite2", -1.0)):
+        for seed in (0, 1, 2):
+            noisy = rng.normal(0.0, 1.5)  # the scattered design's seed offset, as large as any effect here
+            for k, photo in enumerate(photos):
+                error = rng.normal(0.0, 0.1)
+                rows.append({"model": "spatial", "design": "spatial", "backbone": backbone, "seed": seed,
+                             "photo_id": photo, "ciede2000": base[k] + shift_clear + error, "psnr": 21.0 + error})
+                rows.append({"model": "global", "design": "global", "backbone": backbone, "seed": seed,
+                             "photo_id": photo, "ciede2000": base[k] + noisy, "psnr": 20.5 + noisy})
+    table = backbone_comparison(pd.DataFrame(rows), weaker="lite0", stronger="lite2").set_index(["design", "label"])
+    assert table["family_size"].eq(4).all()
+    clear = table.loc[("spatial", "CIEDE2000")]
+    assert clear["mean_diff"] == pytest.approx(-1.0, abs=0.1) and clear["diff_ci_high"] < 0
+    assert clear["p_holm"] < 0.05 and "lite2's procedure is better" in clear["verdict"]
+    scattered = table.loc[("global", "CIEDE2000")]
+    assert scattered["p_holm"] >= 0.05 and scattered["verdict"].startswith("no evidence")
+    assert scattered["diff_ci_low"] < scattered["mean_diff"] < scattered["diff_ci_high"]

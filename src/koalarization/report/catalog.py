@@ -52,6 +52,10 @@ FIGURES = [
           "Validation CIEDE2000 (lower is better) of the paper's network and of two spatial designs, all feature "
           "maps at H/8 ('spatial') and the stride-8 maps also fed to the decoder ('hypercolumn'), each trained with "
           "several seeds at the demo's recipe: dots are seeds, lines their mean, the dashed line the gray input."),
+    Entry("backbone_search", "02_train", "A stronger classifier, both networks",
+          "Validation CIEDE2000 (lower is better) and PSNR gain over gray of the paper's network and of the spatial "
+          "one (with map dropout), each on EfficientNet-Lite0 (the demo's) and on the stronger EfficientNet-Lite2, "
+          "three seeds each at the demo's recipe: dots are seeds, lines their mean, the dashed line the gray input."),
     Entry("summary_bars", "04_figures", "Metrics with bootstrap 95% intervals",
           "Test-split means over photos (each model's seeds averaged per photo), with percentile-bootstrap 95% "
           "intervals. One color per model throughout the report."),
@@ -162,6 +166,12 @@ TABLES = [
     Entry("map_dropout", "02_train", "Map dropout tried", "The spatial network with and without a quarter of the "
           "classifier's map channels dropped per image in training, at the demo's recipe, one row per seed, on the "
           "validation split."),
+    Entry("backbone_search", "02_train", "Stronger classifier tried", "The paper's network and the spatial one "
+          "on EfficientNet-Lite0 and on EfficientNet-Lite2, at the demo's recipe, one row per network, classifier "
+          "and seed, on the validation split."),
+    Entry("backbone_verdicts", "02_train", "Does the stronger classifier help?", "Each network on EfficientNet-Lite2 "
+          "minus the same network on Lite0, on the validation photos, with the seed a random factor beside the photo "
+          "(the test for procedures of notebook 3), 95% interval, p before and after Holm over the four questions."),
     Entry("data_summary", "01_prepare_data", "Photos per source and split", "After removing unreadable, too small, "
           "black-and-white and duplicate photos."),
     Entry("excluded_photos", "01_prepare_data", "Photos left out", "Every photo not used, and why."),

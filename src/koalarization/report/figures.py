@@ -484,18 +484,20 @@ def dose_response(seed_means: pd.DataFrame, gray: dict[str, float], colors: dict
     return fig
 
 
-def fusion_designs(designs: pd.DataFrame) -> Figure:
-    """The fusion-design search: validation CIEDE2000 and PSNR gain over gray per design, each seed a dot and the
-    mean a line across them (no bars: the axis does not start at 0); the gray input dashed."""
-    names = list(dict.fromkeys(designs["design"]))
-    colors = {"global": MAIN_COLOR, "spatial": FUSION_COLORS["spatial"], "hypercolumn": FUSION_COLORS["hypercolumn"]}
+def fusion_designs(designs: pd.DataFrame, by: str = "design", colors: dict[str, str] | None = None) -> Figure:
+    """The fusion-design search: validation CIEDE2000 and PSNR gain over gray per design (or per `by`, colored by
+    `colors`), each seed a dot and the mean a line across them (no bars: the axis does not start at 0); the gray
+    input dashed."""
+    names = list(dict.fromkeys(designs[by]))
+    colors = colors or {"global": MAIN_COLOR, "spatial": FUSION_COLORS["spatial"],
+                        "hypercolumn": FUSION_COLORS["hypercolumn"]}
     with use_style():
         fig = Figure(figsize=(7.0, 2.6), layout="constrained")
         axes = fig.subplots(1, 2)
         for ax, column, title in ((axes[0], "ciede2000", "validation CIEDE2000 (lower is better)"),
                                   (axes[1], "psnr_gain_over_gray", "PSNR gain over gray, dB (higher is better)")):
             for k, name in enumerate(names):
-                values = designs.loc[designs["design"] == name, column].to_numpy()
+                values = designs.loc[designs[by] == name, column].to_numpy()
                 _seeds_and_mean(ax, k, values, colors.get(name, MAIN_COLOR))
             ax.set_xticks(range(len(names)), names)
             ax.set_title(title, fontsize=8)

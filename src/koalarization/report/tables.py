@@ -281,6 +281,26 @@ def seed_means(per_photo: dict[str, pd.DataFrame], models: list[tuple[str, str]]
     return pd.DataFrame(rows)
 
 
-def design_summary(designs: pd.DataFrame) -> pd.DataFrame:
-    """The fusion-design search (scripts/fusion_designs.py), one row per design."""
-    return seed_summary(designs, "design")
+def design_summary(designs: pd.DataFrame, by: str = "design") -> pd.DataFrame:
+    """The fusion-design search (scripts/fusion_designs.py), one row per design (or per `by`)."""
+    return seed_summary(designs, by)
+
+
+def backbone_comparison(per_photo: pd.DataFrame, weaker: str, stronger: str,
+                        metrics: tuple[str, ...] = ("ciede2000", "psnr")) -> pd.DataFrame:
+    """Each design trained on the stronger classifier's inputs against the same design on the weaker one, from the
+    searches' validation scores photo by photo (`scripts/fusion_designs.py`, columns design, backbone, seed,
+    photo_id and the metrics): seed-aware (`evaluate.procedures`: each side's seeds are draws of its procedure, the
+    seed a random factor beside the photo), Holm over the family of every design and metric. -> one row per
+    design and metric: the means, stronger - weaker with its 95% interval, p before and after Holm, the verdict."""
+    from ..evaluate.procedures import procedure_family
+
+    scored = per_photo[per_photo["model"] != "gray"].assign(
+        model=lambda frame: frame["design"] + " | " + frame["backbone"])
+    designs = [d for d in dict.fromkeys(scored["design"])
+               if {weaker, stronger} <= set(scored.loc[scored["design"] == d, "backbone"])]
+    pairs = [(f"{d} | {stronger}", f"{d} | {weaker}", list(metrics)) for d in designs]
+    rows = comparisons_table(procedure_family(scored, pairs, "validation"), {})
+    rows.insert(0, "design", [model.split(" | ")[0] for model in rows["model_a"]])
+    return rows[["design", "label", "mean_a", "mean_b", "mean_diff", "diff_ci_low", "diff_ci_high", "p_value",
+                 "p_holm", "family_size", "verdict"]].rename(columns={"mean_a": stronger, "mean_b": weaker})
