@@ -135,6 +135,7 @@ def write_results(work: str, data_dir: str, name: str, designs: list[str], seeds
     import keras
     import pandas as pd
 
+    from koalarization import checkpoint as checkpoints
     from koalarization.atomic import write_csv_atomic, write_json_atomic
     from koalarization.layout import Layout
     from koalarization.machine import hardware
@@ -152,8 +153,13 @@ def write_results(work: str, data_dir: str, name: str, designs: list[str], seeds
     write_csv_atomic(pd.concat(curves, ignore_index=True), searches.table(curves_name))
     write_csv_atomic(per_photo_scores(work, rows), searches.table(f"{name}_per_photo"))
     info = hardware()
+    # the precision each run trained in (bf16 where the CPU has it): runs of two machines may differ in it
+    run_dirs = [f"{work}/runs/{row['design']}-s{row['seed']}" for row in rows]
+    precisions = sorted({checkpoints.read_config(checkpoints.latest_or_none(run_dir)).get("precision", "?")
+                         for run_dir in run_dirs})
     write_json_atomic(searches.run(name), {
         "date": time.strftime("%Y-%m-%d"), "cpu": info.get("cpu_model", "?"), "cores": info.get("cpu_count"),
+        "cpu_bf16": info.get("cpu_bf16"), "precision": ", ".join(precisions),
         "gpus": info.get("gpus"), "backend": keras.backend.backend(), "keras": keras.__version__,
         "python": platform.python_version(), "workers": workers, "profile": "demo", "data": data_dir,
         "steps": int(table["steps"].iloc[0]), "seeds": len(seeds), "designs": designs, "argv": sys.argv[1:]})
