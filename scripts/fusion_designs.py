@@ -125,10 +125,10 @@ def per_photo_scores(work: str, rows: list[dict]) -> pd.DataFrame:
     frames = []
     for row in rows:
         scores = pd.read_csv(EvalFiles(Path(f"{work}/eval/{row['design']}-s{row['seed']}")).per_photo)
-        scores = scores[scores["model"].isin([row["design"], "gray"])].assign(design=row["design"],
-                                                                             backbone=row["backbone"])
-        frames.append(scores if not frames else scores[scores["model"] != "gray"])
-    return pd.concat(frames, ignore_index=True)[columns]
+        if not frames:  # the gray input: no design, and the same on every run's photos
+            frames.append(scores[scores["model"] == "gray"])
+        frames.append(scores[scores["model"] == row["design"]].assign(design=row["design"], backbone=row["backbone"]))
+    return pd.concat(frames, ignore_index=True).reindex(columns=columns)
 
 
 def write_results(work: str, data_dir: str, name: str, designs: list[str], seeds: list[int], workers: int) -> None:
