@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from survey_fixtures import make_survey
+from survey_fixtures import browser_client, make_survey
 
 from koalarization.survey.app import create_app
 from koalarization.survey.security import ParticipationLimits, RateLimit
@@ -31,7 +31,7 @@ def served(tmp_path_factory):
 def simulated_participant(base_url, index, barrier):
     """One simulated participant (test data only): answers all photos; the first answer is sent twice in a row,
     the last one from two threads at the same moment."""
-    with httpx.Client(base_url=base_url, timeout=30) as client:
+    with browser_client(base_url, timeout=30) as client:
         state = client.post("/api/participants", json={"consent": True, "comment": f"simulated {index}"}).json()
         participant_id, answers, total = state["participant_id"], {}, state["total"]
         barrier.wait()  # everyone starts answering together

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import expit, logit
-from survey_fixtures import make_condition_candidates
+from survey_fixtures import browser_client, make_condition_candidates
 
 from koalarization.survey.analysis import fit_for, generalization_table
 from koalarization.survey.app import create_app
@@ -72,7 +72,7 @@ def prolific_id(index):
 def arrive(base_url, index):
     """A participant opens the study link from Prolific and gives consent; returns their browser (an httpx client
     with its cookies) and their survey page."""
-    client = httpx.Client(base_url=base_url, timeout=30, follow_redirects=True)
+    client = browser_client(base_url, timeout=30, follow_redirects=True)
     landing = client.get(f"/?PROLIFIC_PID={prolific_id(index)}&STUDY_ID=study01&SESSION_ID=s{index:04d}")
     assert landing.status_code == 200 and str(landing.url).endswith("/") and prolific_id(index) not in landing.text
     page = client.post("/start", data={"consent": "yes"})
@@ -122,7 +122,7 @@ def crowd_run(survey, tmp_path_factory):
                                    4 if i == 1 else None) for i, (client, page) in enumerate(arrivals)]
             for future in futures:
                 future.result()
-        again = httpx.Client(base_url=base_url, timeout=30, follow_redirects=True)  # another device, same id
+        again = browser_client(base_url, timeout=30, follow_redirects=True)  # another device, same id
         page = again.get(f"/?PROLIFIC_PID={prolific_id(1)}&STUDY_ID=study01&SESSION_ID=s0001")
         assert "Photo 5 of 14" in page.text
         answer_all(again, page, 1, world, truth, acknowledged, lock)

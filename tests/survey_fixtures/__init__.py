@@ -1,4 +1,5 @@
 """Small generated photos and survey folders for the survey tests (no real photos needed)."""
+import httpx
 import numpy as np
 import pandas as pd
 from PIL import Image
@@ -73,3 +74,25 @@ def make_condition_candidates(folder, n=16, conditions=("paper", "ablation"), si
     csv = folder / "candidates.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
     return csv
+
+
+class BrowserRetry(httpx.HTTPTransport):
+    """A transport that, like a browser, sends a request once more on a fresh connection when the connection it
+    reused fails before any reply arrives.
+
+    An HTTP/1.1 server closes an idle keep-alive connection after its timeout (the survey's: 5 s). A request sent at
+    the moment it does so meets a closed socket: "connection reset by peer" or "server disconnected". The server read
+    nothing of it, so sending it again is safe; browsers do so, httpx does not. A simulated crowd in which many
+    participants wait longer than the keep-alive timeout meets this on a busy machine (CI did, once).
+    """
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return super().handle_request(request)
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+            return super().handle_request(request)
+
+
+def browser_client(base_url, **options):
+    """An httpx client that behaves as a participant's browser does on a stale keep-alive connection."""
+    return httpx.Client(base_url=base_url, transport=BrowserRetry(), **options)
