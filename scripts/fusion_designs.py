@@ -31,6 +31,13 @@ or, whether a stronger classifier helps (its data prepared with `koala prepare -
     .venv/bin/python scripts/fusion_designs.py --data work/demo/data/efficientnet_lite2-<hash> \
         --designs global spatial_dropout --seeds 0 1 2 --name backbone_lite2
 
+or, whether a moving average of the weights helps the spatial network, scored at the last step as the demo keeps
+its networks (the `_ema` twin of a design trains with `training.weight_average`):
+
+    .venv/bin/python scripts/fusion_designs.py --data work/demo/data/efficientnet_lite0-<hash> \
+        --designs spatial_dropout spatial_dropout_ema --seeds 0 1 2 --keep last --weight-average 0.95 \
+        --name weight_average
+
 Runs already measured are kept when the script is started again, and a run folder holding a finished run of the
 same settings (the study's own, copied in) is reused without training.
 """
@@ -52,17 +59,20 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-# design -> (fusion level, map dropout)
+# design -> (fusion level, map dropout); a design's "_ema" twin also averages its weights (`--weight-average`)
 DESIGNS = {"global": ("global", 0.0), "spatial": ("spatial", 0.0), "hypercolumn": ("hypercolumn", 0.0),
            "spatial_dropout": ("spatial", 0.25)}
+DESIGNS.update({f"{name}_ema": design for name, design in DESIGNS.items()})
 
 
 def jobs(designs: list[str], seeds: list[int]) -> list[tuple[str, int]]:
     return [(design, seed) for seed in seeds for design in designs]
 
 
-def run_job(work: str, data_dir: str, design: str, seed: int) -> dict:
-    """Train one run (a finished identical run is reused) and score its best checkpoint on the validation photos."""
+def run_job(work: str, data_dir: str, design: str, seed: int, keep: str = "best", weight_average: float = 0.0
+            ) -> dict:
+    """Train one run (a finished identical run is reused) and score its `keep` checkpoint (best or last) on the
+    validation photos."""
     from koalarization import checkpoint as checkpoints
     from koalarization.config import load_profile
     from koalarization.data.prepare import load_manifest
@@ -77,21 +87,22 @@ def run_job(work: str, data_dir: str, design: str, seed: int) -> dict:
     reused = bool(latest) and checkpoints.read_config(latest)["step"] >= profile.training.steps
     started = time.time()
     fusion, map_dropout = DESIGNS[design]
-    # the designs were compared at each run's best checkpoint (the published table), whatever the demo keeps now
-    best_checkpoint = train(data_dir, run_dir, profile.training.model_copy(update={"keep": "best"}), fusion=fusion,
-                            seed=seed, verbose=0, map_dropout=map_dropout)
+    # the first designs were compared at each run's best checkpoint (the published tables); the demo keeps the last
+    average = weight_average if design.endswith("_ema") else 0.0
+    settings = profile.training.model_copy(update={"keep": keep, "weight_average": average})
+    chosen = train(data_dir, run_dir, settings, fusion=fusion, seed=seed, verbose=0, map_dropout=map_dropout)
     trained = time.time()
     backbone = load_manifest(data_dir)["params"]["backbone"]
     runs = RunsIndex(models={design: RunEntry(backbone=backbone, fusion=fusion, loss="mse", label=design,
-                                              data_dir=data_dir, checkpoints={seed: best_checkpoint})})
+                                              data_dir=data_dir, checkpoints={seed: chosen})})
     per_photo = evaluate(runs, EvalFiles(Path(f"{work}/eval/{design}-s{seed}")), split="validation",
                          save_images=False, progress=False)
     means = per_photo.groupby("model")[["ciede2000", "psnr", "ab_std_ratio", "colorfulness_gap"]].mean()
     log = read_log(run_dir)
     best = log.loc[log["val_loss"].idxmin()]
     ours, gray = means.loc[design], means.loc["gray"]
-    return {"design": design, "backbone": backbone, "map_dropout": map_dropout, "seed": seed,
-            "steps": profile.training.steps, "best_step": int(best["step"]),
+    return {"design": design, "backbone": backbone, "map_dropout": map_dropout, "weight_average": average,
+            "seed": seed, "steps": profile.training.steps, "scored": keep, "best_step": int(best["step"]),
             "best_val_loss": float(best["val_loss"]), "last_val_loss": float(log["val_loss"].iloc[-1]),
             "final_train_loss": float(log["loss"].iloc[-1]), "ciede2000": ours["ciede2000"],
             "ciede2000_gray": gray["ciede2000"], "psnr_gain_over_gray": ours["psnr"] - gray["psnr"],
@@ -100,14 +111,15 @@ def run_job(work: str, data_dir: str, design: str, seed: int) -> dict:
             "train_seconds": None if reused else round(trained - started, 1)}
 
 
-def worker(work: str, data_dir: str, designs: list[str], seeds: list[int], index: int, count: int) -> int:
+def worker(work: str, data_dir: str, designs: list[str], seeds: list[int], index: int, count: int, keep: str,
+           weight_average: float) -> int:
     from koalarization.atomic import write_json_atomic
 
     for k, (design, seed) in enumerate(jobs(designs, seeds)):
         path = f"{work}/results/{design}-s{seed}.json"
         if k % count != index or os.path.exists(path):
             continue
-        row = run_job(work, data_dir, design, seed)
+        row = run_job(work, data_dir, design, seed, keep, weight_average)
         write_json_atomic(path, row)
         print(json.dumps(row), flush=True)
     return 0
@@ -173,6 +185,10 @@ def main() -> int:
     parser.add_argument("--designs", nargs="+", choices=list(DESIGNS), default=["global", "spatial", "hypercolumn"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--name", default="fusion_designs", help="the question's name: its work folder and tables")
+    parser.add_argument("--keep", choices=["best", "last"], default="best",
+                        help="the checkpoint scored: lowest validation loss (first searches) or the last (the demo)")
+    parser.add_argument("--weight-average", type=float, default=0.95,
+                        help="the _ema designs' moving-average momentum (training.weight_average)")
     parser.add_argument("--workers", type=int, default=1, help="runs trained at once, each in its own process")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -180,8 +196,10 @@ def main() -> int:
     work = f"work/{args.name}"
     os.makedirs(f"{work}/results", exist_ok=True)
     if args.worker is not None:
-        return worker(work, args.data, args.designs, args.seeds, args.worker, args.workers)
-    common = ["--data", args.data, "--designs", *args.designs, "--seeds", *map(str, args.seeds), "--name", args.name]
+        return worker(work, args.data, args.designs, args.seeds, args.worker, args.workers, args.keep,
+                      args.weight_average)
+    common = ["--data", args.data, "--designs", *args.designs, "--seeds", *map(str, args.seeds), "--name", args.name,
+              "--keep", args.keep, "--weight-average", str(args.weight_average)]
     procs = [subprocess.Popen([sys.executable, __file__, *common, "--workers", str(args.workers), "--worker", str(k)])
              for k in range(args.workers)]
     failed = sum(proc.wait() != 0 for proc in procs)

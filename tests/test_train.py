@@ -230,6 +230,23 @@ def test_a_run_with_map_dropout_resumes_to_the_weights_of_an_uninterrupted_one(d
     assert train_to("resumed", 6) == straight
 
 
+def test_weight_average_is_in_the_checkpoint_and_a_resumed_run_ends_where_an_uninterrupted_one_does(small_data,
+                                                                                                      tmp_path):
+    """`--weight-average`: the run's identity names the momentum, the average changes where training ends, and a run
+    stopped at a checkpoint and resumed ends with the weights of one never stopped (the average travels with it)."""
+    def train_to(run, steps, *average):
+        result = koala(*_args(small_data, tmp_path / run, steps=steps, **{"--checkpoint-every": "3"}), *average)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(result.stdout.strip().splitlines()[-1])["weights_sha256"]
+
+    averaged = train_to("averaged", 6, "--weight-average", "0.9")
+    assert checkpoint.read_config(tmp_path / "averaged")["training"]["weight_average"] == 0.9
+    train_to("resumed", 3, "--weight-average", "0.9")
+    assert train_to("resumed", 6, "--weight-average", "0.9") == averaged
+    assert train_to("plain", 6) != averaged  # the same seed without the average ends elsewhere
+    assert "weight_average" not in checkpoint.read_config(tmp_path / "plain")["training"]
+
+
 def small_data_path(tmp_path):
     """A dataset prepared without feature maps."""
     photos = write_sample_jpegs(tmp_path / "plain_photos", names=("chelsea", "coffee", "rocket", "astronaut"))

@@ -115,7 +115,7 @@ def _train_parser(commands) -> None:
     parser.add_argument("--run", required=True, help="run folder: checkpoints and logs; resumed if it exists")
     parser.add_argument("--steps", type=int, required=True, help="total steps; training stops exactly there")
     for name, kind in (("batch_size", int), ("learning_rate", float), ("warmup_steps", int), ("checkpoint_every", int),
-                       ("validation_batches", int), ("rebalance_lambda", float)):
+                       ("validation_batches", int), ("rebalance_lambda", float), ("weight_average", float)):
         field = _field(TrainingSettings, name)
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=field.default, help=field.description)
     for name in ("keep", "lr_schedule", "mixed_precision"):
@@ -141,7 +141,7 @@ def _train(args) -> int:
                                 learning_rate=args.learning_rate, lr_schedule=args.lr_schedule,
                                 warmup_steps=args.warmup_steps, mixed_precision=args.mixed_precision,
                                 keep=args.keep, validation_batches=args.validation_batches,
-                                rebalance_lambda=args.rebalance_lambda)
+                                rebalance_lambda=args.rebalance_lambda, weight_average=args.weight_average)
     report: dict[str, Any] = {}
     final = train(args.data, args.run, settings, fusion=args.fusion, loss=args.loss, seed=args.seed,
                   verbose=2 if sys.stderr.isatty() else 0, report=report, map_dropout=args.map_dropout)

@@ -167,6 +167,8 @@ class TrainingSettings(_Settings):
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="constant (the paper) or cosine decay to zero over `steps` after a linear warm-up")
     warmup_steps: int = Field(0, ge=0, description="cosine: steps of linear warm-up from zero")
+    weight_average: float = Field(0.0, ge=0, lt=1, description="momentum of an exponential moving average of the "
+                                  "weights, which replaces them at every checkpoint (0: off, the paper)")
     mixed_precision: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     keep: Literal["best", "last"] = Field("best", description="the checkpoint evaluated: lowest validation loss, "
                                                                "or the last step")

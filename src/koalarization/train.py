@@ -129,7 +129,20 @@ def training_config(data_manifest: dict[str, Any], settings: TrainingSettings, f
 
 # Settings added after runs were published: left out of a run's identity while at their default, so the runs and
 # checkpoints made before them keep their names and can still be resumed.
-_OMITTED_AT_DEFAULT = {"lr_schedule": "constant", "warmup_steps": 0}
+_OMITTED_AT_DEFAULT = {"lr_schedule": "constant", "warmup_steps": 0, "weight_average": 0.0}
+
+
+def optimizer(settings: TrainingSettings) -> Any:
+    """Adam (the paper's), optionally keeping an exponential moving average of the weights (`weight_average`).
+
+    Keras overwrites the weights with their average at the end of every `fit`, and training runs one fit per
+    checkpoint: so every checkpoint holds the averaged weights, and training goes on from them. A resumed run is
+    therefore the same run: the checkpoint holds the weights and the average, which are then equal.
+    """
+    import keras
+
+    average = {"use_ema": True, "ema_momentum": settings.weight_average} if settings.weight_average else {}
+    return keras.optimizers.Adam(learning_rate(settings), **average)
 
 
 def learning_rate(settings: TrainingSettings) -> Any:
@@ -253,7 +266,6 @@ def _model_to_train(run_dir: str | None, data_dir: str, manifest: dict[str, Any]
                     wanted: dict[str, Any]) -> Any:
     """-> the compiled model: the run's latest checkpoint, which must have been trained with the same settings, or
     a new network (also where no run folder is to be read)."""
-    import keras
 
     from .losses import make_loss
     from .model import build_colorizer
@@ -268,7 +280,7 @@ def _model_to_train(run_dir: str | None, data_dir: str, manifest: dict[str, Any]
     stats = feature_statistics(data_dir, shapes) if uses_feature_maps(wanted["fusion"]) else None
     model = build_colorizer(manifest.get("embedding_dim", 1000), fusion=wanted["fusion"], feature_channels=channels,
                             feature_stats=stats, map_dropout=wanted.get("map_dropout", 0.0))
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate(settings)),
+    model.compile(optimizer=optimizer(settings),
                   loss=make_loss(wanted["loss"], data_dir, wanted, settings.rebalance_lambda))
     return model
 

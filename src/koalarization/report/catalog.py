@@ -172,6 +172,12 @@ TABLES = [
     Entry("backbone_verdicts", "02_train", "Does the stronger classifier help?", "Each network on EfficientNet-Lite2 "
           "minus the same network on Lite0, on the validation photos, with the seed a random factor beside the photo "
           "(the test for procedures of notebook 3), 95% interval, p before and after Holm over the four questions."),
+    Entry("weight_average", "02_train", "Weight averaging tried", "The spatial network trained with and without "
+          "an exponential moving average of its weights (momentum 0.95), at the demo's recipe, one row per seed, "
+          "scored at the last step on the validation split."),
+    Entry("weight_average_verdicts", "02_train", "Does averaging the weights help?", "The spatial network with the "
+          "average minus without, on the validation photos, with the seed a random factor beside the photo, 95% "
+          "interval, p before and after Holm over the two metrics."),
     Entry("data_summary", "01_prepare_data", "Photos per source and split", "After removing unreadable, too small, "
           "black-and-white and duplicate photos."),
     Entry("excluded_photos", "01_prepare_data", "Photos left out", "Every photo not used, and why."),

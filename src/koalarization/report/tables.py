@@ -286,21 +286,30 @@ def design_summary(designs: pd.DataFrame, by: str = "design") -> pd.DataFrame:
     return seed_summary(designs, by)
 
 
-def backbone_comparison(per_photo: pd.DataFrame, weaker: str, stronger: str,
-                        metrics: tuple[str, ...] = ("ciede2000", "psnr")) -> pd.DataFrame:
-    """Each design trained on the stronger classifier's inputs against the same design on the weaker one, from the
-    searches' validation scores photo by photo (`scripts/fusion_designs.py`, columns design, backbone, seed,
-    photo_id and the metrics): seed-aware (`evaluate.procedures`: each side's seeds are draws of its procedure, the
-    seed a random factor beside the photo), Holm over the family of every design and metric. -> one row per
-    design and metric: the means, stronger - weaker with its 95% interval, p before and after Holm, the verdict."""
+def search_comparison(per_photo: pd.DataFrame, pairs: list[tuple[str, str]],
+                      metrics: tuple[str, ...] = ("ciede2000", "psnr")) -> pd.DataFrame:
+    """Training procedures of a search against each other, from their validation scores photo by photo
+    (`scripts/fusion_designs.py`: columns model, seed, photo_id and the metrics; `model` names the procedure):
+    seed-aware (`evaluate.procedures`: each side's seeds are draws of its procedure, the seed a random factor beside
+    the photo), Holm over the family of every pair and metric. `pairs`: (a, b), read as a - b. -> one row per pair
+    and metric: the means, a - b with its 95% interval, p before and after Holm, the verdict."""
     from ..evaluate.procedures import procedure_family
 
+    scored = per_photo[per_photo["model"] != "gray"]
+    rows = comparisons_table(procedure_family(scored, [(a, b, list(metrics)) for a, b in pairs], "validation"), {})
+    return rows[["model_a", "model_b", "label", "mean_a", "mean_b", "mean_diff", "diff_ci_low", "diff_ci_high",
+                 "p_value", "p_holm", "family_size", "verdict"]]
+
+
+def backbone_comparison(per_photo: pd.DataFrame, weaker: str, stronger: str,
+                        metrics: tuple[str, ...] = ("ciede2000", "psnr")) -> pd.DataFrame:
+    """Each design trained on the stronger classifier's inputs against the same design on the weaker one
+    (`search_comparison`, with a column `design` and one `backbone`). -> one row per design and metric."""
     scored = per_photo[per_photo["model"] != "gray"].assign(
         model=lambda frame: frame["design"] + " | " + frame["backbone"])
     designs = [d for d in dict.fromkeys(scored["design"])
                if {weaker, stronger} <= set(scored.loc[scored["design"] == d, "backbone"])]
-    pairs = [(f"{d} | {stronger}", f"{d} | {weaker}", list(metrics)) for d in designs]
-    rows = comparisons_table(procedure_family(scored, pairs, "validation"), {})
+    rows = search_comparison(scored, [(f"{d} | {stronger}", f"{d} | {weaker}") for d in designs], metrics)
     rows.insert(0, "design", [model.split(" | ")[0] for model in rows["model_a"]])
     return rows[["design", "label", "mean_a", "mean_b", "mean_diff", "diff_ci_low", "diff_ci_high", "p_value",
                  "p_holm", "family_size", "verdict"]].rename(columns={"mean_a": stronger, "mean_b": weaker})
