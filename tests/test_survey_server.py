@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from survey_fixtures import make_survey
+from survey_fixtures import browser_client, make_survey
 
 from koalarization.survey.app import create_app
 from koalarization.survey.build import load_truth
@@ -84,7 +84,7 @@ def slow_loris(sock, request, every, limit):
 def participant(base_url):
     """One simulated participant (test data only) through the JSON API; returns its seconds."""
     start = time.monotonic()
-    with httpx.Client(base_url=base_url, timeout=10) as client:
+    with browser_client(base_url, timeout=10) as client:  # keep-alive here is 0.5 s: a browser's retry on a stale one
         state = client.post("/api/participants", json={"consent": True}).json()
         participant_id = state["participant_id"]
         while not state["finished"]:
