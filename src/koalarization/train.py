@@ -282,6 +282,8 @@ def _model_to_train(run_dir: str | None, data_dir: str, manifest: dict[str, Any]
                             feature_stats=stats, map_dropout=wanted.get("map_dropout", 0.0))
     model.compile(optimizer=optimizer(settings),
                   loss=make_loss(wanted["loss"], data_dir, wanted, settings.rebalance_lambda))
+    if settings.weight_average:  # built by `fit` instead, the averages are lost under JAX (Keras 3.15)
+        model.optimizer.build(model.trainable_variables)
     return model
 
 
@@ -322,6 +324,8 @@ def _fit_in_chunks(model: Any, data: _Data, run_dir: str, settings: TrainingSett
         history = model.fit(train_data, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=chunk,
                             validation_data=data.validation(), callbacks=_callbacks(run_dir, chief),
                             verbose=verbose if chief else 0, **data.validation_options())
+        if settings.weight_average:
+            _unshare_averages(model)
         done = _step(model)
         logs = {k: float(v[-1]) for k, v in history.history.items()}
         if not chief:
@@ -334,6 +338,16 @@ def _fit_in_chunks(model: Any, data: _Data, run_dir: str, settings: TrainingSett
     if done > first:
         log.info("trained steps %d-%d in %.1f s", first, done, time.time() - started)
     return best
+
+
+def _unshare_averages(model: Any) -> None:
+    """After `fit` put the averaged weights in place, each weight and its average hold one array. Under JAX the next
+    `fit` donates both to the compiled step, which XLA refuses ("donate the same buffer twice", Keras 3.15): give
+    each weight its own copy."""
+    import keras
+
+    for variable in model.trainable_variables:
+        variable.assign(keras.ops.copy(variable.value))
 
 
 def _callbacks(run_dir: str, chief: bool) -> list[Any]:
