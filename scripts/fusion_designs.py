@@ -38,6 +38,12 @@ its networks (the `_ema` twin of a design trains with `training.weight_average`)
         --designs spatial_dropout spatial_dropout_ema --seeds 0 1 2 --keep last --weight-average 0.95 \
         --name weight_average
 
+or, whether twice the steps help (the 250-step runs of that search copied into work/longer_training/runs first: at
+the constant rate a run extends exactly):
+
+    .venv/bin/python scripts/fusion_designs.py --data work/demo/data/efficientnet_lite0-<hash> \
+        --designs spatial_dropout --seeds 0 1 2 --keep last --steps 500 --name longer_training
+
 Runs already measured are kept when the script is started again, and a run folder holding a finished run of the
 same settings (the study's own, copied in) is reused without training.
 """
@@ -69,8 +75,8 @@ def jobs(designs: list[str], seeds: list[int]) -> list[tuple[str, int]]:
     return [(design, seed) for seed in seeds for design in designs]
 
 
-def run_job(work: str, data_dir: str, design: str, seed: int, keep: str = "best", weight_average: float = 0.0
-            ) -> dict:
+def run_job(work: str, data_dir: str, design: str, seed: int, keep: str = "best", weight_average: float = 0.0,
+            steps: int | None = None) -> dict:
     """Train one run (a finished identical run is reused) and score its `keep` checkpoint (best or last) on the
     validation photos."""
     from koalarization import checkpoint as checkpoints
@@ -82,14 +88,15 @@ def run_job(work: str, data_dir: str, design: str, seed: int, keep: str = "best"
     from koalarization.train import backend, read_log, train
 
     profile = load_profile("demo")
+    steps = steps or profile.training.steps
     run_dir = f"{work}/runs/{design}-s{seed}"
     latest = checkpoints.latest_or_none(run_dir)
-    reused = bool(latest) and checkpoints.read_config(latest)["step"] >= profile.training.steps
+    reused = bool(latest) and checkpoints.read_config(latest)["step"] >= steps
     started = time.time()
     fusion, map_dropout = DESIGNS[design]
     # the first designs were compared at each run's best checkpoint (the published tables); the demo keeps the last
     average = weight_average if design.endswith("_ema") else 0.0
-    settings = profile.training.model_copy(update={"keep": keep, "weight_average": average})
+    settings = profile.training.model_copy(update={"keep": keep, "weight_average": average, "steps": steps})
     chosen = train(data_dir, run_dir, settings, fusion=fusion, seed=seed, verbose=0, map_dropout=map_dropout)
     trained = time.time()
     backbone = load_manifest(data_dir)["params"]["backbone"]
@@ -102,7 +109,7 @@ def run_job(work: str, data_dir: str, design: str, seed: int, keep: str = "best"
     best = log.loc[log["val_loss"].idxmin()]
     ours, gray = means.loc[design], means.loc["gray"]
     return {"design": design, "backbone": backbone, "map_dropout": map_dropout, "weight_average": average,
-            "seed": seed, "steps": profile.training.steps, "scored": keep, "best_step": int(best["step"]),
+            "seed": seed, "steps": steps, "scored": keep, "best_step": int(best["step"]),
             "best_val_loss": float(best["val_loss"]), "last_val_loss": float(log["val_loss"].iloc[-1]),
             "final_train_loss": float(log["loss"].iloc[-1]), "ciede2000": ours["ciede2000"],
             "ciede2000_gray": gray["ciede2000"], "psnr_gain_over_gray": ours["psnr"] - gray["psnr"],
@@ -112,14 +119,14 @@ def run_job(work: str, data_dir: str, design: str, seed: int, keep: str = "best"
 
 
 def worker(work: str, data_dir: str, designs: list[str], seeds: list[int], index: int, count: int, keep: str,
-           weight_average: float) -> int:
+           weight_average: float, steps: int | None) -> int:
     from koalarization.atomic import write_json_atomic
 
     for k, (design, seed) in enumerate(jobs(designs, seeds)):
         path = f"{work}/results/{design}-s{seed}.json"
         if k % count != index or os.path.exists(path):
             continue
-        row = run_job(work, data_dir, design, seed, keep, weight_average)
+        row = run_job(work, data_dir, design, seed, keep, weight_average, steps)
         write_json_atomic(path, row)
         print(json.dumps(row), flush=True)
     return 0
@@ -189,6 +196,8 @@ def main() -> int:
                         help="the checkpoint scored: lowest validation loss (first searches) or the last (the demo)")
     parser.add_argument("--weight-average", type=float, default=0.95,
                         help="the _ema designs' moving-average momentum (training.weight_average)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: the demo's); a run of the "
+                        "same settings with fewer steps, copied into the work folder, is extended (constant rate)")
     parser.add_argument("--workers", type=int, default=1, help="runs trained at once, each in its own process")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -197,9 +206,10 @@ def main() -> int:
     os.makedirs(f"{work}/results", exist_ok=True)
     if args.worker is not None:
         return worker(work, args.data, args.designs, args.seeds, args.worker, args.workers, args.keep,
-                      args.weight_average)
+                      args.weight_average, args.steps)
     common = ["--data", args.data, "--designs", *args.designs, "--seeds", *map(str, args.seeds), "--name", args.name,
-              "--keep", args.keep, "--weight-average", str(args.weight_average)]
+              "--keep", args.keep, "--weight-average", str(args.weight_average),
+              *(["--steps", str(args.steps)] if args.steps else [])]
     procs = [subprocess.Popen([sys.executable, __file__, *common, "--workers", str(args.workers), "--worker", str(k)])
              for k in range(args.workers)]
     failed = sum(proc.wait() != 0 for proc in procs)

@@ -178,6 +178,11 @@ TABLES = [
     Entry("weight_average_verdicts", "02_train", "Does averaging the weights help?", "The spatial network with the "
           "average minus without, on the validation photos, with the seed a random factor beside the photo, 95% "
           "interval, p before and after Holm over the two metrics."),
+    Entry("longer_training", "02_train", "Twice the steps tried", "The spatial network at the demo's 250 steps "
+          "and trained on to 500, one row per seed and step count, scored at the last step on the validation split."),
+    Entry("longer_training_verdicts", "02_train", "Does training twice as long help?", "The spatial network at 500 "
+          "steps minus at 250, on the validation photos, with the seed a random factor beside the photo, 95% "
+          "interval, p before and after Holm over the three metrics."),
     Entry("data_summary", "01_prepare_data", "Photos per source and split", "After removing unreadable, too small, "
           "black-and-white and duplicate photos."),
     Entry("excluded_photos", "01_prepare_data", "Photos left out", "Every photo not used, and why."),
