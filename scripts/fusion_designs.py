@@ -65,10 +65,15 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-# design -> (fusion level, map dropout); a design's "_ema" twin also averages its weights (`--weight-average`)
+# design -> (fusion level, map dropout); a design's "_ema" twin also averages its weights (`--weight-average`), its
+# "_distance" twin trains with the a*b*-distance loss instead of MSE (`losses.ABDistance`)
 DESIGNS = {"global": ("global", 0.0), "spatial": ("spatial", 0.0), "hypercolumn": ("hypercolumn", 0.0),
            "spatial_dropout": ("spatial", 0.25)}
-DESIGNS.update({f"{name}_ema": design for name, design in DESIGNS.items()})
+DESIGNS.update({f"{name}_{twin}": design for name, design in DESIGNS.items() for twin in ("ema", "distance")})
+
+
+def design_loss(design: str) -> str:
+    return "distance" if design.endswith("_distance") else "mse"
 
 
 def jobs(designs: list[str], seeds: list[int]) -> list[tuple[str, int]]:
@@ -97,10 +102,11 @@ def run_job(work: str, data_dir: str, design: str, seed: int, keep: str = "best"
     # the first designs were compared at each run's best checkpoint (the published tables); the demo keeps the last
     average = weight_average if design.endswith("_ema") else 0.0
     settings = profile.training.model_copy(update={"keep": keep, "weight_average": average, "steps": steps})
-    chosen = train(data_dir, run_dir, settings, fusion=fusion, seed=seed, verbose=0, map_dropout=map_dropout)
+    chosen = train(data_dir, run_dir, settings, fusion=fusion, loss=design_loss(design), seed=seed, verbose=0,
+                   map_dropout=map_dropout)
     trained = time.time()
     backbone = load_manifest(data_dir)["params"]["backbone"]
-    runs = RunsIndex(models={design: RunEntry(backbone=backbone, fusion=fusion, loss="mse", label=design,
+    runs = RunsIndex(models={design: RunEntry(backbone=backbone, fusion=fusion, loss=design_loss(design), label=design,
                                               data_dir=data_dir, checkpoints={seed: chosen})})
     per_photo = evaluate(runs, EvalFiles(Path(f"{work}/eval/{design}-s{seed}")), split="validation",
                          save_images=False, progress=False)
@@ -109,6 +115,7 @@ def run_job(work: str, data_dir: str, design: str, seed: int, keep: str = "best"
     best = log.loc[log["val_loss"].idxmin()]
     ours, gray = means.loc[design], means.loc["gray"]
     return {"design": design, "backbone": backbone, "map_dropout": map_dropout, "weight_average": average,
+            "loss": design_loss(design),
             "seed": seed, "steps": steps, "scored": keep, "best_step": int(best["step"]),
             "best_val_loss": float(best["val_loss"]), "last_val_loss": float(log["val_loss"].iloc[-1]),
             "final_train_loss": float(log["loss"].iloc[-1]), "ciede2000": ours["ciede2000"],

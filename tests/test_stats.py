@@ -197,3 +197,36 @@ def test_backbone_comparison_is_seed_aware_and_follows_the_adjusted_p():
     scattered = table.loc[("global", "CIEDE2000")]
     assert scattered["p_holm"] >= 0.05 and scattered["verdict"].startswith("no evidence")
     assert scattered["diff_ci_low"] < scattered["mean_diff"] < scattered["diff_ci_high"]
+
+
+def test_a_search_on_unseen_photos_judges_networks_against_gray_per_split_and_procedures_over_both():
+    """Networks at hand: seeds averaged per photo, a design that is better than gray on one split only is found
+    better there and not on the other; its ensemble is judged too. Procedures: both splits pooled, seed-aware."""
+    from koalarization.report.tables import unseen_against_gray, unseen_procedures
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for split, n, gain in (("test", 60, -1.0), ("heldout", 40, +0.5)):
+        base = rng.normal(12.0, 2.0, n)
+        for k in range(n):
+            photo = f"{split}{k}"
+            rows.append({"split": split, "model": "gray", "seed": np.nan, "photo_id": photo, "ciede2000": base[k],
+                         "psnr": 20.0})
+            for design, shift in (("plain", gain), ("better", gain - 0.6)):
+                seeds = [base[k] + shift + rng.normal(0.0, 0.3) for _ in range(3)]
+                rows += [{"split": split, "model": design, "seed": s, "photo_id": photo, "ciede2000": v,
+                          "psnr": 21.0} for s, v in enumerate(seeds)]
+                rows.append({"split": split, "model": f"{design}_ensemble", "seed": np.nan, "photo_id": photo,
+                             "ciede2000": float(np.mean(seeds)) - 0.2, "psnr": 21.0})
+    scores = pd.DataFrame(rows)
+    gray = unseen_against_gray(scores, ["plain", "better"]).set_index(["split", "model_a", "metric"])
+    assert gray["family_size"].eq(16).all()  # 2 splits x 2 designs x (network, ensemble) x 2 metrics
+    assert gray.loc[("test", "plain", "ciede2000"), "p_holm"] < 0.05
+    assert gray.loc[("test", "plain", "ciede2000"), "mean_diff"] == pytest.approx(-1.0, abs=0.2)
+    assert gray.loc[("test", "plain_ensemble", "ciede2000"), "verdict"].startswith("plain_ensemble better than gray")
+    assert gray.loc[("heldout", "plain", "ciede2000"), "mean_diff"] == pytest.approx(0.5, abs=0.2)
+    assert gray.loc[("heldout", "plain", "ciede2000"), "verdict"].startswith("gray better than plain")
+    procedures = unseen_procedures(scores, [("better", "plain")], metrics=("ciede2000", "psnr")).set_index("label")
+    assert procedures.loc["CIEDE2000", "mean_diff"] == pytest.approx(-0.6, abs=0.1)
+    assert procedures.loc["CIEDE2000", "p_holm"] < 0.05 and procedures["family_size"].eq(2).all()
+    assert procedures.loc["PSNR", "verdict"].startswith("no evidence")

@@ -154,6 +154,25 @@ def test_rebalanced_loss_weights_rare_colors_more(small_data):
     assert RebalancedMSE.from_config(loss.get_config()).weights == loss.weights
 
 
+def test_the_distance_loss_prefers_the_common_colour_where_mse_prefers_the_mean():
+    """Why the loss exists: with most of a pixel's plausible colours neutral, MSE's best guess is their mean (a cast);
+    the a*b*-distance loss's is near the neutral majority (the geometric median)."""
+    from keras import ops
+
+    from koalarization.losses import ABDistance
+
+    truth = np.zeros((1, 10, 1, 2), np.float32)
+    truth[0, :3, 0] = [0.4, 0.3]  # three of ten pixels saturated, seven neutral
+    mean = np.broadcast_to(truth.mean(axis=(1, 2), keepdims=True), truth.shape)
+    neutral = np.zeros_like(truth)
+    distance = ABDistance()
+    assert float(ops.convert_to_numpy(distance(truth, neutral))) < float(ops.convert_to_numpy(distance(truth, mean)))
+    assert float(np.mean((neutral - truth) ** 2)) > float(np.mean((mean - truth) ** 2))
+    length = np.sqrt(0.4 ** 2 + 0.3 ** 2)  # the loss is the error's length, smooth at zero
+    assert abs(float(ops.convert_to_numpy(distance(truth, neutral))) - 0.3 * (length - 0.001)) < 1e-4
+    assert ABDistance.from_config(distance.get_config()).epsilon == distance.epsilon
+
+
 def test_checkpoint_config_travels_and_a_wrong_backbone_is_refused(small_data, tmp_path):
     from helpers import save_untrained_checkpoint
 

@@ -28,7 +28,7 @@ PROFILE_NAMES = ("ci", "demo", "paper")
 #   hypercolumn  spatial, plus the stride-8 maps fed to the decoder again at H/4 and H/2
 Fusion = Literal["none", "global", "spatial", "hypercolumn"]
 FUSIONS: tuple[str, ...] = get_args(Fusion)
-Loss = Literal["mse", "rebalanced"]
+Loss = Literal["mse", "rebalanced", "distance"]
 LOSSES: tuple[str, ...] = get_args(Loss)
 
 
@@ -128,7 +128,7 @@ class ModelSpec(_Settings):
     fusion: Fusion = Field("global", description="where the classifier's knowledge enters: none, global (the "
                                                  "paper's), spatial or hypercolumn (see config.Fusion)")
     loss: Loss = Field("mse", description="mse: the paper's; rebalanced: each pixel weighted by the rarity of its "
-                                          "a*b* (Zhang 2016)")
+                                          "a*b* (Zhang 2016); distance: the a*b* error's length, not its square")
     map_dropout: float = Field(0.0, ge=0, lt=1, description="spatial and hypercolumn: the fraction of the "
                                                           "classifier's map channels dropped per image in training")
     seeds: list[int] = Field(default=[0], min_length=1)

@@ -1,4 +1,4 @@
-"""Training losses: the paper's MSE on a*b*/127, and a rarity-weighted MSE beside it.
+"""Training losses: the paper's MSE on a*b*/127, a rarity-weighted MSE and a colour-distance loss beside it.
 
 MSE regression averages the plausible colors of a pixel into their mean, a brownish gray: the field's main
 complaint about this paper. Zhang et al. (2016, "Colorful Image Colorization", section 2.2) counter it with class
@@ -6,6 +6,12 @@ rebalancing: each pixel's loss is weighted by the inverse of how common its true
 w ∝ ((1 - λ) p̃ + λ / Q)^-1 with p̃ the a*b* prior smoothed by a Gaussian (σ = 5) over Q in-gamut bins, normalized
 so that E_p̃[w] = 1. `RebalancedMSE` applies those weights to the paper's regression loss (the network stays the
 paper's); the prior comes from the training split alone.
+
+`ABDistance` asks a different question of the same network: the study scores colour by CIEDE2000, a distance, but
+MSE minimizes the *squared* distance, whose best guess for an uncertain pixel is the mean of its plausible colours,
+a cast even where most of them are neutral. The loss that matches a distance is the distance itself (its best guess
+is the geometric median): the Euclidean length of the a*b* error, made smooth at zero as the Charbonnier loss
+(Charbonnier et al. 1994; Lai et al. 2017), sqrt(|e|^2 + eps^2) - eps.
 """
 from __future__ import annotations
 
@@ -79,11 +85,29 @@ class RebalancedMSE(keras.losses.Loss):
         return {**super().get_config(), "weights": self.weights}
 
 
+@keras.saving.register_keras_serializable(package="koalarization")
+class ABDistance(keras.losses.Loss):
+    """Mean Euclidean length of the a*b*/127 error per pixel, smooth at zero (see the module docstring)."""
+
+    def __init__(self, epsilon: float = 1e-3, name: str = "ab_distance", **kwargs: Any):
+        super().__init__(name=name, **kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        squared = ops.sum(ops.square(ops.cast(y_pred, "float32") - ops.cast(y_true, "float32")), axis=-1)
+        return ops.mean(ops.sqrt(squared + self.epsilon ** 2) - self.epsilon, axis=(1, 2))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
 def make_loss(kind: str, data_dir: str, training: dict[str, Any], lam: float = 0.5) -> Any:
-    """The Keras loss of a run: "mse" (the paper's) or a RebalancedMSE with weights from the training split
-    (cached beside the prepared data, so seeds and resumes share them)."""
+    """The Keras loss of a run: "mse" (the paper's), "distance" (ABDistance) or a RebalancedMSE with weights from
+    the training split (cached beside the prepared data, so seeds and resumes share them)."""
     if kind == "mse":
         return "mse"
+    if kind == "distance":
+        return ABDistance()
     if kind != "rebalanced":
         raise ValueError(f"unknown loss {kind!r}")
     cache = os.path.join(data_dir, f"ab_histogram_{training['train_scale']}.json")

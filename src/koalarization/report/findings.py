@@ -24,7 +24,7 @@ from .tables import verdict_words
 
 ALPHA = 0.05
 Row = PairedComparison | ProcedureComparison
-LOSS_WORDS = {"mse": "MSE", "rebalanced": "rarity-weighted (rebalanced)"}
+LOSS_WORDS = {"mse": "MSE", "rebalanced": "rarity-weighted (rebalanced)", "distance": "a*b*-distance"}
 
 
 def _fmt(value: float, digits: int = 2) -> str:

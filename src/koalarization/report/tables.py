@@ -313,3 +313,35 @@ def backbone_comparison(per_photo: pd.DataFrame, weaker: str, stronger: str,
     rows.insert(0, "design", [model.split(" | ")[0] for model in rows["model_a"]])
     return rows[["design", "label", "mean_a", "mean_b", "mean_diff", "diff_ci_low", "diff_ci_high", "p_value",
                  "p_holm", "family_size", "verdict"]].rename(columns={"mean_a": stronger, "mean_b": weaker})
+
+
+def unseen_procedures(per_photo: pd.DataFrame, pairs: list[tuple[str, str]],
+                      metrics: tuple[str, ...] = ("ciede2000", "psnr", "colorfulness_gap")) -> pd.DataFrame:
+    """A search's procedures on every unseen photo (`scripts/search_on_unseen.py`: the test and held-out splits
+    together), seed-aware as notebook 3's procedure verdicts, Holm over the family of every pair and metric."""
+    from ..evaluate.family import UNSEEN
+    from ..evaluate.procedures import procedure_family
+
+    scored = per_photo[per_photo["seed"].notna()]
+    rows = comparisons_table(procedure_family(scored, [(a, b, list(metrics)) for a, b in pairs], UNSEEN), {})
+    return rows[["model_a", "model_b", "label", "mean_a", "mean_b", "mean_diff", "diff_ci_low", "diff_ci_high",
+                 "p_value", "p_holm", "family_size", "verdict"]]
+
+
+def unseen_against_gray(per_photo: pd.DataFrame, designs: list[str],
+                        metrics: tuple[str, ...] = ("ciede2000", "psnr")) -> pd.DataFrame:
+    """A search's networks at hand against the gray input on each unseen split, as notebook 3 judges the demo's:
+    each design's seeds averaged per photo, and its seed ensemble, photos the unit (Wilcoxon), Holm over the family
+    of every design, split and metric."""
+    from ..evaluate.run import average_seeds
+    from ..evaluate.stats import adjust_family, paired_comparisons
+
+    parts = []
+    for split, scores in per_photo.groupby("split", sort=False):
+        averaged = average_seeds(scores, list(metrics))
+        candidates = [m for design in designs for m in (design, f"{design}_ensemble")]
+        parts.append(paired_comparisons(averaged, [(m, "gray") for m in candidates], list(metrics))
+                     .assign(split=split))
+    family = adjust_family(pd.concat(parts, ignore_index=True))
+    return family[["split", "model_a", "metric", "n", "mean_a", "mean_b", "mean_diff", "diff_ci_low",
+                   "diff_ci_high", "p_value", "p_holm", "family_size", "verdict"]]

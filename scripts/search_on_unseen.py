@@ -1,0 +1,94 @@
+"""A recipe search's networks on the photos no search chose on: the test split and the held-out source.
+
+A search (`scripts/fusion_designs.py`) chooses on the validation photos. Once a choice is made there, this script
+scores the same networks, at their last step, on every unseen photo, as stage 3 scores the demo's networks (each
+network, each design's seed ensemble, the gray input), and asks two kinds of question, as the study does:
+
+- the procedures, seed-aware on every unseen photo (`evaluate.procedures`, `--pairs A:B`, Holm over the family);
+- the networks at hand against the gray input on each split (seeds averaged per photo, Wilcoxon over photos, Holm
+  over the family), with each design's seed ensemble.
+
+It reads nothing a search has not already decided: the designs to compare are named on the command line. For the
+a*b*-distance loss (notebook 02):
+
+    .venv/bin/python scripts/search_on_unseen.py --data work/demo/data/efficientnet_lite0-<hash> \
+        --name loss_distance --designs global global_distance spatial_dropout spatial_dropout_distance \
+        --pairs spatial_dropout_distance:spatial_dropout global_distance:global
+
+about 5 minutes on 2 cores. Writes results/recipe_search/NAME_unseen_per_photo.csv (every network's scores photo by
+photo, with the split), NAME_unseen_by_chroma.csv (the error by the true chroma) and NAME_unseen_run.json.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def score_unseen(work: str, data_dir: str, designs: list[str], seeds: list[int]) -> tuple:
+    """-> (per-photo scores, error by chroma) of every design's last checkpoints on the test and held-out splits."""
+    import pandas as pd
+
+    from koalarization import checkpoint
+    from koalarization.evaluate.run import evaluate
+    from koalarization.layout import EVAL_SPLITS, EvalFiles
+    from koalarization.stages import RunEntry, RunsIndex
+
+    models = {}
+    for design in designs:
+        chosen = {seed: checkpoint.resolve(f"{work}/runs/{design}-s{seed}", "latest") for seed in seeds}
+        config = checkpoint.read_config(chosen[seeds[0]])
+        models[design] = RunEntry(backbone=config["backbone"], fusion=checkpoint.fusion_of(config),
+                                  loss=config["training"]["loss"], label=design, data_dir=data_dir,
+                                  checkpoints=chosen)
+    runs = RunsIndex(models=models)
+    scores, chroma = [], []
+    for split in EVAL_SPLITS:
+        files = EvalFiles(Path(f"{work}/unseen/{split}"))
+        scores.append(evaluate(runs, files, split=split, save_images=False, workers=1).assign(split=split))
+        chroma.append(pd.read_csv(files.by_chroma).assign(split=split))
+    return pd.concat(scores, ignore_index=True), pd.concat(chroma, ignore_index=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="the prepared dataset the search trained on")
+    parser.add_argument("--name", required=True, help="the search's name: its work folder work/NAME")
+    parser.add_argument("--designs", nargs="+", required=True)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--pairs", nargs="+", default=[], help="procedure questions A:B, read as A - B")
+    args = parser.parse_args()
+
+    import keras
+    import pandas as pd
+
+    from koalarization.atomic import write_csv_atomic, write_json_atomic
+    from koalarization.layout import Layout
+    from koalarization.machine import hardware
+    from koalarization.report import tables
+
+    searches = Layout.for_profile("demo").searches
+    started = time.time()
+    scores, chroma = score_unseen(f"work/{args.name}", args.data, args.designs, args.seeds)
+    write_csv_atomic(scores, searches.table(f"{args.name}_unseen_per_photo"))
+    write_csv_atomic(chroma, searches.table(f"{args.name}_unseen_by_chroma"))
+    info = hardware()
+    write_json_atomic(searches.run(f"{args.name}_unseen"), {
+        "date": time.strftime("%Y-%m-%d"), "cpu": info.get("cpu_model", "?"), "cores": info.get("cpu_count"),
+        "backend": keras.backend.backend(), "keras": keras.__version__, "data": args.data, "designs": args.designs,
+        "seeds": args.seeds, "seconds": round(time.time() - started, 1), "argv": sys.argv[1:]})
+    pairs = [tuple(pair.split(":")) for pair in args.pairs]
+    with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 60):
+        if pairs:
+            print(tables.unseen_procedures(scores, pairs).round(3).to_string())
+        print(tables.unseen_against_gray(scores, args.designs).round(3).to_string())
+        print(tables.error_by_chroma(chroma[chroma["split"] == "test"]).round(2).to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
