@@ -13,10 +13,12 @@ a*b*-distance loss (notebook 02):
 
     .venv/bin/python scripts/search_on_unseen.py --data work/demo/data/efficientnet_lite0-<hash> \
         --name loss_distance --designs global global_distance spatial_dropout spatial_dropout_distance \
-        --pairs spatial_dropout_distance:spatial_dropout global_distance:global
+        --pairs spatial_dropout_distance:spatial_dropout global_distance:global --grid 6
 
-about 5 minutes on 2 cores. Writes results/recipe_search/NAME_unseen_per_photo.csv (every network's scores photo by
-photo, with the split), NAME_unseen_by_chroma.csv (the error by the true chroma) and NAME_unseen_run.json.
+about 4 minutes on 2 cores. Writes results/recipe_search/NAME_unseen_per_photo.csv (every network's scores photo by
+photo, with the split), NAME_unseen_by_chroma.csv (the error by the true chroma, summed over photos),
+NAME_unseen_run.json and, with `--grid N`, NAME_grid.png: N test photos (the ones notebook 04's comparison grid
+shows: evenly spaced in the sorted ids) as gray input | each design's seed ensemble | truth, to be looked at.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def score_unseen(work: str, data_dir: str, designs: list[str], seeds: list[int]) -> tuple:
+def score_unseen(work: str, data_dir: str, designs: list[str], seeds: list[int], save_images: bool = False) -> tuple:
     """-> (per-photo scores, error by chroma) of every design's last checkpoints on the test and held-out splits."""
     import pandas as pd
 
@@ -43,15 +45,43 @@ def score_unseen(work: str, data_dir: str, designs: list[str], seeds: list[int])
         chosen = {seed: checkpoint.resolve(f"{work}/runs/{design}-s{seed}", "latest") for seed in seeds}
         config = checkpoint.read_config(chosen[seeds[0]])
         models[design] = RunEntry(backbone=config["backbone"], fusion=checkpoint.fusion_of(config),
-                                  loss=config["training"]["loss"], label=design, data_dir=data_dir,
-                                  checkpoints=chosen)
+                                  loss=config.get("training", {}).get("loss", "mse"), label=design,
+                                  data_dir=data_dir, checkpoints=chosen)
     runs = RunsIndex(models=models)
     scores, chroma = [], []
     for split in EVAL_SPLITS:
         files = EvalFiles(Path(f"{work}/unseen/{split}"))
-        scores.append(evaluate(runs, files, split=split, save_images=False, workers=1).assign(split=split))
-        chroma.append(pd.read_csv(files.by_chroma).assign(split=split))
+        scores.append(evaluate(runs, files, split=split, save_images=save_images, workers=1).assign(split=split))
+        bands = pd.read_csv(files.by_chroma)  # summed over the photos: all that the error-by-chroma table reads
+        chroma.append(bands.groupby(["model", "seed", "band"], sort=False, dropna=False)[["pixels", "ciede2000_sum"]]
+                      .sum().reset_index().assign(split=split))
     return pd.concat(scores, ignore_index=True), pd.concat(chroma, ignore_index=True)
+
+
+def title(design: str) -> str:
+    """A search's design id in words: the network and its loss."""
+    network = {"global": "paper's", "spatial": "spatial", "spatial_dropout": "spatial", "hypercolumn": "hypercolumn"}
+    base = design.removesuffix("_distance").removesuffix("_ema")
+    loss = "a*b* distance" if design.endswith("_distance") else "MSE"
+    return f"{network.get(base, base)}, {loss}"
+
+
+def grid_figure(work: str, scores, designs: list[str], n: int):
+    """The test photos notebook 04's grid shows, as gray | each design's ensemble | truth."""
+    import numpy as np
+
+    from koalarization.images import read_photo
+    from koalarization.layout import EvalFiles
+    from koalarization.report import figures
+
+    files = EvalFiles(Path(f"{work}/unseen/test"))
+    photos = sorted(scores.loc[scores["split"] == "test", "photo_id"].unique())
+    shown = [photos[i] for i in np.linspace(0, len(photos) - 1, min(n, len(photos))).round().astype(int)]
+    columns = ["gray", *(f"{design}_ensemble" for design in designs), "truth"]
+    rows = [{"photo_id": p.split(":", 1)[-1].split("/")[-1].rsplit(".", 1)[0][:22],
+             **{c: read_photo(files.image(c, p)) for c in columns}} for p in shown]
+    titles = ["gray input", *(f"{title(design)}\n(3-seed ensemble)" for design in designs), "ground truth"]
+    return figures.comparison_grid(rows, columns, titles=titles)
 
 
 def main() -> int:
@@ -61,19 +91,21 @@ def main() -> int:
     parser.add_argument("--designs", nargs="+", required=True)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--pairs", nargs="+", default=[], help="procedure questions A:B, read as A - B")
+    parser.add_argument("--grid", type=int, default=0, help="draw this many test photos, one row each (0: none)")
     args = parser.parse_args()
 
     import keras
     import pandas as pd
 
     from koalarization.atomic import write_csv_atomic, write_json_atomic
+    from koalarization.evaluate.run import error_by_chroma
     from koalarization.layout import Layout
     from koalarization.machine import hardware
     from koalarization.report import tables
 
     searches = Layout.for_profile("demo").searches
     started = time.time()
-    scores, chroma = score_unseen(f"work/{args.name}", args.data, args.designs, args.seeds)
+    scores, chroma = score_unseen(f"work/{args.name}", args.data, args.designs, args.seeds, args.grid > 0)
     write_csv_atomic(scores, searches.table(f"{args.name}_unseen_per_photo"))
     write_csv_atomic(chroma, searches.table(f"{args.name}_unseen_by_chroma"))
     info = hardware()
@@ -81,12 +113,18 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d"), "cpu": info.get("cpu_model", "?"), "cores": info.get("cpu_count"),
         "backend": keras.backend.backend(), "keras": keras.__version__, "data": args.data, "designs": args.designs,
         "seeds": args.seeds, "seconds": round(time.time() - started, 1), "argv": sys.argv[1:]})
+    if args.grid:
+        from koalarization.atomic import write_bytes_atomic
+        from koalarization.report.figures import figure_bytes
+
+        figure = grid_figure(f"work/{args.name}", scores, args.designs, args.grid)
+        write_bytes_atomic(searches.figure(f"{args.name}_grid"), figure_bytes(figure))
     pairs = [tuple(pair.split(":")) for pair in args.pairs]
     with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 60):
         if pairs:
             print(tables.unseen_procedures(scores, pairs).round(3).to_string())
         print(tables.unseen_against_gray(scores, args.designs).round(3).to_string())
-        print(tables.error_by_chroma(chroma[chroma["split"] == "test"]).round(2).to_string())
+        print(error_by_chroma(chroma[chroma["split"] == "test"]).round(2).to_string())
     return 0
 
 

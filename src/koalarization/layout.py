@@ -86,9 +86,14 @@ class SearchFiles:
         """<name>_run.json: where and how a search ran (machine, versions, date)."""
         return self.folder / f"{name}_run.json"
 
+    def figure(self, name: str) -> Path:
+        """<name>.png: a figure a search drew from what only its work folder holds (its networks' colorizations)."""
+        return self.folder / f"{name}.png"
+
     def all(self) -> list[Path]:
         """Every file of the searches (stage 2's inputs: a new search result reruns the stage)."""
-        return sorted(p for p in self.folder.glob("*") if p.suffix in (".csv", ".json")) if self.folder.is_dir() else []
+        suffixes = (".csv", ".json", ".png")
+        return sorted(p for p in self.folder.glob("*") if p.suffix in suffixes) if self.folder.is_dir() else []
 
 
 @dataclass(frozen=True)

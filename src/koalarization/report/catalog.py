@@ -56,6 +56,14 @@ FIGURES = [
           "Validation CIEDE2000 (lower is better) and PSNR gain over gray of the paper's network and of the spatial "
           "one (with map dropout), each on EfficientNet-Lite0 (the demo's) and on the stronger EfficientNet-Lite2, "
           "three seeds each at the demo's recipe: dots are seeds, lines their mean, the dashed line the gray input."),
+    Entry("loss_distance_search", "02_train", "MSE against the a*b*-distance loss, both networks",
+          "Validation CIEDE2000 (lower is better) and PSNR gain over gray of the paper's network and of the spatial "
+          "one (with map dropout), each trained with the paper's MSE and with the a*b*-distance loss, three seeds "
+          "each at the demo's recipe: dots are seeds, lines their mean, the dashed line the gray input."),
+    Entry("loss_distance_grid", "02_train", "The two losses on test photos",
+          "The test photos of notebook 4's comparison grid: gray input, each network's three-seed ensemble trained "
+          "with MSE and with the a*b*-distance loss (the search's networks, bf16, not the page's), ground truth. "
+          "Look at near-neutral areas (walls, roads, sky near the horizon): does a tint cover them?"),
     Entry("summary_bars", "04_figures", "Metrics with bootstrap 95% intervals",
           "Test-split means over photos (each model's seeds averaged per photo), with percentile-bootstrap 95% "
           "intervals. One color per model throughout the report."),
@@ -183,6 +191,22 @@ TABLES = [
     Entry("longer_training_verdicts", "02_train", "Does training twice as long help?", "The spatial network at 500 "
           "steps minus at 250, on the validation photos, with the seed a random factor beside the photo, 95% "
           "interval, p before and after Holm over the three metrics."),
+    Entry("loss_distance", "02_train", "The a*b*-distance loss tried", "The paper's network and the spatial one, "
+          "each trained with MSE and with the a*b*-distance loss at the demo's recipe, one row per network, loss and "
+          "seed, scored at the last step on the validation split."),
+    Entry("loss_distance_verdicts", "02_train", "Does the a*b*-distance loss help?", "Each network with the "
+          "distance loss minus with MSE, and the spatial network against the paper's with the distance loss, on the "
+          "validation photos, with the seed a random factor beside the photo, 95% interval, p before and after Holm "
+          "over the nine questions."),
+    Entry("loss_distance_unseen_verdicts", "02_train", "The loss question on the unseen photos", "The same "
+          "questions on every test and held-out photo (asked once the validation search was done), seed-aware, "
+          "Holm over the nine."),
+    Entry("loss_distance_against_gray", "02_train", "The search's networks against the gray input", "Each "
+          "network's seeds averaged per photo, and its seed ensemble, minus the gray input, on the test split and the "
+          "held-out source; photos the unit (Wilcoxon), Holm over the family."),
+    Entry("loss_distance_by_chroma", "02_train", "Where the loss changes the error", "Mean CIEDE2000 over the "
+          "test photos' pixels in each band of true chroma, per network (seeds pooled) and the gray input, with the "
+          "band's share of the pixels."),
     Entry("data_summary", "01_prepare_data", "Photos per source and split", "After removing unreadable, too small, "
           "black-and-white and duplicate photos."),
     Entry("excluded_photos", "01_prepare_data", "Photos left out", "Every photo not used, and why."),

@@ -110,13 +110,18 @@ def save_figure(fig: Figure, path_without_suffix: str | os.PathLike, dpi: int = 
     """
     base = Path(path_without_suffix)
     base.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for fmt, metadata in (("png", {"Software": None}), ("pdf", {"CreationDate": None})):
-        buffer = io.BytesIO()
-        with use_style():
-            fig.savefig(buffer, format=fmt, dpi=dpi, metadata=metadata)
-        paths.append(write_bytes_atomic(base.with_name(f"{base.name}.{fmt}"), buffer.getvalue()))
-    return paths
+    return [write_bytes_atomic(base.with_name(f"{base.name}.{fmt}"), figure_bytes(fig, fmt, dpi))
+            for fmt in ("png", "pdf")]
+
+
+def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = DPI) -> bytes:
+    """The figure as a PNG (or PDF) file's bytes, without the date or software name that would make two renderings
+    of the same data differ."""
+    metadata = {"Software": None} if fmt == "png" else {"CreationDate": None}
+    buffer = io.BytesIO()
+    with use_style():
+        fig.savefig(buffer, format=fmt, dpi=dpi, metadata=metadata)
+    return buffer.getvalue()
 
 
 def _show(ax, image):
