@@ -173,6 +173,24 @@ def test_the_distance_loss_prefers_the_common_colour_where_mse_prefers_the_mean(
     assert ABDistance.from_config(distance.get_config()).epsilon == distance.epsilon
 
 
+def test_a_run_with_the_distance_loss_trains_resumes_and_keeps_its_loss(small_data, tmp_path):
+    """The loss travels in the checkpoint: a resumed run rebuilds it (a registered Keras object, on any backend)."""
+    from koalarization.losses import ABDistance
+
+    run = tmp_path / "run"
+    first = koala(*_args(small_data, run, steps=10, **{"--loss": "distance"}))
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = koala(*_args(small_data, run, steps=20, **{"--loss": "distance"}))
+    assert resumed.returncode == 0 and "resuming" in resumed.stderr, resumed.stderr[-3000:]
+    model, config = checkpoint.load_checkpoint(run, compile=True)
+    assert config["step"] == 20 and config["training"]["loss"] == "distance"
+    assert isinstance(model.loss, ABDistance)
+    losses = [float(line.split(",")[1]) for line in (run / "log.csv").read_text().splitlines()[1:]]
+    assert len(losses) == 2 and all(np.isfinite(losses)) and all(0 < loss < 2 for loss in losses)
+    refused = koala(*_args(small_data, run, steps=30))  # the same run with the paper's MSE: another run
+    assert refused.returncode == 2 and "loss" in refused.stderr, refused.stderr[-2000:]
+
+
 def test_checkpoint_config_travels_and_a_wrong_backbone_is_refused(small_data, tmp_path):
     from helpers import save_untrained_checkpoint
 
