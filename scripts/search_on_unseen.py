@@ -13,7 +13,8 @@ a*b*-distance loss (notebook 02):
 
     .venv/bin/python scripts/search_on_unseen.py --data work/demo/data/efficientnet_lite0-<hash> \
         --name loss_distance --designs global global_distance spatial_dropout spatial_dropout_distance \
-        --pairs spatial_dropout_distance:spatial_dropout global_distance:global --grid 6
+        --pairs spatial_dropout_distance:spatial_dropout global_distance:global \
+                spatial_dropout_distance:global_distance --grid 6
 
 about 4 minutes on 2 cores. Writes results/recipe_search/NAME_unseen_per_photo.csv (every network's scores photo by
 photo, with the split), NAME_unseen_by_chroma.csv (the error by the true chroma, summed over photos),
@@ -80,7 +81,9 @@ def grid_figure(work: str, scores, designs: list[str], n: int):
     columns = ["gray", *(f"{design}_ensemble" for design in designs), "truth"]
     rows = [{"photo_id": p.split(":", 1)[-1].split("/")[-1].rsplit(".", 1)[0][:22],
              **{c: read_photo(files.image(c, p)) for c in columns}} for p in shown]
-    titles = ["gray input", *(f"{title(design)}\n(3-seed ensemble)" for design in designs), "ground truth"]
+    seeds = {design: scores.loc[scores["model"] == design, "seed"].nunique() for design in designs}
+    titles = ["gray input", *(f"{title(design)}\n({seeds[design]}-seed ensemble)" for design in designs),
+              "ground truth"]
     return figures.comparison_grid(rows, columns, titles=titles)
 
 
