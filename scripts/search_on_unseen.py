@@ -4,7 +4,8 @@ A search (`scripts/fusion_designs.py`) chooses on the validation photos. Once a 
 scores the same networks, at their last step, on every unseen photo, as stage 3 scores the demo's networks (each
 network, each design's seed ensemble, the gray input), and asks two kinds of question, as the study does:
 
-- the procedures, seed-aware on every unseen photo (`evaluate.procedures`, `--pairs A:B`, Holm over the family);
+- the procedures, seed-aware on every unseen photo (`report.tables.search_comparison`, `--pairs A:B`, Holm over
+  the family);
 - the networks at hand against the gray input on each split (seeds averaged per photo, Wilcoxon over photos, Holm
   over the family), with each design's seed ensemble.
 
@@ -101,6 +102,7 @@ def main() -> int:
     import pandas as pd
 
     from koalarization.atomic import write_csv_atomic, write_json_atomic
+    from koalarization.evaluate.family import UNSEEN
     from koalarization.evaluate.run import error_by_chroma
     from koalarization.layout import Layout
     from koalarization.machine import hardware
@@ -125,7 +127,8 @@ def main() -> int:
     pairs = [tuple(pair.split(":")) for pair in args.pairs]
     with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 60):
         if pairs:
-            print(tables.unseen_procedures(scores, pairs).round(3).to_string())
+            metrics = ("ciede2000", "psnr", "colorfulness_gap")
+            print(tables.search_comparison(scores, pairs, metrics, split=UNSEEN).round(3).to_string())
         print(tables.unseen_against_gray(scores, args.designs).round(3).to_string())
         print(error_by_chroma(chroma[chroma["split"] == "test"]).round(2).to_string())
     return 0

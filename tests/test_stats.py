@@ -202,7 +202,8 @@ def test_backbone_comparison_is_seed_aware_and_follows_the_adjusted_p():
 def test_a_search_on_unseen_photos_judges_networks_against_gray_per_split_and_procedures_over_both():
     """Networks at hand: seeds averaged per photo, a design that is better than gray on one split only is found
     better there and not on the other; its ensemble is judged too. Procedures: both splits pooled, seed-aware."""
-    from koalarization.report.tables import unseen_against_gray, unseen_procedures
+    from koalarization.evaluate.family import UNSEEN
+    from koalarization.report.tables import search_comparison, unseen_against_gray
 
     rng = np.random.default_rng(1)
     rows = []
@@ -226,7 +227,7 @@ def test_a_search_on_unseen_photos_judges_networks_against_gray_per_split_and_pr
     assert gray.loc[("test", "plain_ensemble", "ciede2000"), "verdict"].startswith("plain_ensemble better than gray")
     assert gray.loc[("heldout", "plain", "ciede2000"), "mean_diff"] == pytest.approx(0.5, abs=0.2)
     assert gray.loc[("heldout", "plain", "ciede2000"), "verdict"].startswith("gray better than plain")
-    procedures = unseen_procedures(scores, [("better", "plain")], metrics=("ciede2000", "psnr")).set_index("label")
+    procedures = search_comparison(scores, [("better", "plain")], split=UNSEEN).set_index("label")
     assert procedures.loc["CIEDE2000", "mean_diff"] == pytest.approx(-0.6, abs=0.1)
     assert procedures.loc["CIEDE2000", "p_holm"] < 0.05 and procedures["family_size"].eq(2).all()
     assert procedures.loc["PSNR", "verdict"].startswith("no evidence")

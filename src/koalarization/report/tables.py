@@ -287,16 +287,17 @@ def design_summary(designs: pd.DataFrame, by: str = "design") -> pd.DataFrame:
 
 
 def search_comparison(per_photo: pd.DataFrame, pairs: list[tuple[str, str]],
-                      metrics: tuple[str, ...] = ("ciede2000", "psnr")) -> pd.DataFrame:
-    """Training procedures of a search against each other, from their validation scores photo by photo
-    (`scripts/fusion_designs.py`: columns model, seed, photo_id and the metrics; `model` names the procedure):
-    seed-aware (`evaluate.procedures`: each side's seeds are draws of its procedure, the seed a random factor beside
-    the photo), Holm over the family of every pair and metric. `pairs`: (a, b), read as a - b. -> one row per pair
-    and metric: the means, a - b with its 95% interval, p before and after Holm, the verdict."""
+                      metrics: tuple[str, ...] = ("ciede2000", "psnr"), split: str = "validation") -> pd.DataFrame:
+    """Training procedures of a search against each other, from their scores photo by photo on `split` (validation,
+    `scripts/fusion_designs.py`; or every unseen photo once a choice is made, `scripts/search_on_unseen.py`; columns
+    model, seed, photo_id and the metrics; `model` names the procedure): seed-aware (`evaluate.procedures`: each
+    side's seeds are draws of its procedure, the seed a random factor beside the photo), Holm over the family of
+    every pair and metric. `pairs`: (a, b), read as a - b. -> one row per pair and metric: the means, a - b with its
+    95% interval, p before and after Holm, the verdict."""
     from ..evaluate.procedures import procedure_family
 
     scored = per_photo[per_photo["model"] != "gray"]
-    rows = comparisons_table(procedure_family(scored, [(a, b, list(metrics)) for a, b in pairs], "validation"), {})
+    rows = comparisons_table(procedure_family(scored, [(a, b, list(metrics)) for a, b in pairs], split), {})
     return rows[["model_a", "model_b", "label", "mean_a", "mean_b", "mean_diff", "diff_ci_low", "diff_ci_high",
                  "p_value", "p_holm", "family_size", "verdict"]]
 
@@ -313,19 +314,6 @@ def backbone_comparison(per_photo: pd.DataFrame, weaker: str, stronger: str,
     rows.insert(0, "design", [model.split(" | ")[0] for model in rows["model_a"]])
     return rows[["design", "label", "mean_a", "mean_b", "mean_diff", "diff_ci_low", "diff_ci_high", "p_value",
                  "p_holm", "family_size", "verdict"]].rename(columns={"mean_a": stronger, "mean_b": weaker})
-
-
-def unseen_procedures(per_photo: pd.DataFrame, pairs: list[tuple[str, str]],
-                      metrics: tuple[str, ...] = ("ciede2000", "psnr", "colorfulness_gap")) -> pd.DataFrame:
-    """A search's procedures on every unseen photo (`scripts/search_on_unseen.py`: the test and held-out splits
-    together), seed-aware as notebook 3's procedure verdicts, Holm over the family of every pair and metric."""
-    from ..evaluate.family import UNSEEN
-    from ..evaluate.procedures import procedure_family
-
-    scored = per_photo[per_photo["seed"].notna()]
-    rows = comparisons_table(procedure_family(scored, [(a, b, list(metrics)) for a, b in pairs], UNSEEN), {})
-    return rows[["model_a", "model_b", "label", "mean_a", "mean_b", "mean_diff", "diff_ci_low", "diff_ci_high",
-                 "p_value", "p_holm", "family_size", "verdict"]]
 
 
 def unseen_against_gray(per_photo: pd.DataFrame, designs: list[str],
