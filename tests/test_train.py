@@ -302,3 +302,43 @@ def test_a_run_folder_means_the_checkpoint_its_training_chose(small_data, tmp_pa
         assert checkpoint.resolve(run, which="chosen") == str(run / expected)
     (run / "chosen.json").unlink()  # a run trained before the record: its best
     assert checkpoint.resolve(run, which="chosen") == str(run / "best")
+
+
+@pytest.mark.slow
+def test_stage_two_trains_networks_side_by_side_and_reuses_finished_ones(small_data, tmp_path):
+    """`training.parallel_runs`: each network in its own process, every one finished at its steps with its own
+    settings, each reported once; a second call reuses them, as one at a time does (a stopped stage resumes each
+    unfinished run from its checkpoint: the same `train`, test_sigkill_mid_run_then_resume_ends_at_the_same_step)."""
+    from koalarization.config import TrainingSettings
+    from koalarization.runs import TrainingJob, _train_all
+
+    settings = TrainingSettings(batch_size=2, steps=10, checkpoint_every=5, keep="last")
+    jobs = [TrainingJob(model=model, seed=seed, data_dir=str(small_data), run_dir=str(tmp_path / f"{model}-s{seed}"),
+                        fusion=fusion, loss="mse", map_dropout=0.0)
+            for model, fusion in (("fusion", "global"), ("no_fusion", "none")) for seed in (0, 1)]
+    finished = {(job.model, job.seed): chosen for job, chosen, _ in _train_all(jobs, settings, 2, 0)}
+    assert sorted(finished) == sorted((job.model, job.seed) for job in jobs)
+    for job in jobs:
+        config = checkpoint.read_config(finished[(job.model, job.seed)])
+        assert config["step"] == 10 and config["training"]["seed"] == job.seed
+        assert checkpoint.fusion_of(config) == job.fusion
+    again = {(job.model, job.seed): (chosen, took) for job, chosen, took in _train_all(jobs, settings, 2, 0)}
+    assert {key: chosen for key, (chosen, _) in again.items()} == finished
+    assert all(took < 60 for _, took in again.values()), again  # reused, not trained again
+
+
+def test_how_many_networks_stage_two_trains_at_once():
+    import keras
+
+    from koalarization.config import TrainingSettings
+    from koalarization.errors import KoalaError
+    from koalarization.runs import runs_at_once
+
+    assert runs_at_once(3, 12) == 3 and runs_at_once(4, 2) == 2 and runs_at_once(1, 12) == 1
+    automatic = runs_at_once("auto", 12)
+    assert automatic == (1 if keras.backend.backend() != "tensorflow" or os.cpu_count() == 1 else 2)
+    with pytest.raises((ValueError, KoalaError)):
+        TrainingSettings(steps=10, parallel_runs=0)
+    assert "parallel_runs" not in __import__("koalarization.train", fromlist=["x"]).training_config(
+        {"fingerprint": "f", "params": {"backbone": "b", "train_scale": 8, "train_crop": 8}},
+        TrainingSettings(steps=10, parallel_runs=2), True, "mse", 0)  # a run's identity does not change with it

@@ -175,6 +175,15 @@ class TrainingSettings(_Settings):
     validation_batches: int | None = Field(None, ge=1)
     rebalance_lambda: float = Field(0.5, ge=0, le=1, description="rebalanced loss: mix of the a*b* prior with "
                                                                   "a uniform one (Zhang et al. use 0.5)")
+    parallel_runs: int | Literal["auto"] = Field(1, description="stage 2: networks trained at once, each in its own "
+                                                 "process on its share of the cores (auto: see runs.runs_at_once)")
+
+    @field_validator("parallel_runs")
+    @classmethod
+    def _at_least_one(cls, value: int | str) -> int | str:
+        if value != "auto" and int(value) < 1:
+            raise ValueError("parallel_runs is a number of networks trained at once (1 or more) or 'auto'")
+        return value
 
 
 class EvaluationSettings(_Settings):

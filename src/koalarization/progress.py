@@ -19,9 +19,11 @@ REUSED_SECONDS = 5.0  # a network already trained is found and indexed in well u
 POLL_SECONDS = 10.0
 
 
-def write_progress(path: Path, total: int, seconds: dict[Any, float], last: str) -> None:
-    """After each network (and once before the first): how many of `total` are done, the time of each, the last."""
-    write_json_atomic(path, {"total": total, "done": len(seconds), "last": last, "seconds": list(seconds.values())})
+def write_progress(path: Path, total: int, seconds: dict[Any, float], last: str, at_once: int = 1) -> None:
+    """After each network (and once before the first): how many of `total` are done, the time of each, the last,
+    and how many train at once."""
+    write_json_atomic(path, {"total": total, "done": len(seconds), "last": last, "seconds": list(seconds.values()),
+                             "at_once": at_once})
 
 
 def progress_line(progress: dict[str, Any]) -> str:
@@ -33,7 +35,8 @@ def progress_line(progress: dict[str, Any]) -> str:
     text = f"{done} of {total} networks ({progress['last']}: {duration(spent[-1])})"
     trained = [s for s in spent if s > REUSED_SECONDS]
     if trained and done < total:
-        text += f"; about {duration((total - done) * sum(trained) / len(trained))} left at this pace"
+        at_once = progress.get("at_once", 1)
+        text += f"; about {duration((total - done) * sum(trained) / len(trained) / at_once)} left at this pace"
     return text
 
 

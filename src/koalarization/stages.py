@@ -228,7 +228,8 @@ class TrainRecord(StageRecord):
     steps: int
     precision: str
     backend: str
-    seconds: float
+    seconds: float  # the networks' training times added up; the stage's wall time is in the study's manifest
+    runs_at_once: int = 1  # networks trained side by side (`training.parallel_runs`)
 
 
 class Comparison(_Record):

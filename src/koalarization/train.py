@@ -124,9 +124,11 @@ def training_config(data_manifest: dict[str, Any], settings: TrainingSettings, f
             "crops_per_photo": params.get("crops_per_photo", 0), "fusion": as_fusion(fusion), "loss": loss,
             "seed": seed, **({"map_dropout": map_dropout} if map_dropout else {}),
             **{k: v for k, v in settings.model_dump(mode="json").items()
-               if k != "keep" and not (k in _OMITTED_AT_DEFAULT and v == _OMITTED_AT_DEFAULT[k])}}
+               if k not in _NOT_THE_RUNS and not (k in _OMITTED_AT_DEFAULT and v == _OMITTED_AT_DEFAULT[k])}}
 
 
+# Settings that choose among a run's checkpoints or how stage 2 schedules its runs, not what a run learns
+_NOT_THE_RUNS = ("keep", "parallel_runs")
 # Settings added after runs were published: left out of a run's identity while at their default, so the runs and
 # checkpoints made before them keep their names and can still be resumed.
 _OMITTED_AT_DEFAULT = {"lr_schedule": "constant", "warmup_steps": 0, "weight_average": 0.0}
