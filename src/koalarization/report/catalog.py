@@ -58,10 +58,10 @@ FIGURES = [
           "three seeds each at the demo's recipe: dots are seeds, lines their mean, the dashed line the gray input."),
     Entry("loss_distance_search", "02_train", "MSE against the a*b*-distance loss, both networks",
           "Validation CIEDE2000 (lower is better) and PSNR gain over gray of the paper's network and of the spatial "
-          "one (with map dropout), each trained with the paper's MSE and with the a*b*-distance loss, three seeds "
+          "one (with map dropout), each trained with the paper's MSE and with the a*b*-distance loss, six seeds "
           "each at the demo's recipe: dots are seeds, lines their mean, the dashed line the gray input."),
     Entry("loss_distance_grid", "02_train", "The two losses on test photos",
-          "The test photos of notebook 4's comparison grid: gray input, each network's three-seed ensemble trained "
+          "The test photos of notebook 4's comparison grid: gray input, each network's ensemble of seeds 0-2 trained "
           "with MSE and with the a*b*-distance loss (the search's networks, bf16, not the page's), ground truth. "
           "Look at near-neutral areas (walls, roads, sky near the horizon): does a tint cover them?"),
     Entry("summary_bars", "04_figures", "Metrics with bootstrap 95% intervals",
@@ -202,7 +202,8 @@ TABLES = [
           "questions on every test and held-out photo (asked once the validation search was done), seed-aware, "
           "Holm over the nine."),
     Entry("loss_distance_against_gray", "02_train", "The search's networks against the gray input", "Each "
-          "network's seeds averaged per photo, and its seed ensemble, minus the gray input, on the test split and the "
+          "network's six seeds averaged per photo, and its 3-seed ensembles (seeds 0-2 and 3-5, averaged per photo), "
+          "minus the gray input, on the test split and the "
           "held-out source; photos the unit (Wilcoxon), Holm over the family."),
     Entry("loss_distance_by_chroma", "02_train", "Where the loss changes the error", "Mean CIEDE2000 over the "
           "test photos' pixels in each band of true chroma, per network (seeds pooled) and the gray input, with the "
