@@ -17,8 +17,8 @@ a*b*-distance loss (notebook 02):
         --seeds 0 1 2 3 4 5 --ensemble-size 3 --pairs spatial_dropout_distance:spatial_dropout \
         global_distance:global spatial_dropout_distance:global_distance --grid 6
 
-about 8 minutes on 2 cores (24 networks). Writes results/recipe_search/NAME_unseen_per_photo.csv (every network's scores photo by
-photo, with the split), NAME_unseen_by_chroma.csv (the error by the true chroma, summed over photos),
+about 8 minutes on 2 cores (24 networks). Writes results/recipe_search/NAME_unseen_per_photo.csv (every network's
+scores photo by photo, with the split), NAME_unseen_by_chroma.csv (the error by the true chroma, summed over photos),
 NAME_unseen_run.json and, with `--grid N`, NAME_grid.png: N test photos (the ones notebook 04's comparison grid
 shows: evenly spaced in the sorted ids) as gray input | each design's seed ensemble | truth, to be looked at.
 """

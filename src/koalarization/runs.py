@@ -71,9 +71,9 @@ def runs_at_once(setting: int | str, jobs: int) -> int:
     """How many networks stage 2 trains at once. `auto`: two on a CPU of 2 or more cores under TensorFlow, one
     elsewhere. On 2 cores, two trainings of one thread each finished two of the demo's spatial networks 1.24x sooner
     than one at a time on both cores at the demo's 250 steps (1.15x at 100 steps; AMD EPYC with AVX-512 BF16,
-    `benchmarks/parallel_training.py`): at batch 16 one network does not keep two cores busy. One on a GPU (the networks would share it), on several
-    workers (each worker is already one part of one network) and under JAX (whose thread pools this does not hold
-    to one core; not measured)."""
+    `benchmarks/parallel_training.py`): at batch 16 one network does not keep two cores busy. One on a GPU (the
+    networks would share it), on several workers (each worker is already one part of one network) and under JAX
+    (whose thread pools this does not hold to one core; not measured)."""
     if setting != "auto":
         return max(1, min(int(setting), jobs))
     import keras
