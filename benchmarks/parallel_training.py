@@ -19,7 +19,6 @@ also start side by side: the 250-step figure is the one stage 2 sees.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -68,7 +67,7 @@ def main() -> int:
     parser.add_argument("--out", default=None,
                         help="default: results/bench/parallel_training.json (100 steps), else _<steps>.json")
     args = parser.parse_args()
-    sys.path.insert(0, os.path.join(ROOT, "src"))
+    from koalarization.atomic import write_json_atomic
     from koalarization.machine import hardware
 
     ways = {"one after another, default threads (stage 2)": (False, False),
@@ -92,10 +91,7 @@ def main() -> int:
     info = hardware()
     record = {"date": time.strftime("%Y-%m-%d"), "cpu": info.get("cpu_model"), "cores": info.get("cpu_count"),
               "cpu_bf16": info.get("cpu_bf16"), "steps": args.steps, "seeds": args.seeds, "ways": figures}
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out + ".tmp", "w") as f:
-        json.dump(record, f, indent=2)
-    os.replace(out + ".tmp", out)
+    write_json_atomic(out, record)
     return 0
 
 
